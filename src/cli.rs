@@ -1,0 +1,126 @@
+//! What the user typed (clap) -> what each command needs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use portmatrix::matrix::{MatrixSources, Product};
+use portmatrix::transport::Transport;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portmatrix",
+    version,
+    about = "Check network traffic against the Avaya Aura Contact Center 7.1.2 port matrix",
+    long_about = "portmatrix classifies every TCP/UDP flow against the vendor's port matrix for \
+Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
+The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules).",
+    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show, explain and check the port-matrix rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List every rule with its document reference.
+    List(ListArgs),
+    /// Show the verdict a flow to TRANSPORT/PORT would get, and the rules that decide it.
+    Explain(ExplainArgs),
+    /// Validate rules files and report every error.
+    Check(CheckArgs),
+}
+
+/// Which rules make up the matrix, and for which product.
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Add the rules of a site rules file (repeatable; see the README for the format).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in AACC 7.1.2 matrix: use only --rules files.
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// The product the site runs: aacc (Aura Contact Center) or accs (Contact Center Select).
+    #[arg(long, value_name = "PROFILE", default_value = "aacc")]
+    pub profile: Product,
+}
+
+impl MatrixArgs {
+    pub fn sources(&self) -> MatrixSources {
+        MatrixSources {
+            builtin: !self.no_default_rules,
+            files: self.rules.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// Print a JSON array of rules instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only rules whose listening ports include PORT.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Only rules whose id, systems, description or note contain TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The flow's transport and listening port, e.g. tcp/1972 or udp/6020.
+    #[arg(value_name = "TRANSPORT/PORT", value_parser = parse_target)]
+    pub target: (Transport, u16),
+    /// The client's address.
+    #[arg(long, value_name = "IP", default_value = "192.0.2.10")]
+    pub src: IpAddr,
+    /// The listening side's address (a multicast group for multicast traffic).
+    #[arg(long, value_name = "IP", default_value = "192.0.2.20")]
+    pub dst: IpAddr,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Rules files to validate.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Check the files on their own, not merged with the built-in matrix (id clashes).
+    #[arg(long)]
+    pub no_default_rules: bool,
+}
+
+/// `tcp/1972` -> (Tcp, 1972).
+fn parse_target(s: &str) -> Result<(Transport, u16), String> {
+    let usage = || format!("`{s}`: expected TRANSPORT/PORT such as tcp/1972 or udp/6020");
+    let (t, p) = s.split_once('/').ok_or_else(usage)?;
+    let transport = match t.to_ascii_lowercase().as_str() {
+        "tcp" => Transport::Tcp,
+        "udp" => Transport::Udp,
+        _ => {
+            return Err(format!(
+                "`{t}`: the transport is tcp or udp (TLS, HTTP, SIP… run over tcp)"
+            ))
+        }
+    };
+    let port = p
+        .parse::<u16>()
+        .map_err(|_| format!("`{p}`: a port is a number from 0 to 65535"))?;
+    Ok((transport, port))
+}

@@ -1,0 +1,19 @@
+//! portmatrix: a passive traffic classifier that checks every flow on the wire
+//! against the Avaya Aura Contact Center 7.1.2 port matrix.
+//!
+//! The data moves through one line of stages, one module each:
+//!
+//! ```text
+//! capture  -> decode     -> flow       -> classify   -> output
+//! (files,     (bytes to     (direction-  (flow + the   (events: alert,
+//!  live)       PacketMeta)   free table)  PortMatrix)   flow, stats)
+//! ```
+//!
+//! - [`matrix`]: the vendor document as rules, loaded from TOML and compiled once
+//!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
+//! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
+//! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+
+pub mod classify;
+pub mod matrix;
+pub mod transport;

@@ -1,0 +1,26 @@
+//! The `portmatrix` command: parse arguments, run one command, map the result
+//! to an exit code. Everything else lives in the library.
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Rules(cmd) => cmd::rules::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if cmd::is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("portmatrix: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The port matrix: rules files -> validated rules -> an interval index that
+//! [`crate::classify`] compiles into its constant-time lookup table.
+//!
+//! The vendor's AACC 7.1.2 matrix is embedded in the binary, so portmatrix runs
+//! with no rules file at all; site files add to it or replace it.
+
+mod error;
+mod load;
+mod rule;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{MatrixError, RuleError};
+pub use load::{parse_rules, RulesFile, MAX_FILE_BYTES, MAX_RULES};
+pub use rule::{
+    Cast, DefaultState, DocumentRow, Listener, PortRange, Product, Profile, Rule, WIDE_RANGE,
+};
+
+use crate::classify::Severities;
+use crate::transport::Transport;
+
+/// The embedded vendor matrix.
+pub const BUILTIN_RULES: &str = include_str!("../../rules/avaya-aacc-7.1.2.toml");
+/// How the embedded matrix is named in errors and on its rules.
+pub const BUILTIN_ORIGIN: &str = "built-in:rules/avaya-aacc-7.1.2.toml";
+
+/// Index of a rule in [`PortMatrix::rules`]; small, so decisions stay compact.
+pub type RuleIdx = u16;
+
+/// Which rules files make up the matrix.
+#[derive(Debug, Clone)]
+pub struct MatrixSources {
+    /// Start from the embedded vendor matrix (`--no-default-rules` turns it off).
+    pub builtin: bool,
+    /// Site rules files, in the order given (`--rules FILE`, repeatable).
+    pub files: Vec<PathBuf>,
+}
+
+impl Default for MatrixSources {
+    fn default() -> Self {
+        MatrixSources {
+            builtin: true,
+            files: Vec::new(),
+        }
+    }
+}
+
+/// A run of ports on which exactly the same rules match.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub lo: u16,
+    pub hi: u16,
+    pub rules: Vec<RuleIdx>,
+}
+
+/// The validated rules of every source, with the severities they set.
+#[derive(Debug, Clone)]
+pub struct PortMatrix {
+    rules: Vec<Rule>,
+    severities: Severities,
+}
+
+impl PortMatrix {
+    /// The embedded vendor matrix alone.
+    pub fn builtin() -> Result<PortMatrix, MatrixError> {
+        PortMatrix::load(&MatrixSources::default())
+    }
+
+    /// Read, validate and merge every source; all errors of all files at once.
+    pub fn load(sources: &MatrixSources) -> Result<PortMatrix, MatrixError> {
+        let mut parsed = Vec::new();
+        let mut errors = Vec::new();
+        if sources.builtin {
+            match parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES) {
+                Ok(f) => parsed.push(f),
+                Err(e) => errors.extend(e),
+            }
+        }
+        for path in &sources.files {
+            match read_rules_file(path) {
+                Ok(Ok(f)) => parsed.push(f),
+                Ok(Err(e)) => errors.extend(e),
+                Err(io) => return Err(io),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(MatrixError::Invalid(errors));
+        }
+        PortMatrix::from_files(parsed)
+    }
+
+    /// Merge parsed files; ids must be unique across all of them.
+    pub fn from_files(files: Vec<RulesFile>) -> Result<PortMatrix, MatrixError> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut severities = Severities::default();
+        let mut errors = Vec::new();
+        for file in files {
+            for (verdict, severity) in file.severities {
+                severities.set(verdict, severity);
+            }
+            for rule in file.rules {
+                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                    errors.push(RuleError {
+                        origin: rule.origin.clone(),
+                        line: 0,
+                        column: 0,
+                        rule: Some(rule.id.clone()),
+                        field: Some("id".into()),
+                        message: format!(
+                            "duplicate id: {} already defines it; ids must be unique across all rules files",
+                            first.origin
+                        ),
+                    });
+                    continue;
+                }
+                rules.push(rule);
+            }
+        }
+        if rules.len() > MAX_RULES {
+            errors.push(RuleError {
+                origin: "rules".into(),
+                line: 0,
+                column: 0,
+                rule: None,
+                field: None,
+                message: format!(
+                    "{} rules in all; at most {MAX_RULES} are supported",
+                    rules.len()
+                ),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(MatrixError::Invalid(errors));
+        }
+        Ok(PortMatrix { rules, severities })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, idx: RuleIdx) -> &Rule {
+        &self.rules[usize::from(idx)]
+    }
+
+    pub fn find(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    pub fn severities(&self) -> Severities {
+        self.severities
+    }
+
+    /// The port space of one transport and kind of destination, cut into
+    /// segments on which the same rules match: the interval index the classifier
+    /// compiles. Covers 0..=65535 without gaps, in order.
+    pub fn segments(&self, transport: Transport, multicast: bool) -> Vec<Segment> {
+        let matching: Vec<(RuleIdx, &Rule)> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                !r.needs_roles && r.has_transport(transport) && r.cast.admits(multicast)
+            })
+            .map(|(i, r)| (i as RuleIdx, r))
+            .collect();
+        let mut cuts: Vec<u32> = vec![0, 65536];
+        for (_, rule) in &matching {
+            for range in &rule.listen_ports {
+                cuts.push(u32::from(range.lo));
+                cuts.push(u32::from(range.hi) + 1);
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.windows(2)
+            .map(|w| {
+                // Cuts lie in 0..=65536 and w[0] < w[1], so both ends fit u16.
+                let (lo, hi) = (w[0] as u16, (w[1] - 1) as u16);
+                let rules = matching
+                    .iter()
+                    .filter(|(_, r)| r.covers_port(lo))
+                    .map(|(i, _)| *i)
+                    .collect();
+                Segment { lo, hi, rules }
+            })
+            .collect()
+    }
+}
+
+/// Read and validate one rules file: `Err` when it cannot be read at all,
+/// `Ok(Err(..))` with every problem when it can be read but is invalid.
+pub fn read_rules_file(path: &Path) -> Result<Result<RulesFile, Vec<RuleError>>, MatrixError> {
+    let io_err = |source| MatrixError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Ok(Err(vec![RuleError {
+            origin: path.display().to_string(),
+            line: 1,
+            column: 1,
+            rule: None,
+            field: None,
+            message: format!(
+                "file is {} bytes; rules files are limited to {MAX_FILE_BYTES} bytes",
+                meta.len()
+            ),
+        }]));
+    }
+    let bytes = std::fs::read(path).map_err(io_err)?;
+    let origin = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(parse_rules(&origin, &text)),
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..offset];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            Ok(Err(vec![RuleError {
+                origin,
+                line,
+                column: 1,
+                rule: None,
+                field: None,
+                message: format!(
+                    "not UTF-8 text (bad byte at offset {offset}); save the file as UTF-8"
+                ),
+            }]))
+        }
+    }
+}
