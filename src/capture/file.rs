@@ -1,0 +1,745 @@
+//! Reading pcap and pcapng files, one packet at a time, without a heap
+//! allocation per packet.
+//!
+//! The reader frames records and blocks itself over one reusable buffer
+//! (grown only for a block larger than any before it, up to [`MAX_BLOCK`]), so
+//! it knows the byte offset of every record for its error messages. It takes
+//! the block-type constants from `pcap-parser`; it does not use that crate's block parsers on the per-packet path because
+//! they collect the options of every Enhanced Packet Block into a `Vec`
+//! (an allocation per packet) and do not know the obsolete Packet Block.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use pcap_parser::{BOM_MAGIC, EPB_MAGIC, IDB_MAGIC, SHB_MAGIC, SPB_MAGIC};
+
+use super::error::CaptureError;
+use super::timestamp::Timestamp;
+
+/// The obsolete pcapng Packet Block (type 2), still written by old tools.
+const PB_MAGIC: u32 = 0x0000_0002;
+
+/// Largest record or block accepted; anything longer is reported as corrupt.
+pub const MAX_BLOCK: usize = 64 << 20;
+
+/// libpcap's default maximum snapshot length: a pcap record may claim up to
+/// `max(snaplen, MAX_SNAPLEN)` captured bytes before it is called corrupt.
+const MAX_SNAPLEN: u32 = 262_144;
+
+/// Most interfaces one pcapng section may describe.
+const MAX_INTERFACES: usize = 65_536;
+
+/// Initial size of the read buffer.
+const INITIAL_BUFFER: usize = 256 << 10;
+
+/// Timestamp units per second for an `if_tsresol` value: `10^v`, or `2^(v & 0x7f)`
+/// when the high bit is set. (`pcap_parser::build_ts_resolution` refuses every
+/// power of two, as it compares the value with the flag bit still set.)
+fn ts_units_per_sec(tsresol: u8) -> Option<u64> {
+    let exp = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exp)
+    } else {
+        1u64.checked_shl(exp).filter(|_| exp < 64)
+    }
+}
+
+/// The container format, detected from the magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CaptureFormat {
+    /// Classic libpcap format (either byte order, micro- or nanosecond).
+    Pcap,
+    /// pcapng.
+    PcapNg,
+}
+
+impl CaptureFormat {
+    /// Lower-case name for logs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureFormat::Pcap => "pcap",
+            CaptureFormat::PcapNg => "pcapng",
+        }
+    }
+}
+
+/// One captured packet, borrowed from the reader until the next call to
+/// [`CaptureFile::next_packet`].
+#[derive(Clone, Copy, Debug)]
+pub struct RawPacket<'a> {
+    /// When the packet was captured.
+    pub ts: Timestamp,
+    /// `LINKTYPE_*` value of the interface (the FCS bits of a pcap header are dropped).
+    pub link_type: u16,
+    /// The captured bytes (possibly fewer than `orig_len`: snaplen).
+    pub data: &'a [u8],
+    /// Length of the packet on the wire.
+    pub orig_len: u32,
+    /// Interface number within the file: 0 for pcap; for pcapng the position of
+    /// its Interface Description Block counting through all sections.
+    pub interface: u32,
+    /// Byte offset of the record or block holding this packet.
+    pub offset: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    fn u16(self, b: &[u8], at: usize) -> Option<u16> {
+        let bytes: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(match self {
+            Endian::Little => u16::from_le_bytes(bytes),
+            Endian::Big => u16::from_be_bytes(bytes),
+        })
+    }
+
+    fn u32(self, b: &[u8], at: usize) -> Option<u32> {
+        let bytes: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(match self {
+            Endian::Little => u32::from_le_bytes(bytes),
+            Endian::Big => u32::from_be_bytes(bytes),
+        })
+    }
+
+    fn i64(self, b: &[u8], at: usize) -> Option<i64> {
+        let bytes: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+        Some(match self {
+            Endian::Little => i64::from_le_bytes(bytes),
+            Endian::Big => i64::from_be_bytes(bytes),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PcapState {
+    endian: Endian,
+    nanos: bool,
+    /// Kuznetzov's patched format: 24-byte record headers.
+    modified: bool,
+    link_type: u16,
+    snaplen: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link_type: u16,
+    snaplen: u32,
+    units_per_sec: u64,
+    offset_secs: i64,
+}
+
+#[derive(Debug)]
+struct NgState {
+    endian: Endian,
+    interfaces: Vec<Interface>,
+    /// File-wide number of this section's interface 0.
+    base: u32,
+    /// Timestamp of the last timed packet, given to Simple Packet Blocks.
+    last_ts: Timestamp,
+}
+
+/// Where the next packet lies in the buffer, and what it is.
+struct Found {
+    ts: Timestamp,
+    link_type: u16,
+    data_at: usize,
+    data_len: usize,
+    orig_len: u32,
+    interface: u32,
+    offset: u64,
+    record_len: usize,
+}
+
+/// An open pcap or pcapng file, read front to back.
+#[derive(Debug)]
+pub struct CaptureFile {
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    pos: u64,
+    eof: bool,
+    total: u64,
+    format: CaptureFormat,
+    /// Used when `format` is `Pcap`.
+    pcap: PcapState,
+    /// Used when `format` is `PcapNg`.
+    ng: NgState,
+    /// Bytes of the record last returned, consumed on the next call.
+    pending: usize,
+    /// Set after the end of file or an error: `next_packet` returns `Ok(None)`.
+    done: bool,
+}
+
+impl CaptureFile {
+    /// Opens `path` and reads its file header (pcap) or first section header (pcapng).
+    pub fn open(path: &Path) -> Result<CaptureFile, CaptureError> {
+        let io_err = |source: io::Error| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        if meta.is_dir() {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a directory",
+            )));
+        }
+        let mut cap = CaptureFile {
+            path: path.to_path_buf(),
+            file,
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            pos: 0,
+            eof: false,
+            total: meta.len(),
+            format: CaptureFormat::Pcap,
+            pcap: PcapState {
+                endian: Endian::Little,
+                nanos: false,
+                modified: false,
+                link_type: 0,
+                snaplen: 0,
+            },
+            ng: NgState {
+                endian: Endian::Little,
+                interfaces: Vec::new(),
+                base: 0,
+                last_ts: Timestamp::EPOCH,
+            },
+            pending: 0,
+            done: false,
+        };
+        cap.read_file_header()?;
+        Ok(cap)
+    }
+
+    /// The path given to [`CaptureFile::open`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes consumed so far (the offset just past the last packet returned,
+    /// or of the end of file once it was reached).
+    pub fn bytes_read(&self) -> u64 {
+        self.pos + self.pending as u64
+    }
+
+    /// Size of the file when it was opened.
+    pub fn total_bytes(&self) -> u64 {
+        self.total
+    }
+
+    /// pcap or pcapng, as detected from the magic bytes.
+    pub fn format(&self) -> CaptureFormat {
+        self.format
+    }
+
+    /// The next packet, `Ok(None)` at a clean end of file. After an error,
+    /// and after the end, every further call returns `Ok(None)`.
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.consume(self.pending);
+        self.pending = 0;
+        let found = match self.format {
+            CaptureFormat::Pcap => self.next_pcap(self.pcap),
+            CaptureFormat::PcapNg => self.next_ng(),
+        };
+        match found {
+            Ok(Some(f)) => {
+                self.pending = f.record_len;
+                let data = self
+                    .buf
+                    .get(f.data_at..f.data_at + f.data_len)
+                    .unwrap_or_default();
+                Ok(Some(RawPacket {
+                    ts: f.ts,
+                    link_type: f.link_type,
+                    data,
+                    orig_len: f.orig_len,
+                    interface: f.interface,
+                    offset: f.offset,
+                }))
+            }
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    // ----- buffer -----------------------------------------------------------
+
+    fn available(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.available());
+        self.start += n;
+        self.pos += n as u64;
+    }
+
+    /// The unconsumed bytes (at least what the last successful `fill` asked for).
+    fn window(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Makes at least `n` bytes available; `Ok(false)` if the file ends first.
+    /// `n` must have been checked against [`MAX_BLOCK`].
+    fn fill(&mut self, n: usize) -> Result<bool, CaptureError> {
+        if self.available() >= n {
+            return Ok(true);
+        }
+        if self.buf.len() - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < n {
+                self.buf.resize(n.next_power_of_two(), 0);
+            }
+        }
+        while self.available() < n {
+            if self.eof {
+                return Ok(false);
+            }
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Bytes left in the file after the current position, as the file was at open.
+    fn remaining(&self) -> u64 {
+        self.total.saturating_sub(self.pos)
+    }
+
+    fn truncated(&self, offset: u64, detail: String) -> CaptureError {
+        CaptureError::Truncated {
+            path: self.path.clone(),
+            offset,
+            detail,
+        }
+    }
+
+    fn corrupt(&self, offset: u64, detail: String) -> CaptureError {
+        CaptureError::Corrupt {
+            path: self.path.clone(),
+            offset,
+            detail,
+        }
+    }
+
+    fn unsupported(&self, offset: u64, detail: String) -> CaptureError {
+        CaptureError::Unsupported {
+            path: self.path.clone(),
+            offset,
+            detail,
+        }
+    }
+
+    // ----- file header ------------------------------------------------------
+
+    fn read_file_header(&mut self) -> Result<(), CaptureError> {
+        if !self.fill(4)? {
+            let have = self.available();
+            if have == 0 {
+                return Err(self.truncated(0, "the file header (the file is empty)".into()));
+            }
+            let mut magic = [0u8; 4];
+            magic[..have].copy_from_slice(self.window());
+            return Err(CaptureError::NotACapture {
+                path: self.path.clone(),
+                magic,
+            });
+        }
+        let w = self.window();
+        let magic = [w[0], w[1], w[2], w[3]];
+        let (endian, nanos, modified) = match u32::from_le_bytes(magic) {
+            SHB_MAGIC => {
+                self.format = CaptureFormat::PcapNg;
+                return self.section_header(0);
+            }
+            0xa1b2_c3d4 => (Endian::Little, false, false),
+            0xa1b2_3c4d => (Endian::Little, true, false),
+            0xa1b2_cd34 => (Endian::Little, false, true),
+            0xd4c3_b2a1 => (Endian::Big, false, false),
+            0x4d3c_b2a1 => (Endian::Big, true, false),
+            0x34cd_b2a1 => (Endian::Big, false, true),
+            _ => {
+                return Err(CaptureError::NotACapture {
+                    path: self.path.clone(),
+                    magic,
+                })
+            }
+        };
+        if !self.fill(24)? {
+            return Err(self.truncated(
+                0,
+                format!(
+                    "the 24-byte pcap file header (the file has {} bytes)",
+                    self.available()
+                ),
+            ));
+        }
+        let w = self.window();
+        let major = endian.u16(w, 4).unwrap_or(0);
+        let minor = endian.u16(w, 6).unwrap_or(0);
+        let snaplen = endian.u32(w, 16).unwrap_or(0);
+        let network = endian.u32(w, 20).unwrap_or(0);
+        if major != 2 {
+            return Err(self.unsupported(
+                4,
+                format!("pcap version {major}.{minor} (only 2.x is defined)"),
+            ));
+        }
+        self.pcap = PcapState {
+            endian,
+            nanos,
+            modified,
+            // The upper bits carry the FCS length; the link type is the low 16.
+            link_type: (network & 0xffff) as u16,
+            snaplen,
+        };
+        self.consume(24);
+        Ok(())
+    }
+
+    // ----- pcap -------------------------------------------------------------
+
+    fn next_pcap(&mut self, st: PcapState) -> Result<Option<Found>, CaptureError> {
+        let off = self.pos;
+        let hdr = if st.modified { 24 } else { 16 };
+        if !self.fill(hdr)? {
+            if self.available() == 0 {
+                return Ok(None);
+            }
+            return Err(self.truncated(
+                off,
+                format!(
+                    "a packet record header ({} of {hdr} bytes present)",
+                    self.available()
+                ),
+            ));
+        }
+        let w = self.window();
+        let e = st.endian;
+        let (Some(secs), Some(frac), Some(caplen), Some(orig_len)) =
+            (e.u32(w, 0), e.u32(w, 4), e.u32(w, 8), e.u32(w, 12))
+        else {
+            return Err(self.truncated(off, "a packet record header".into()));
+        };
+        let limit = st.snaplen.max(MAX_SNAPLEN).min(MAX_BLOCK as u32);
+        if caplen > limit {
+            return Err(self.corrupt(
+                off,
+                format!(
+                    "a packet record claims {caplen} captured bytes, more than the file's snaplen {} allows",
+                    st.snaplen
+                ),
+            ));
+        }
+        let record_len = hdr + caplen as usize;
+        if (record_len as u64) > self.remaining() || !self.fill(record_len)? {
+            return Err(self.truncated(
+                off,
+                format!(
+                    "a packet record (it claims {caplen} captured bytes, the file has {} after its header)",
+                    self.remaining().saturating_sub(hdr as u64)
+                ),
+            ));
+        }
+        let ts = if st.nanos {
+            Timestamp::from_secs_nanos(i64::from(secs), u64::from(frac))
+        } else {
+            Timestamp::from_secs_micros(i64::from(secs), u64::from(frac))
+        };
+        Ok(Some(Found {
+            ts,
+            link_type: st.link_type,
+            data_at: self.start + hdr,
+            data_len: caplen as usize,
+            orig_len,
+            interface: 0,
+            offset: off,
+            record_len,
+        }))
+    }
+
+    // ----- pcapng -----------------------------------------------------------
+
+    /// Reads the Section Header Block at the current position (offset `off`).
+    fn section_header(&mut self, off: u64) -> Result<(), CaptureError> {
+        if !self.fill(12)? {
+            return Err(self.truncated(off, "a pcapng section header block".into()));
+        }
+        let w = self.window();
+        let endian = match u32::from_le_bytes([w[8], w[9], w[10], w[11]]) {
+            BOM_MAGIC => Endian::Little,
+            m if m == BOM_MAGIC.swap_bytes() => Endian::Big,
+            m => {
+                return Err(self.corrupt(
+                    off + 8,
+                    format!("section header byte-order magic is {m:#010x}, not 0x1a2b3c4d"),
+                ))
+            }
+        };
+        let blen = endian.u32(w, 4).unwrap_or(0);
+        if blen < 28 || blen % 4 != 0 || blen as usize > MAX_BLOCK {
+            return Err(self.corrupt(
+                off + 4,
+                format!("section header block length {blen} is impossible"),
+            ));
+        }
+        if u64::from(blen) > self.remaining() || !self.fill(blen as usize)? {
+            return Err(self.truncated(off, format!("a {blen}-byte section header block")));
+        }
+        let w = self.window();
+        let major = endian.u16(w, 12).unwrap_or(0);
+        let minor = endian.u16(w, 14).unwrap_or(0);
+        let trailer = endian.u32(w, blen as usize - 4).unwrap_or(0);
+        if trailer != blen {
+            return Err(self.corrupt(
+                off,
+                format!("section header block length {blen} at its start but {trailer} at its end"),
+            ));
+        }
+        if major != 1 || (minor != 0 && minor != 2) {
+            return Err(self.unsupported(
+                off + 12,
+                format!("pcapng section version {major}.{minor} (only 1.0 is defined)"),
+            ));
+        }
+        let ng = &mut self.ng;
+        ng.endian = endian;
+        ng.base = ng
+            .base
+            .saturating_add(u32::try_from(ng.interfaces.len()).unwrap_or(u32::MAX));
+        ng.interfaces.clear();
+        self.consume(blen as usize);
+        Ok(())
+    }
+
+    fn next_ng(&mut self) -> Result<Option<Found>, CaptureError> {
+        loop {
+            let off = self.pos;
+            if !self.fill(8)? {
+                if self.available() == 0 {
+                    return Ok(None);
+                }
+                return Err(self.truncated(
+                    off,
+                    format!(
+                        "a pcapng block header ({} of 8 bytes present)",
+                        self.available()
+                    ),
+                ));
+            }
+            let endian = self.ng.endian;
+            let w = self.window();
+            let (Some(btype), Some(blen)) = (endian.u32(w, 0), endian.u32(w, 4)) else {
+                return Err(self.truncated(off, "a pcapng block header".into()));
+            };
+            if btype == SHB_MAGIC {
+                self.section_header(off)?;
+                continue;
+            }
+            if blen < 12 || blen % 4 != 0 || blen as usize > MAX_BLOCK {
+                return Err(self.corrupt(
+                    off + 4,
+                    format!("block of type {btype:#010x} has length {blen}, not a multiple of 4 between 12 and {MAX_BLOCK}"),
+                ));
+            }
+            let blen = blen as usize;
+            if blen as u64 > self.remaining() || !self.fill(blen)? {
+                return Err(self.truncated(
+                    off,
+                    format!(
+                        "a {blen}-byte block of type {btype:#010x} (only {} bytes left)",
+                        self.remaining()
+                    ),
+                ));
+            }
+            let w = self.window();
+            let trailer = endian.u32(w, blen - 4).unwrap_or(0);
+            if trailer as usize != blen {
+                return Err(self.corrupt(
+                    off,
+                    format!("block of type {btype:#010x} has length {blen} at its start but {trailer} at its end"),
+                ));
+            }
+            match btype {
+                IDB_MAGIC => {
+                    self.interface_description(off, blen)?;
+                    self.consume(blen);
+                }
+                EPB_MAGIC | PB_MAGIC => return self.timed_packet(off, btype, blen).map(Some),
+                SPB_MAGIC => return self.simple_packet(off, blen).map(Some),
+                _ => self.consume(blen),
+            }
+        }
+    }
+
+    fn interface_description(&mut self, off: u64, blen: usize) -> Result<(), CaptureError> {
+        let endian = self.ng.endian;
+        let body = &self.window()[8..blen - 4];
+        let (Some(link_type), Some(snaplen)) = (endian.u16(body, 0), endian.u32(body, 4)) else {
+            return Err(self.corrupt(
+                off,
+                format!("interface description block of {blen} bytes is too short"),
+            ));
+        };
+        let mut tsresol = 6u8;
+        let mut offset_secs = 0i64;
+        // Options: code, length, value padded to 4 bytes. A damaged option list
+        // ends the list; it does not affect packet framing.
+        let mut at = 8usize;
+        while let (Some(code), Some(len)) = (endian.u16(body, at), endian.u16(body, at + 2)) {
+            let len = usize::from(len);
+            let Some(value) = body.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            match code {
+                0 => break,
+                9 if len >= 1 => tsresol = value[0],
+                14 if len == 8 => offset_secs = endian.i64(value, 0).unwrap_or(0),
+                _ => {}
+            }
+            at += 4 + len.div_ceil(4) * 4;
+        }
+        let Some(units_per_sec) = ts_units_per_sec(tsresol) else {
+            return Err(self.corrupt(
+                off,
+                format!("interface description has an impossible timestamp resolution (if_tsresol {tsresol:#04x})"),
+            ));
+        };
+        let ng = &mut self.ng;
+        if ng.interfaces.len() >= MAX_INTERFACES {
+            return Err(self.corrupt(
+                off,
+                format!("more than {MAX_INTERFACES} interfaces in one section"),
+            ));
+        }
+        ng.interfaces.push(Interface {
+            link_type,
+            snaplen,
+            units_per_sec,
+            offset_secs,
+        });
+        Ok(())
+    }
+
+    /// Enhanced Packet Block, or the obsolete Packet Block (16-bit interface id).
+    fn timed_packet(&mut self, off: u64, btype: u32, blen: usize) -> Result<Found, CaptureError> {
+        let endian = self.ng.endian;
+        let body = &self.window()[8..blen - 4];
+        let if_id = if btype == PB_MAGIC {
+            endian.u16(body, 0).map(u32::from)
+        } else {
+            endian.u32(body, 0)
+        };
+        let (Some(if_id), Some(ts_high), Some(ts_low), Some(caplen), Some(orig_len)) = (
+            if_id,
+            endian.u32(body, 4),
+            endian.u32(body, 8),
+            endian.u32(body, 12),
+            endian.u32(body, 16),
+        ) else {
+            return Err(self.corrupt(
+                off,
+                format!("packet block of {blen} bytes is too short for its header"),
+            ));
+        };
+        let room = body.len() - 20;
+        if caplen as usize > room {
+            return Err(self.corrupt(
+                off,
+                format!("packet block claims {caplen} captured bytes but holds only {room}"),
+            ));
+        }
+        let ng = &mut self.ng;
+        let Some(iface) = ng.interfaces.get(if_id as usize).copied() else {
+            let n = ng.interfaces.len();
+            return Err(self.corrupt(
+                off,
+                format!("packet for interface {if_id}, but the section describes only {n} interface(s) before it"),
+            ));
+        };
+        let units = (u64::from(ts_high) << 32) | u64::from(ts_low);
+        let res = iface.units_per_sec;
+        let secs = i64::try_from(units / res).unwrap_or(i64::MAX);
+        let nanos = (u128::from(units % res) * 1_000_000_000 / u128::from(res)) as u64;
+        let ts = Timestamp::from_secs_nanos(secs.saturating_add(iface.offset_secs), nanos);
+        ng.last_ts = ts;
+        let interface = ng.base.saturating_add(if_id);
+        Ok(Found {
+            ts,
+            link_type: iface.link_type,
+            data_at: self.start + 28,
+            data_len: caplen as usize,
+            orig_len,
+            interface,
+            offset: off,
+            record_len: blen,
+        })
+    }
+
+    fn simple_packet(&mut self, off: u64, blen: usize) -> Result<Found, CaptureError> {
+        let endian = self.ng.endian;
+        let body = &self.window()[8..blen - 4];
+        let Some(orig_len) = endian.u32(body, 0) else {
+            return Err(self.corrupt(
+                off,
+                format!("simple packet block of {blen} bytes is too short"),
+            ));
+        };
+        let ng = &mut self.ng;
+        let Some(iface) = ng.interfaces.first().copied() else {
+            return Err(self.corrupt(
+                off,
+                "simple packet block, but the section describes no interface before it".into(),
+            ));
+        };
+        let ts = ng.last_ts;
+        let interface = ng.base;
+        let mut caplen = (orig_len as usize).min(blen - 16);
+        if iface.snaplen != 0 {
+            caplen = caplen.min(iface.snaplen as usize);
+        }
+        Ok(Found {
+            ts,
+            link_type: iface.link_type,
+            data_at: self.start + 12,
+            data_len: caplen,
+            orig_len,
+            interface,
+            offset: off,
+            record_len: blen,
+        })
+    }
+}

@@ -1,0 +1,488 @@
+//! Reader tests on small files written byte by byte.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+
+/// A fresh file in the temporary directory with these bytes.
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "portmatrix-capture-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir).expect("create temp dir");
+    let path = dir.join(name);
+    fs::write(&path, bytes).expect("write temp file");
+    path
+}
+
+fn pcap_header(magic: u32, big: bool, snaplen: u32, network: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    let w32 = |v: &mut Vec<u8>, x: u32| {
+        v.extend_from_slice(&if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        })
+    };
+    w32(&mut v, magic);
+    let (maj, min) = (2u16, 4u16);
+    v.extend_from_slice(&if big {
+        maj.to_be_bytes()
+    } else {
+        maj.to_le_bytes()
+    });
+    v.extend_from_slice(&if big {
+        min.to_be_bytes()
+    } else {
+        min.to_le_bytes()
+    });
+    w32(&mut v, 0);
+    w32(&mut v, 0);
+    w32(&mut v, snaplen);
+    w32(&mut v, network);
+    v
+}
+
+fn pcap_record(big: bool, secs: u32, frac: u32, data: &[u8], orig: u32) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [secs, frac, data.len() as u32, orig] {
+        v.extend_from_slice(&if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        });
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+/// A pcapng block (little- or big-endian) with `body` padded to 4 bytes.
+fn block(big: bool, btype: u32, body: &[u8]) -> Vec<u8> {
+    let pad = (4 - body.len() % 4) % 4;
+    let len = (12 + body.len() + pad) as u32;
+    let e = |x: u32| {
+        if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
+    };
+    let mut v = Vec::new();
+    v.extend_from_slice(&e(btype));
+    v.extend_from_slice(&e(len));
+    v.extend_from_slice(body);
+    v.extend(std::iter::repeat_n(0u8, pad));
+    v.extend_from_slice(&e(len));
+    v
+}
+
+fn shb(big: bool) -> Vec<u8> {
+    let mut body = Vec::new();
+    let e16 = |x: u16| {
+        if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
+    };
+    body.extend_from_slice(&if big {
+        0x1a2b_3c4du32.to_be_bytes()
+    } else {
+        0x1a2b_3c4du32.to_le_bytes()
+    });
+    body.extend_from_slice(&e16(1));
+    body.extend_from_slice(&e16(0));
+    body.extend_from_slice(&(-1i64).to_le_bytes());
+    block(big, 0x0a0d_0d0a, &body)
+}
+
+/// IDB with optional if_tsresol and if_tsoffset options.
+fn idb(
+    big: bool,
+    link_type: u16,
+    snaplen: u32,
+    tsresol: Option<u8>,
+    tsoffset: Option<i64>,
+) -> Vec<u8> {
+    let e16 = |x: u16| {
+        if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&e16(link_type));
+    body.extend_from_slice(&e16(0));
+    body.extend_from_slice(&if big {
+        snaplen.to_be_bytes()
+    } else {
+        snaplen.to_le_bytes()
+    });
+    if let Some(r) = tsresol {
+        body.extend_from_slice(&e16(9));
+        body.extend_from_slice(&e16(1));
+        body.extend_from_slice(&[r, 0, 0, 0]);
+    }
+    if let Some(o) = tsoffset {
+        body.extend_from_slice(&e16(14));
+        body.extend_from_slice(&e16(8));
+        body.extend_from_slice(&if big {
+            o.to_be_bytes()
+        } else {
+            o.to_le_bytes()
+        });
+    }
+    if tsresol.is_some() || tsoffset.is_some() {
+        body.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    block(big, 1, &body)
+}
+
+fn epb(big: bool, if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+    let e = |x: u32| {
+        if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        }
+    };
+    let mut body = Vec::new();
+    for x in [
+        if_id,
+        (ts >> 32) as u32,
+        ts as u32,
+        data.len() as u32,
+        data.len() as u32,
+    ] {
+        body.extend_from_slice(&e(x));
+    }
+    body.extend_from_slice(data);
+    block(big, 6, &body)
+}
+
+/// (timestamp, link type, data, interface, offset) of each packet read.
+type Read = Vec<(Timestamp, u16, Vec<u8>, u32, u64)>;
+
+fn collect(path: &std::path::Path) -> (Read, Option<CaptureError>) {
+    let mut cap = CaptureFile::open(path).expect("open");
+    let mut out = Vec::new();
+    loop {
+        match cap.next_packet() {
+            Ok(Some(p)) => out.push((p.ts, p.link_type, p.data.to_vec(), p.interface, p.offset)),
+            Ok(None) => return (out, None),
+            Err(e) => {
+                // After an error the reader stays finished.
+                assert!(matches!(cap.next_packet(), Ok(None)));
+                return (out, Some(e));
+            }
+        }
+    }
+}
+
+#[test]
+fn pcap_little_endian_microseconds() {
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    f.extend(pcap_record(false, 1_627_819_200, 123_456, b"abcd", 60));
+    f.extend(pcap_record(false, 1_627_819_201, 0, b"efgh", 4));
+    let path = temp_file("le.pcap", &f);
+    let mut cap = CaptureFile::open(&path).expect("open");
+    assert_eq!(cap.format(), CaptureFormat::Pcap);
+    assert_eq!(cap.total_bytes(), f.len() as u64);
+    let p = cap.next_packet().expect("read").expect("a packet");
+    assert_eq!(p.ts.to_string(), "2021-08-01T12:00:00.123456Z");
+    assert_eq!(
+        (p.link_type, p.data, p.orig_len, p.offset),
+        (1, &b"abcd"[..], 60, 24)
+    );
+    let p = cap.next_packet().expect("read").expect("a packet");
+    assert_eq!(p.offset, 24 + 20);
+    assert!(cap.next_packet().expect("clean end").is_none());
+    assert_eq!(cap.bytes_read(), f.len() as u64);
+    assert!(cap.next_packet().expect("still the end").is_none());
+}
+
+#[test]
+fn pcap_big_endian_nanoseconds_and_fcs_bits() {
+    // Link type 1 with FCS-length bits set, as some tcpdump test files have.
+    let mut f = pcap_header(0xa1b2_3c4d, true, 65535, 0x3000_0001);
+    f.extend(pcap_record(true, 1_627_819_200, 999_999_999, b"xyz", 3));
+    let path = temp_file("be.pcap", &f);
+    let (pkts, err) = collect(&path);
+    assert!(err.is_none());
+    assert_eq!(pkts.len(), 1);
+    assert_eq!(pkts[0].0.subsec_nanos(), 999_999_999);
+    assert_eq!(pkts[0].1, 1);
+}
+
+#[test]
+fn pcap_truncated_record_names_offset() {
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    f.extend(pcap_record(false, 1, 0, b"abcd", 4));
+    let cut = pcap_record(false, 2, 0, &[0u8; 100], 100);
+    f.extend_from_slice(&cut[..50]);
+    let path = temp_file("cut.pcap", &f);
+    let (pkts, err) = collect(&path);
+    assert_eq!(pkts.len(), 1);
+    let err = err.expect("an error");
+    assert!(
+        matches!(err, CaptureError::Truncated { offset: 44, .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cut.pcap") && msg.contains("offset 44"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn pcap_header_cut_inside_record_header() {
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    f.extend_from_slice(&[1, 2, 3]);
+    let (pkts, err) = collect(&temp_file("hdr.pcap", &f));
+    assert!(pkts.is_empty());
+    assert!(matches!(
+        err,
+        Some(CaptureError::Truncated { offset: 24, .. })
+    ));
+}
+
+#[test]
+fn pcap_insane_caplen_is_corrupt() {
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    let mut rec = pcap_record(false, 1, 0, b"abcd", 4);
+    rec[8..12].copy_from_slice(&4_325_376u32.to_le_bytes());
+    f.extend(rec);
+    let (_, err) = collect(&temp_file("huge.pcap", &f));
+    let err = err.expect("an error");
+    assert!(
+        matches!(err, CaptureError::Corrupt { offset: 24, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("4325376"));
+}
+
+#[test]
+fn not_a_capture_and_empty_and_bad_version() {
+    let path = temp_file("notes.txt", b"hello world");
+    let err = CaptureFile::open(&path).expect_err("not a capture");
+    assert!(matches!(err, CaptureError::NotACapture { .. }));
+    assert!(err.to_string().contains("68 65 6c 6c"), "{err}");
+
+    let err = CaptureFile::open(&temp_file("empty.pcap", b"")).expect_err("empty");
+    assert!(matches!(err, CaptureError::Truncated { offset: 0, .. }));
+
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    f[4] = 1;
+    let err = CaptureFile::open(&temp_file("v1.pcap", &f)).expect_err("version 1");
+    assert!(matches!(err, CaptureError::Unsupported { offset: 4, .. }));
+
+    let err = CaptureFile::open(std::path::Path::new("/nonexistent/x.pcap")).expect_err("io");
+    assert!(matches!(err, CaptureError::Io { .. }));
+    assert!(err.to_string().contains("/nonexistent/x.pcap"));
+}
+
+#[test]
+fn pcapng_interfaces_resolutions_and_offsets() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 65535, None, None)); // microseconds
+    f.extend(idb(false, 113, 0, Some(9), Some(100))); // nanoseconds, +100 s
+    f.extend(block(false, 4, &[0, 0, 0, 0])); // name resolution: skipped
+    f.extend(epb(false, 0, 1_000_000 * 5 + 7, b"eth"));
+    f.extend(epb(false, 1, 1_000_000_000 * 5 + 7, b"sll!"));
+    // Simple Packet Block: interface 0, no timestamp.
+    let mut spb_body = 9u32.to_le_bytes().to_vec();
+    spb_body.extend_from_slice(b"simple!!!");
+    f.extend(block(false, 3, &spb_body));
+    // Obsolete Packet Block on interface 1.
+    let mut pb = Vec::new();
+    pb.extend_from_slice(&1u16.to_le_bytes());
+    pb.extend_from_slice(&0u16.to_le_bytes());
+    for x in [0u32, 42, 2, 2] {
+        pb.extend_from_slice(&x.to_le_bytes());
+    }
+    pb.extend_from_slice(b"pb");
+    f.extend(block(false, 2, &pb));
+    let path = temp_file("multi.pcapng", &f);
+    let mut cap = CaptureFile::open(&path).expect("open");
+    assert_eq!(cap.format(), CaptureFormat::PcapNg);
+    let (pkts, err) = collect(&path);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts.len(), 4);
+    assert_eq!((pkts[0].1, &pkts[0].2[..], pkts[0].3), (1, &b"eth"[..], 0));
+    assert_eq!(pkts[0].0, Timestamp::from_secs_nanos(5, 7_000));
+    assert_eq!(
+        (pkts[1].1, &pkts[1].2[..], pkts[1].3),
+        (113, &b"sll!"[..], 1)
+    );
+    assert_eq!(pkts[1].0, Timestamp::from_secs_nanos(105, 7));
+    assert_eq!((&pkts[2].2[..], pkts[2].3), (&b"simple!!!"[..], 0));
+    assert_eq!(
+        pkts[2].0, pkts[1].0,
+        "a simple packet takes the last timestamp"
+    );
+    assert_eq!((&pkts[3].2[..], pkts[3].1), (&b"pb"[..], 113));
+    // Offsets point at the blocks.
+    let first_epb = shb(false).len()
+        + idb(false, 1, 65535, None, None).len()
+        + idb(false, 113, 0, Some(9), Some(100)).len()
+        + 16;
+    assert_eq!(pkts[0].4, first_epb as u64);
+    assert!(cap.next_packet().expect("read").is_some());
+}
+
+#[test]
+fn pcapng_sections_of_both_byte_orders() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(epb(false, 0, 1, b"one"));
+    f.extend(shb(true));
+    f.extend(idb(true, 101, 0, None, None));
+    f.extend(epb(true, 0, 2, b"two"));
+    let (pkts, err) = collect(&temp_file("sections.pcapng", &f));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts.len(), 2);
+    // Interface numbers run on through sections; link types are per section.
+    assert_eq!((pkts[0].1, pkts[0].3), (1, 0));
+    assert_eq!(
+        (pkts[1].1, pkts[1].3, &pkts[1].2[..]),
+        (101, 1, &b"two"[..])
+    );
+}
+
+#[test]
+fn pcapng_errors() {
+    // Packet for an interface never described.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(epb(false, 3, 1, b"x"));
+    let (_, err) = collect(&temp_file("noif.pcapng", &f));
+    let at = (shb(false).len() + idb(false, 1, 0, None, None).len()) as u64;
+    match err {
+        Some(CaptureError::Corrupt {
+            offset, ref detail, ..
+        }) => {
+            assert_eq!(offset, at);
+            assert!(detail.contains("interface 3"), "{detail}");
+        }
+        other => panic!("expected corrupt, got {other:?}"),
+    }
+
+    // Leading and trailing lengths disagree.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    let mut b = epb(false, 0, 1, b"abcd");
+    let n = b.len();
+    b[n - 4] ^= 0x40;
+    f.extend(b);
+    let (_, err) = collect(&temp_file("trail.pcapng", &f));
+    assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");
+
+    // Cut in the middle of a block.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    let b = epb(false, 0, 1, &[7u8; 64]);
+    f.extend_from_slice(&b[..40]);
+    let (_, err) = collect(&temp_file("cut.pcapng", &f));
+    assert!(
+        matches!(err, Some(CaptureError::Truncated { offset, .. }) if offset == at),
+        "{err:?}"
+    );
+
+    // Unsupported section version.
+    let mut f = shb(false);
+    f[12] = 2;
+    let err = CaptureFile::open(&temp_file("v2.pcapng", &f)).expect_err("version 2.0");
+    assert!(
+        matches!(err, CaptureError::Unsupported { offset: 12, .. }),
+        "{err:?}"
+    );
+
+    // A block length that is not a multiple of 4.
+    let mut f = shb(false);
+    f.extend_from_slice(&6u32.to_le_bytes());
+    f.extend_from_slice(&13u32.to_le_bytes());
+    f.extend_from_slice(&[0u8; 8]);
+    let (_, err) = collect(&temp_file("len.pcapng", &f));
+    assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");
+}
+
+#[test]
+fn large_blocks_grow_the_buffer_once() {
+    let big = vec![0x5au8; 600_000];
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(epb(false, 0, 1, &big));
+    f.extend(epb(false, 0, 2, b"small"));
+    let (pkts, err) = collect(&temp_file("big.pcapng", &f));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts[0].2.len(), 600_000);
+    assert_eq!(pkts[1].2, b"small");
+}
+
+#[test]
+fn many_packets_cross_buffer_boundaries() {
+    let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    for i in 0..20_000u32 {
+        let data = vec![(i % 251) as u8; (i % 97) as usize];
+        f.extend(pcap_record(false, i, 0, &data, data.len() as u32));
+    }
+    let (pkts, err) = collect(&temp_file("many.pcap", &f));
+    assert!(err.is_none());
+    assert_eq!(pkts.len(), 20_000);
+    for (i, p) in pkts.iter().enumerate() {
+        assert_eq!(p.2.len(), i % 97);
+        assert!(p.2.iter().all(|&b| b == (i % 251) as u8));
+        assert_eq!(p.0.secs(), i as i64);
+    }
+}
+
+#[test]
+fn list_inputs_expands_and_orders_by_first_packet() {
+    let mut late = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    late.extend(pcap_record(false, 2_000, 0, b"a", 1));
+    let mut early = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    early.extend(pcap_record(false, 1_000, 0, b"a", 1));
+    let late = temp_file("a-late.pcap", &late);
+    let dir = late.parent().expect("temp dir").to_path_buf();
+    fs::write(dir.join("b-early.pcap"), &early).expect("write");
+    fs::write(dir.join("c-junk.txt"), b"junk").expect("write");
+    fs::write(dir.join(".hidden"), b"junk").expect("write");
+    fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    let missing = dir.join("missing.pcap");
+    let list = list_inputs(&[missing.clone(), dir.clone()]).expect("list");
+    assert_eq!(
+        list,
+        vec![
+            dir.join("b-early.pcap"),
+            dir.join("a-late.pcap"),
+            missing,
+            dir.join("c-junk.txt"),
+        ]
+    );
+}
+
+#[test]
+fn power_of_two_and_decimal_resolutions() {
+    // if_tsresol 0x88: 2^8 = 256 units per second.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, Some(0x88), None));
+    f.extend(epb(false, 0, 256 * 10 + 128, b"x"));
+    f.extend(idb(false, 1, 0, Some(3), None));
+    f.extend(epb(false, 1, 10_500, b"y"));
+    let (pkts, err) = collect(&temp_file("res.pcapng", &f));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(pkts[0].0, Timestamp::from_secs_nanos(10, 500_000_000));
+    assert_eq!(pkts[1].0, Timestamp::from_secs_nanos(10, 500_000_000));
+    // 10^20 does not fit: corrupt.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, Some(20), None));
+    let (_, err) = collect(&temp_file("res20.pcapng", &f));
+    assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");
+}

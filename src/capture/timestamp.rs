@@ -1,0 +1,196 @@
+//! Packet timestamps: nanoseconds since the Unix epoch, printed as RFC 3339 UTC.
+//!
+//! Formatting goes through [`fmt::Display`] with integer formatting only, so
+//! `write!(out, "{ts}")` into any `fmt::Write` or `io::Write` does not allocate.
+//! The civil-date conversion is Howard Hinnant's `civil_from_days`.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// A capture timestamp: signed nanoseconds since 1970-01-01T00:00:00Z.
+///
+/// `i64` nanoseconds cover the years 1677 to 2262; conversions from file
+/// formats saturate at those bounds rather than wrap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The Unix epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// From nanoseconds since the epoch.
+    pub const fn from_nanos(nanos: i64) -> Timestamp {
+        Timestamp(nanos)
+    }
+
+    /// From whole seconds plus nanoseconds; `nanos` may exceed one second
+    /// (damaged pcap records do that) and is simply added. Saturates.
+    pub const fn from_secs_nanos(secs: i64, nanos: u64) -> Timestamp {
+        let whole = secs.saturating_mul(NANOS_PER_SEC);
+        let frac = if nanos > i64::MAX as u64 {
+            i64::MAX
+        } else {
+            nanos as i64
+        };
+        Timestamp(whole.saturating_add(frac))
+    }
+
+    /// From seconds and microseconds (classic pcap). Saturates.
+    pub const fn from_secs_micros(secs: i64, micros: u64) -> Timestamp {
+        Timestamp::from_secs_nanos(secs, micros.saturating_mul(1_000))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (rounded towards minus infinity).
+    pub const fn secs(self) -> i64 {
+        self.0.div_euclid(NANOS_PER_SEC)
+    }
+
+    /// Nanoseconds within the second, `0..1_000_000_000`.
+    pub const fn subsec_nanos(self) -> u32 {
+        self.0.rem_euclid(NANOS_PER_SEC) as u32
+    }
+
+    /// `self - earlier` in nanoseconds, saturating (negative if `earlier` is later).
+    pub const fn nanos_since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 UTC with microseconds, e.g. `2021-08-01T12:00:00.123456Z`
+    /// (sub-microsecond digits are truncated, not rounded).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.secs();
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            year,
+            month,
+            day,
+            sod / 3_600,
+            sod % 3_600 / 60,
+            sod % 60,
+            self.subsec_nanos() / 1_000
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    /// Serialized as the RFC 3339 string of [`fmt::Display`].
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    fn show(ts: Timestamp) -> String {
+        let mut s = String::new();
+        write!(s, "{ts}").expect("writing to a String cannot fail");
+        s
+    }
+
+    #[test]
+    fn epoch() {
+        assert_eq!(show(Timestamp::EPOCH), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn known_instant_with_micros() {
+        // 2021-08-01T12:00:00Z = 1627819200
+        let ts = Timestamp::from_secs_nanos(1_627_819_200, 123_456_789);
+        assert_eq!(show(ts), "2021-08-01T12:00:00.123456Z");
+    }
+
+    #[test]
+    fn leap_day_and_2038() {
+        // 2024-02-29T23:59:59Z = 1709251199
+        assert_eq!(
+            show(Timestamp::from_secs_micros(1_709_251_199, 999_999)),
+            "2024-02-29T23:59:59.999999Z"
+        );
+        // one second past the signed 32-bit limit
+        assert_eq!(
+            show(Timestamp::from_secs_nanos(2_147_483_648, 0)),
+            "2038-01-19T03:14:08.000000Z"
+        );
+        // 2000-03-01 (century leap year rule)
+        assert_eq!(
+            show(Timestamp::from_secs_nanos(951_868_800, 0)),
+            "2000-03-01T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn before_epoch() {
+        assert_eq!(
+            show(Timestamp::from_nanos(-1)),
+            "1969-12-31T23:59:59.999999Z"
+        );
+    }
+
+    #[test]
+    fn every_day_round_trips_through_month_lengths() {
+        // Walk 1970..2100 day by day and check the date advances by one each time.
+        let mut prev = civil_from_days(-1);
+        for d in 0..(130 * 366) {
+            let cur = civil_from_days(d);
+            let next_day = if prev.2 >= 28 && cur.2 == 1 {
+                assert!(cur.1 == prev.1 % 12 + 1, "month after {prev:?} is {cur:?}");
+                true
+            } else {
+                assert_eq!((cur.0, cur.1, cur.2), (prev.0, prev.1, prev.2 + 1));
+                false
+            };
+            let _ = next_day;
+            prev = cur;
+        }
+    }
+
+    #[test]
+    fn saturates_instead_of_wrapping() {
+        assert_eq!(Timestamp::from_secs_nanos(i64::MAX, 5).as_nanos(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_secs_micros(0, u64::MAX).as_nanos(),
+            i64::MAX
+        );
+    }
+
+    #[test]
+    fn ordering_and_parts() {
+        let a = Timestamp::from_secs_nanos(10, 5);
+        let b = Timestamp::from_secs_nanos(10, 6);
+        assert!(a < b);
+        assert_eq!(b.nanos_since(a), 1);
+        assert_eq!(a.secs(), 10);
+        assert_eq!(a.subsec_nanos(), 5);
+    }
+}

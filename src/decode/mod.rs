@@ -1,0 +1,322 @@
+//! Bytes to a small `Copy` record: the link layer is stripped, the IP and
+//! TCP/UDP headers are read, and the result is a [`Decoded`].
+//!
+//! [`decode`] is pure and does not allocate. Fragmented datagrams need state
+//! (later fragments carry no ports), which the bounded [`Defragmenter`] keeps.
+//! A packet that cannot be decoded is not an error to propagate: it is a
+//! [`DecodeError`] reason, to be counted.
+//!
+//! Link types: Ethernet (with 802.1Q / QinQ tags, LLC/SNAP and PPPoE sessions),
+//! Linux cooked SLL and SLL2, raw IP (101, and DLT 12/14), IPv4 (228), IPv6
+//! (229), BSD NULL loopback (0), OpenBSD LOOP (108), PPP (9, 50) and Linux
+//! NFLOG (239). Tunnels (GRE, VXLAN, IP-in-IP, …)
+//! are not entered: they count as the outer protocol.
+
+mod defrag;
+mod ip;
+mod link;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::transport::Transport;
+
+pub use defrag::Defragmenter;
+pub use ip::MAX_IPV6_EXT_HEADERS;
+pub use link::{link_type_name, link_type_supported, MAX_VLAN_DEPTH};
+
+/// A TCP or UDP packet, ready for the flow table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub transport: Transport,
+    /// TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN); 0 for UDP and for
+    /// non-first fragments.
+    pub tcp_flags: u8,
+    /// Bytes of the IP packet including its header, from the IP header.
+    pub ip_len: u32,
+    /// Layer-4 payload bytes, from the IP header's length (not the captured bytes).
+    pub payload_len: u32,
+    /// The outermost 802.1Q / 802.1ad VLAN id, if tagged.
+    pub vlan: Option<u16>,
+}
+
+/// TCP flag bits of [`PacketMeta::tcp_flags`].
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// What the first fragment of a datagram tells about the whole datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstFragment {
+    pub transport: Transport,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub tcp_flags: u8,
+    /// Layer-4 payload bytes in this first fragment.
+    pub payload_len: u32,
+}
+
+/// One fragment of a TCP or UDP datagram (IPv4, or IPv6 with a Fragment header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentMeta {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP identification (16 bits for IPv4, 32 for IPv6).
+    pub id: u32,
+    /// Protocol number that is the same in every fragment: the IPv4 protocol,
+    /// or the Next Header of the IPv6 Fragment header.
+    pub proto: u8,
+    /// Offset of this fragment in the datagram, in bytes.
+    pub frag_offset: u32,
+    pub more_fragments: bool,
+    /// Bytes of this fragment's IP packet, from the IP header.
+    pub ip_len: u32,
+    /// Bytes of this fragment after all IP headers, from the IP header.
+    pub payload_len: u32,
+    pub vlan: Option<u16>,
+    /// Set for the first fragment (offset 0): the ports.
+    pub first: Option<FirstFragment>,
+}
+
+/// What a packet turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// TCP or UDP with ports.
+    Packet(PacketMeta),
+    /// A fragment of a TCP or UDP datagram; [`Defragmenter::resolve`] turns it
+    /// into a `Packet` (or a `FragmentWithoutFirst` reason).
+    Fragment(FragmentMeta),
+    /// Not TCP/UDP: counted by kind, not classified.
+    Other(OtherProto),
+    /// Could not be decoded, and why.
+    Malformed(DecodeError),
+}
+
+/// The kind of a packet that is not TCP or UDP, for statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OtherProto {
+    Arp,
+    Icmp,
+    Icmpv6,
+    Igmp,
+    /// 802.3 frame with an LLC header that is not SNAP (STP, NetBIOS, …).
+    Llc,
+    /// Another IP protocol number.
+    IpProto(u8),
+    /// Another EtherType.
+    EtherType(u16),
+    /// A NULL/LOOP address family other than IPv4 or IPv6.
+    AddressFamily(u32),
+    /// A PPP protocol other than IPv4 or IPv6 (LCP, IPCP, PAP, …).
+    PppProto(u16),
+}
+
+impl OtherProto {
+    /// A stable snake_case key for the well-known kinds, `None` for a number
+    /// without a name here (then use [`OtherProto::family`] and [`OtherProto::code`],
+    /// or `Display`, which writes e.g. `ip_proto_253`).
+    pub fn name(&self) -> Option<&'static str> {
+        Some(match *self {
+            OtherProto::Arp => "arp",
+            OtherProto::Icmp => "icmp",
+            OtherProto::Icmpv6 => "icmpv6",
+            OtherProto::Igmp => "igmp",
+            OtherProto::Llc => "llc",
+            OtherProto::IpProto(p) => match p {
+                4 => "ipip",
+                41 => "ipv6_in_ip",
+                47 => "gre",
+                50 => "esp",
+                51 => "ah",
+                59 => "ipv6_no_next",
+                89 => "ospf",
+                103 => "pim",
+                112 => "vrrp",
+                115 => "l2tp",
+                132 => "sctp",
+                136 => "udplite",
+                _ => return None,
+            },
+            OtherProto::EtherType(e) => match e {
+                0x8035 => "rarp",
+                0x809b => "appletalk",
+                0x8137 => "ipx",
+                0x22f0 => "avtp",
+                0x8809 => "slow_protocols",
+                0x8847 => "mpls",
+                0x8848 => "mpls_multicast",
+                0x8863 => "pppoe_discovery",
+                0x8864 => "pppoe_session",
+                0x886f => "msnlb",
+                0x888e => "eapol",
+                0x88cc => "lldp",
+                0x88e5 => "macsec",
+                0x88f7 => "ptp",
+                0x8902 => "cfm",
+                0x9000 => "loopback",
+                _ => return None,
+            },
+            OtherProto::PppProto(p) => match p {
+                0xc021 => "ppp_lcp",
+                0x8021 => "ppp_ipcp",
+                0x8057 => "ppp_ipv6cp",
+                0xc023 => "ppp_pap",
+                0xc223 => "ppp_chap",
+                0x80fd => "ppp_ccp",
+                _ => return None,
+            },
+            OtherProto::AddressFamily(_) => return None,
+        })
+    }
+
+    /// The numbering the kind comes from: `"ip_proto"`, `"ethertype"`,
+    /// `"address_family"`, or the name itself for the fixed kinds.
+    pub fn family(&self) -> &'static str {
+        match self {
+            OtherProto::IpProto(_) => "ip_proto",
+            OtherProto::EtherType(_) => "ethertype",
+            OtherProto::AddressFamily(_) => "address_family",
+            OtherProto::PppProto(_) => "ppp_proto",
+            OtherProto::Arp => "arp",
+            OtherProto::Icmp => "icmp",
+            OtherProto::Icmpv6 => "icmpv6",
+            OtherProto::Igmp => "igmp",
+            OtherProto::Llc => "llc",
+        }
+    }
+
+    /// The number, for the numbered kinds.
+    pub fn code(&self) -> Option<u32> {
+        match *self {
+            OtherProto::IpProto(p) => Some(u32::from(p)),
+            OtherProto::EtherType(e) => Some(u32::from(e)),
+            OtherProto::AddressFamily(a) => Some(a),
+            OtherProto::PppProto(p) => Some(u32::from(p)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OtherProto {
+    /// The name if there is one, else `ip_proto_253`, `ethertype_0x88b5`,
+    /// `address_family_7`. Writing does not allocate.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name() {
+            return f.write_str(name);
+        }
+        match *self {
+            OtherProto::EtherType(e) => write!(f, "ethertype_{e:#06x}"),
+            OtherProto::PppProto(p) => write!(f, "ppp_proto_{p:#06x}"),
+            _ => write!(f, "{}_{}", self.family(), self.code().unwrap_or(0)),
+        }
+    }
+}
+
+/// Why a packet could not be decoded. Counted, never propagated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DecodeError {
+    UnsupportedLinkType,
+    TruncatedLink,
+    TooManyVlanTags,
+    TruncatedIp,
+    BadIpVersion,
+    BadIpHeaderLen,
+    /// The IP length field is smaller than the headers it must hold.
+    BadIpLength,
+    TruncatedIpExt,
+    TooManyIpExt,
+    TruncatedTcp,
+    BadTcpHeaderLen,
+    TruncatedUdp,
+    BadUdpLength,
+    /// A later fragment whose first fragment was not seen (or was evicted).
+    FragmentWithoutFirst,
+}
+
+impl DecodeError {
+    /// Every reason, in [`DecodeError::index`] order (for counter arrays).
+    pub const ALL: [DecodeError; 14] = [
+        DecodeError::UnsupportedLinkType,
+        DecodeError::TruncatedLink,
+        DecodeError::TooManyVlanTags,
+        DecodeError::TruncatedIp,
+        DecodeError::BadIpVersion,
+        DecodeError::BadIpHeaderLen,
+        DecodeError::BadIpLength,
+        DecodeError::TruncatedIpExt,
+        DecodeError::TooManyIpExt,
+        DecodeError::TruncatedTcp,
+        DecodeError::BadTcpHeaderLen,
+        DecodeError::TruncatedUdp,
+        DecodeError::BadUdpLength,
+        DecodeError::FragmentWithoutFirst,
+    ];
+
+    /// Dense index into [`DecodeError::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// snake_case key used in statistics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecodeError::UnsupportedLinkType => "unsupported_link_type",
+            DecodeError::TruncatedLink => "truncated_link",
+            DecodeError::TooManyVlanTags => "too_many_vlan_tags",
+            DecodeError::TruncatedIp => "truncated_ip",
+            DecodeError::BadIpVersion => "bad_ip_version",
+            DecodeError::BadIpHeaderLen => "bad_ip_header_len",
+            DecodeError::BadIpLength => "bad_ip_length",
+            DecodeError::TruncatedIpExt => "truncated_ip_ext",
+            DecodeError::TooManyIpExt => "too_many_ip_ext",
+            DecodeError::TruncatedTcp => "truncated_tcp",
+            DecodeError::BadTcpHeaderLen => "bad_tcp_header_len",
+            DecodeError::TruncatedUdp => "truncated_udp",
+            DecodeError::BadUdpLength => "bad_udp_length",
+            DecodeError::FragmentWithoutFirst => "fragment_without_first",
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Decodes one captured frame of link type `link_type` (a `LINKTYPE_*` value).
+/// Pure; does not allocate.
+pub fn decode(link_type: u16, data: &[u8]) -> Decoded {
+    let l3 = match link::network(link_type, data) {
+        Ok(l3) => l3,
+        Err(d) => return d,
+    };
+    let b = data.get(l3.at..).unwrap_or_default();
+    let net = match l3.net {
+        link::Net::ByVersion => match b.first().map(|v| v >> 4) {
+            Some(4) => link::Net::V4,
+            Some(6) => link::Net::V6,
+            Some(_) => return Decoded::Malformed(DecodeError::BadIpVersion),
+            None => return Decoded::Malformed(DecodeError::TruncatedIp),
+        },
+        n => n,
+    };
+    match net {
+        link::Net::V6 => ip::ipv6(b, l3.vlan),
+        _ => ip::ipv4(b, l3.vlan),
+    }
+}
+
+#[cfg(test)]
+mod tests;
