@@ -25,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyse capture files: classify every TCP/UDP flow against the matrix.
+    Analyze(AnalyzeArgs),
     /// Show, explain and check the port-matrix rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -61,6 +63,45 @@ impl MatrixArgs {
             files: self.rules.clone(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every input was read to its end; 1 an input could not be \
+read (everything before the damage is still reported); 2 wrong usage.\n\n\
+Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
+event with --json); errors, progress and the summary go to stderr."
+)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng) or directories of them; read in time order.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
+    /// Write one JSON object per line (EVE-style alert, flow and stats events).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a flow event for every flow when it ends (documented ones included).
+    #[arg(long)]
+    pub flows: bool,
+    /// Worker threads that track flows [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// The most flows tracked at once; beyond it the oldest idle flows are evicted (and reported).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_flows: u64,
+    /// Seconds a TCP connection may stay idle before its flow ends.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub tcp_timeout: u32,
+    /// Seconds a closed (FIN/RST) TCP connection is kept for late packets.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub tcp_closed_timeout: u32,
+    /// Seconds a UDP flow may stay idle before it ends.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub udp_timeout: u32,
+    /// No progress bar and no summary on stderr (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,11 @@
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
 
+pub mod capture;
 pub mod classify;
+pub mod decode;
+pub mod flow;
 pub mod matrix;
+pub mod output;
+pub mod pipeline;
 pub mod transport;

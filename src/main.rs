@@ -11,6 +11,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::Analyze(args) => cmd::analyze::run(args),
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
     };
     match result {

@@ -1,0 +1,69 @@
+//! `portmatrix analyze`: capture files -> events on stdout, summary on stderr.
+
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use portmatrix::classify::Classifier;
+use portmatrix::flow::Timeouts;
+use portmatrix::matrix::PortMatrix;
+use portmatrix::output::{write_summary, Format};
+use portmatrix::pipeline::{run_offline, AnalyzeConfig};
+
+use crate::cli::AnalyzeArgs;
+
+pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
+    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
+    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let workers = match args.workers {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let config = AnalyzeConfig {
+        inputs: args.captures,
+        workers,
+        max_flows: usize::try_from(args.max_flows).unwrap_or(usize::MAX),
+        timeouts: Timeouts {
+            tcp_secs: args.tcp_timeout,
+            tcp_closed_secs: args.tcp_closed_timeout,
+            udp_secs: args.udp_timeout,
+        },
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Text
+        },
+        flows: args.flows,
+        progress: !args.quiet,
+    };
+    let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
+    let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), stdout)?;
+    if outcome.output_closed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let written = writer
+        .stats(outcome.last_ts, &outcome.stats)
+        .and_then(|()| writer.flush());
+    if let Err(e) = written {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(anyhow::Error::new(e).context("cannot write the events to stdout"));
+    }
+    if !args.quiet {
+        write_summary(
+            &mut io::stderr().lock(),
+            &outcome.stats,
+            writer.summary(),
+            &classifier,
+            outcome.elapsed,
+        )?;
+    }
+    Ok(if outcome.input_errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

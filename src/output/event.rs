@@ -1,0 +1,145 @@
+//! The events portmatrix writes: serde types, field names after Suricata's EVE.
+//! This is the output contract of `analyze --json`; change it only by adding fields.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Serialize, Serializer};
+
+use crate::capture::Timestamp;
+use crate::classify::{Classifier, Severity, Verdict};
+use crate::flow::{Direction, EndReason, Flow};
+
+use super::community_id::community_id;
+
+/// RFC 3339 UTC with microseconds, e.g. `2021-08-02T09:00:00.123456Z`.
+fn rfc3339<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(ts)
+}
+
+/// An `alert` or `flow` event.
+#[derive(Debug, Serialize)]
+pub struct FlowEventJson<'a> {
+    #[serde(serialize_with = "rfc3339")]
+    pub timestamp: Timestamp,
+    pub event_type: &'static str,
+    pub flow_id: u64,
+    pub community_id: String,
+    pub proto: &'static str,
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dest_ip: IpAddr,
+    pub dest_port: u16,
+    pub verdict: Verdict,
+    pub severity: Severity,
+    pub rule_ids: Vec<&'a str>,
+    pub direction: Direction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowFields>,
+}
+
+/// What a `flow` event adds to an alert's fields.
+#[derive(Debug, Serialize)]
+pub struct FlowFields {
+    #[serde(serialize_with = "rfc3339")]
+    pub start: Timestamp,
+    #[serde(serialize_with = "rfc3339")]
+    pub end: Timestamp,
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_state: Option<&'static str>,
+    pub reason: EndReason,
+}
+
+impl<'a> FlowEventJson<'a> {
+    /// The alert for a flow just classified: stamped with its first packet.
+    pub fn alert(flow: &Flow, classifier: &'a Classifier) -> Self {
+        Self::build(flow, classifier, "alert", flow.start, None)
+    }
+
+    /// The record of a flow that ended: stamped with its last packet.
+    pub fn ended(flow: &Flow, reason: EndReason, classifier: &'a Classifier) -> Self {
+        let fields = FlowFields {
+            start: flow.start,
+            end: flow.last,
+            pkts_toserver: flow.pkts_toserver,
+            pkts_toclient: flow.pkts_toclient,
+            bytes_toserver: flow.bytes_toserver,
+            bytes_toclient: flow.bytes_toclient,
+            tcp_state: flow.tcp_state.map(|s| s.as_str()),
+            reason,
+        };
+        Self::build(flow, classifier, "flow", flow.last, Some(fields))
+    }
+
+    fn build(
+        flow: &Flow,
+        classifier: &'a Classifier,
+        event_type: &'static str,
+        timestamp: Timestamp,
+        fields: Option<FlowFields>,
+    ) -> Self {
+        let matrix = classifier.matrix();
+        FlowEventJson {
+            timestamp,
+            event_type,
+            flow_id: flow.id,
+            community_id: community_id(0, flow.transport, flow.client, flow.server),
+            proto: flow.transport.eve_name(),
+            src_ip: flow.client.ip,
+            src_port: flow.client.port,
+            dest_ip: flow.server.ip,
+            dest_port: flow.server.port,
+            verdict: flow.verdict,
+            severity: flow.severity,
+            rule_ids: classifier
+                .rule_ids(flow.decision)
+                .iter()
+                .map(|&i| matrix.rule(i).id.as_str())
+                .collect(),
+            direction: flow.direction,
+            vlan: flow.vlan,
+            flow: fields,
+        }
+    }
+}
+
+/// The final `stats` event: everything counted, so a reader knows how
+/// complete the analysis is.
+#[derive(Debug, Serialize)]
+pub struct StatsEventJson {
+    #[serde(serialize_with = "rfc3339")]
+    pub timestamp: Timestamp,
+    pub event_type: &'static str,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Serialize, Clone)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_udp_packets: u64,
+    pub flows: u64,
+    pub flows_per_verdict: BTreeMap<&'static str, u64>,
+    pub other_protocols: BTreeMap<String, u64>,
+    pub decode_failures: BTreeMap<&'static str, u64>,
+    pub evictions: u64,
+    pub timeouts: u64,
+    pub files: Vec<FileStats>,
+}
+
+/// What was read from one input file.
+#[derive(Debug, Default, Serialize, Clone)]
+pub struct FileStats {
+    pub path: String,
+    pub format: &'static str,
+    pub packets: u64,
+    pub bytes_read: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,10 @@
+//! Events out: the EVE-style JSON contract, text lines for people, the final
+//! stats event and the summary on stderr.
+
+mod community_id;
+mod event;
+mod writer;
+
+pub use community_id::community_id;
+pub use event::{FileStats, FlowEventJson, FlowFields, Stats, StatsEventJson};
+pub use writer::{write_summary, EventWriter, Format, Summary};
