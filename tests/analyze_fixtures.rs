@@ -190,20 +190,14 @@ fn alerts_are_written_for_every_flagged_flow_and_only_those() {
 fn the_same_events_for_any_number_of_workers() {
     let path = fixture("sample-contact-center.pcapng");
     let run = |w: &str| {
-        let o = analyze(&[
+        sorted_lines(&analyze(&[
             "--json",
             "--flows",
             "-q",
             "--workers",
             w,
             path.to_str().expect("path"),
-        ]);
-        let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
+        ]))
     };
     let one = run("1");
     assert!(one.len() > 40);
@@ -356,4 +350,84 @@ fn closing_stdout_early_is_a_quiet_end() {
         "{err}"
     );
     assert!(status.success(), "{status:?} {err}");
+}
+
+#[test]
+fn a_full_flow_table_evicts_and_reports_instead_of_losing_flows() {
+    let path = fixture("sample-contact-center.pcapng");
+    let o = analyze(&[
+        "--json",
+        "--flows",
+        "-q",
+        "--workers",
+        "1",
+        "--max-flows",
+        "5",
+        path.to_str().expect("path"),
+    ]);
+    assert!(o.status.success());
+    let evs = events(&o);
+    let stats = &of_type(&evs, "stats")[0]["stats"];
+    let evicted = of_type(&evs, "flow")
+        .into_iter()
+        .filter(|e| e["reason"] == "evicted")
+        .count() as u64;
+    assert!(evicted > 0);
+    assert_eq!(stats["evictions"], evicted);
+    // Nothing flagged is lost: every flagged flow still has its alert.
+    let alerts = of_type(&evs, "alert").len();
+    let flagged = of_type(&evs, "flow")
+        .into_iter()
+        .filter(|e| e["verdict"] != "documented")
+        .count();
+    assert!(
+        alerts >= 15 && flagged >= alerts,
+        "{alerts} alerts, {flagged} flagged flows"
+    );
+}
+
+#[test]
+fn timeouts_run_on_packet_time_and_are_configurable() {
+    let path = fixture("sample-contact-center.pcapng");
+    let default = analyze(&["--json", "--flows", "-q", path.to_str().expect("path")]);
+    let short = analyze(&[
+        "--json",
+        "--flows",
+        "-q",
+        "--udp-timeout",
+        "1",
+        "--tcp-timeout",
+        "1",
+        path.to_str().expect("path"),
+    ]);
+    let count = |o: &Output, reason: &str| {
+        of_type(&events(o), "flow")
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .count()
+    };
+    assert_eq!(count(&default, "timeout"), 0);
+    assert!(count(&short, "timeout") > 0);
+    // Same input, same events: the wall clock plays no part.
+    let again = analyze(&[
+        "--json",
+        "--flows",
+        "-q",
+        "--udp-timeout",
+        "1",
+        "--tcp-timeout",
+        "1",
+        path.to_str().expect("path"),
+    ]);
+    assert_eq!(sorted_lines(&short), sorted_lines(&again));
+}
+
+/// stdout's lines in order: events compared as a set.
+fn sorted_lines(o: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
 }

@@ -207,30 +207,10 @@ pub fn write_summary(
         "  flows per verdict: {}",
         or_none(&verdicts.join(", "))
     )?;
-    let mut ports: Vec<_> = summary.undocumented_ports.iter().collect();
-    ports.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let ports: Vec<String> = ports
-        .iter()
-        .take(10)
-        .map(|((t, p), n)| format!("{t}/{p} ({n})"))
-        .collect();
-    writeln!(
-        out,
-        "  top undocumented destination ports: {}",
-        or_none(&ports.join(", "))
-    )?;
-    let mut hosts: Vec<_> = summary.undocumented_hosts.iter().collect();
-    hosts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let hosts: Vec<String> = hosts
-        .iter()
-        .take(10)
-        .map(|(ip, n)| format!("{ip} ({n})"))
-        .collect();
-    writeln!(
-        out,
-        "  top undocumented destination hosts: {}",
-        or_none(&hosts.join(", "))
-    )?;
+    let ports = top(&summary.undocumented_ports, |(t, p)| format!("{t}/{p}"));
+    writeln!(out, "  top undocumented destination ports: {ports}")?;
+    let hosts = top(&summary.undocumented_hosts, |ip| ip.to_string());
+    writeln!(out, "  top undocumented destination hosts: {hosts}")?;
     let rules = classifier.matrix().rules();
     let seen = summary.flows_per_rule.iter().filter(|&&n| n > 0).count();
     let unseen: Vec<&str> = rules
@@ -270,4 +250,16 @@ fn or_none(s: &str) -> &str {
     } else {
         s
     }
+}
+
+/// The ten largest counts, as `name (n), …`, or `none`.
+fn top<K: Ord>(counts: &HashMap<K, u64>, name: impl Fn(&K) -> String) -> String {
+    let mut sorted: Vec<(&K, &u64)> = counts.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = sorted
+        .iter()
+        .take(10)
+        .map(|(k, n)| format!("{} ({n})", name(k)))
+        .collect();
+    or_none(&shown.join(", ")).to_string()
 }
