@@ -15,6 +15,9 @@
 //! The corpus is run once (a few files in parallel) and shared by the tests.
 //! If the corpus is absent every test prints a notice and passes.
 
+mod common;
+use common::read_tsv;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Read;
@@ -130,25 +133,6 @@ const FLOW_COUNT_EXCEPTIONS: &[(&str, &str)] = &[
 fn corpus_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     dir.join("EXPECTED.tsv").is_file().then_some(dir)
-}
-
-/// Rows of a TSV file (lines starting with `#` skipped) as maps from the
-/// header's column names.
-fn read_tsv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'));
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 fn col<'a>(row: &'a HashMap<String, String>, name: &str) -> &'a str {

@@ -390,16 +390,19 @@ fn a_full_flow_table_evicts_and_reports_instead_of_losing_flows() {
 fn timeouts_run_on_packet_time_and_are_configurable() {
     let path = fixture("sample-contact-center.pcapng");
     let default = analyze(&["--json", "--flows", "-q", path.to_str().expect("path")]);
-    let short = analyze(&[
-        "--json",
-        "--flows",
-        "-q",
-        "--udp-timeout",
-        "1",
-        "--tcp-timeout",
-        "1",
-        path.to_str().expect("path"),
-    ]);
+    let short_timeouts = || {
+        analyze(&[
+            "--json",
+            "--flows",
+            "-q",
+            "--udp-timeout",
+            "1",
+            "--tcp-timeout",
+            "1",
+            path.to_str().expect("path"),
+        ])
+    };
+    let short = short_timeouts();
     let count = |o: &Output, reason: &str| {
         of_type(&events(o), "flow")
             .into_iter()
@@ -409,16 +412,7 @@ fn timeouts_run_on_packet_time_and_are_configurable() {
     assert_eq!(count(&default, "timeout"), 0);
     assert!(count(&short, "timeout") > 0);
     // Same input, same events: the wall clock plays no part.
-    let again = analyze(&[
-        "--json",
-        "--flows",
-        "-q",
-        "--udp-timeout",
-        "1",
-        "--tcp-timeout",
-        "1",
-        path.to_str().expect("path"),
-    ]);
+    let again = short_timeouts();
     assert_eq!(sorted_lines(&short), sorted_lines(&again));
 }
 

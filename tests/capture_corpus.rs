@@ -7,8 +7,10 @@
 //!
 //! If the corpus is absent the test prints a notice and passes.
 
+mod common;
+use common::read_tsv;
+
 use std::collections::HashMap;
-use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -19,23 +21,6 @@ use portmatrix::transport::Transport;
 fn corpus_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     dir.join("MANIFEST.tsv").is_file().then_some(dir)
-}
-
-/// Rows of a TSV file as maps from the header's column names.
-fn read_tsv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t'))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 #[derive(Debug, Default)]

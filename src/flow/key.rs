@@ -54,16 +54,18 @@ pub(crate) fn mix(h: u64, v: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `ep("10.0.0.1", 443)`, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn ep(ip: &str, port: u16) -> Endpoint {
+    Endpoint {
+        ip: ip.parse().expect("test address"),
+        port,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(ip: &str, port: u16) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().expect("test address"),
-            port,
-        }
-    }
 
     #[test]
     fn key_and_hash_ignore_direction() {

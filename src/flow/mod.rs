@@ -6,6 +6,8 @@ mod table;
 
 use serde::Serialize;
 
+#[cfg(test)]
+pub(crate) use key::ep;
 pub use key::{Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 

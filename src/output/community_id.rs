@@ -39,13 +39,7 @@ pub fn community_id(seed: u16, transport: Transport, a: Endpoint, b: Endpoint) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(ip: &str, port: u16) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().expect("test address"),
-            port,
-        }
-    }
+    use crate::flow::ep;
 
     /// The spec's published baseline (README of its baseline folder).
     #[test]
