@@ -265,8 +265,3 @@ pub fn rule_status(rule: &Rule, product: Product, same_host: bool) -> Verdict {
         Verdict::Documented
     }
 }
-
-/// 224.0.0.0/4 and ff00::/8.
-pub fn is_multicast(addr: std::net::IpAddr) -> bool {
-    addr.is_multicast()
-}

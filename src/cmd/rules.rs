@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use portmatrix::classify::{rule_status, Classifier, FlowQuery, Verdict};
 use portmatrix::matrix::{
-    parse_rules, read_rules_file, MatrixError, PortMatrix, Product, Rule, RuleIdx, RulesFile,
-    BUILTIN_ORIGIN, BUILTIN_RULES,
+    parse_rules, read_rules_file, DefaultState, Listener, MatrixError, PortMatrix, Product,
+    Profile, Rule, RuleIdx, RulesFile, BUILTIN_ORIGIN, BUILTIN_RULES,
 };
 use portmatrix::transport::Transport;
 
@@ -84,8 +84,8 @@ fn flags_text(r: &Rule) -> String {
         flags.push("optional");
     }
     match r.default_state {
-        portmatrix::matrix::DefaultState::Closed => flags.push("closed"),
-        portmatrix::matrix::DefaultState::OpenIfHa => flags.push("open-if-ha"),
+        DefaultState::Closed => flags.push("closed"),
+        DefaultState::OpenIfHa => flags.push("open-if-ha"),
         _ => {}
     }
     for (on, name) in [
@@ -101,9 +101,9 @@ fn flags_text(r: &Rule) -> String {
         }
     }
     match r.profile {
-        portmatrix::matrix::Profile::Accs => flags.push("accs-only"),
-        portmatrix::matrix::Profile::Aacc => flags.push("aacc-only"),
-        portmatrix::matrix::Profile::Both => {}
+        Profile::Accs => flags.push("accs-only"),
+        Profile::Aacc => flags.push("aacc-only"),
+        Profile::Both => {}
     }
     if flags.is_empty() {
         "-".into()
@@ -115,15 +115,15 @@ fn flags_text(r: &Rule) -> String {
 /// Rows written backwards keep the listener in the source column.
 fn client_of(r: &Rule) -> &str {
     match r.listener {
-        portmatrix::matrix::Listener::Destination => &r.source,
-        portmatrix::matrix::Listener::Source => &r.destination,
+        Listener::Destination => &r.source,
+        Listener::Source => &r.destination,
     }
 }
 
 fn listener_of(r: &Rule) -> &str {
     match r.listener {
-        portmatrix::matrix::Listener::Destination => &r.destination,
-        portmatrix::matrix::Listener::Source => &r.source,
+        Listener::Destination => &r.destination,
+        Listener::Source => &r.source,
     }
 }
 

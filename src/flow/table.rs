@@ -57,7 +57,6 @@ pub struct TableStats {
     pub flows_per_verdict: [u64; Verdict::ALL.len()],
     pub evicted: u64,
     pub timed_out: u64,
-    pub peak_flows: u64,
 }
 
 impl TableStats {
@@ -72,7 +71,6 @@ impl TableStats {
         }
         self.evicted += other.evicted;
         self.timed_out += other.timed_out;
-        self.peak_flows += other.peak_flows;
     }
 }
 
@@ -86,8 +84,6 @@ pub struct FlowTable {
     capacity: usize,
     last_sweep: Option<Timestamp>,
     stats: TableStats,
-    /// Reused between sweeps so that expiry does not allocate each time.
-    scratch: Vec<FlowKey>,
 }
 
 impl FlowTable {
@@ -101,7 +97,6 @@ impl FlowTable {
             capacity: capacity.max(1),
             last_sweep: None,
             stats: TableStats::default(),
-            scratch: Vec::new(),
         }
     }
 
@@ -134,29 +129,28 @@ impl FlowTable {
             port: meta.dst_port,
         };
         let key = FlowKey::new(meta.transport, sender, receiver);
-        if let Some(flow) = self.flows.get(&key) {
-            if ts.nanos_since(flow.last) > self.timeouts.of(flow) {
-                let ended = *flow;
-                self.flows.remove(&key);
-                self.end(ended, out);
-            }
-        }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.capacity {
-                self.evict_oldest(out);
-            }
-            let flow = self.start_flow(&key, ts, meta, sender, receiver);
-            self.stats.flows += 1;
-            self.stats.flows_per_verdict[flow.verdict.index()] += 1;
-            if flow.verdict != Verdict::Documented {
-                out(FlowEvent::Alert(flow));
-            }
-            self.flows.insert(key, flow);
-            self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len() as u64);
-        }
         if let Some(flow) = self.flows.get_mut(&key) {
-            account(flow, ts, meta, sender, wire_len);
+            if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
+                account(flow, ts, meta, sender, wire_len);
+                self.advance(ts, out);
+                return;
+            }
+            // Idle past its timeout: that flow has ended, this packet starts a new one.
+            let ended = *flow;
+            self.flows.remove(&key);
+            self.end(ended, out);
         }
+        if self.flows.len() >= self.capacity {
+            self.evict_oldest(out);
+        }
+        let mut flow = self.start_flow(&key, ts, meta, sender, receiver);
+        account(&mut flow, ts, meta, sender, wire_len);
+        self.stats.flows += 1;
+        self.stats.flows_per_verdict[flow.verdict.index()] += 1;
+        if flow.verdict != Verdict::Documented {
+            out(FlowEvent::Alert(flow));
+        }
+        self.flows.insert(key, flow);
         self.advance(ts, out);
     }
 
@@ -180,42 +174,23 @@ impl FlowTable {
         let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         rest.sort_unstable_by_key(|f| (f.start, f.id));
         for flow in rest {
-            let reason = if flow.tcp_state == Some(TcpState::Closed) {
-                EndReason::Closed
-            } else {
-                reason
-            };
-            out(FlowEvent::End(flow, reason));
+            out(FlowEvent::End(flow, end_reason(&flow, reason)));
         }
     }
 
     fn expire(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
         let timeouts = self.timeouts;
-        self.scratch.clear();
-        self.scratch.extend(
-            self.flows
-                .iter()
-                .filter(|(_, f)| now.nanos_since(f.last) > timeouts.of(f))
-                .map(|(k, _)| *k),
-        );
-        let mut expired = std::mem::take(&mut self.scratch);
-        for key in expired.drain(..) {
-            if let Some(flow) = self.flows.remove(&key) {
-                self.end(flow, out);
-            }
+        let stats = &mut self.stats;
+        for (_, flow) in self
+            .flows
+            .extract_if(|_, f| now.nanos_since(f.last) > timeouts.of(f))
+        {
+            out(FlowEvent::End(flow, natural_end(&flow, stats)));
         }
-        self.scratch = expired;
     }
 
-    /// A flow that ended on its own: closed if TCP saw it close, else timed out.
     fn end(&mut self, flow: Flow, out: &mut impl FnMut(FlowEvent)) {
-        let reason = if flow.tcp_state == Some(TcpState::Closed) {
-            EndReason::Closed
-        } else {
-            self.stats.timed_out += 1;
-            EndReason::Timeout
-        };
-        out(FlowEvent::End(flow, reason));
+        out(FlowEvent::End(flow, natural_end(&flow, &mut self.stats)));
     }
 
     /// Make room: evict about 1% of the table, least recently seen first, so
@@ -319,6 +294,24 @@ impl FlowTable {
             }
         }
     }
+}
+
+/// A closed TCP flow ends as `closed` whatever ended it; others with `otherwise`.
+fn end_reason(flow: &Flow, otherwise: EndReason) -> EndReason {
+    if flow.tcp_state == Some(TcpState::Closed) {
+        EndReason::Closed
+    } else {
+        otherwise
+    }
+}
+
+/// A flow that ended on its own: closed if TCP saw it close, else timed out.
+fn natural_end(flow: &Flow, stats: &mut TableStats) -> EndReason {
+    let reason = end_reason(flow, EndReason::Timeout);
+    if reason == EndReason::Timeout {
+        stats.timed_out += 1;
+    }
+    reason
 }
 
 /// Count a packet on its flow and follow the TCP state.

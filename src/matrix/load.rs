@@ -400,9 +400,9 @@ impl RuleSpec {
         Some(Rule {
             id,
             origin: origin.to_string(),
-            component: self.component.clone(),
-            source: self.source.clone(),
-            destination: self.destination.clone(),
+            component: self.component,
+            source: self.source,
+            destination: self.destination,
             description: self.description,
             listen_ports,
             transports,
@@ -421,10 +421,7 @@ impl RuleSpec {
             needs_roles: self.needs_roles,
             note: self.note,
             document: DocumentRow {
-                component: self.component,
-                source: self.source,
                 source_port: self.source_port,
-                destination: self.destination,
                 destination_port: self.destination_port,
                 protocol: self.protocol,
                 optional_cell: self.optional_cell,

@@ -8,6 +8,7 @@ mod error;
 mod load;
 mod rule;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{MatrixError, RuleError};
@@ -92,6 +93,7 @@ impl PortMatrix {
     /// Merge parsed files; ids must be unique across all of them.
     pub fn from_files(files: Vec<RulesFile>) -> Result<PortMatrix, MatrixError> {
         let mut rules: Vec<Rule> = Vec::new();
+        let mut origins: HashMap<String, String> = HashMap::new();
         let mut severities = Severities::default();
         let mut errors = Vec::new();
         for file in files {
@@ -99,7 +101,7 @@ impl PortMatrix {
                 severities.set(verdict, severity);
             }
             for rule in file.rules {
-                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                if let Some(first) = origins.get(&rule.id) {
                     errors.push(RuleError {
                         origin: rule.origin.clone(),
                         line: 0,
@@ -107,12 +109,12 @@ impl PortMatrix {
                         rule: Some(rule.id.clone()),
                         field: Some("id".into()),
                         message: format!(
-                            "duplicate id: {} already defines it; ids must be unique across all rules files",
-                            first.origin
+                            "duplicate id: {first} already defines it; ids must be unique across all rules files"
                         ),
                     });
                     continue;
                 }
+                origins.insert(rule.id.clone(), rule.origin.clone());
                 rules.push(rule);
             }
         }
@@ -159,9 +161,7 @@ impl PortMatrix {
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                !r.needs_roles && r.has_transport(transport) && r.cast.admits(multicast)
-            })
+            .filter(|(_, r)| r.decides(transport, multicast))
             .map(|(i, r)| (i as RuleIdx, r))
             .collect();
         let mut cuts: Vec<u32> = vec![0, 65536];

@@ -147,14 +147,12 @@ pub enum Listener {
     Source,
 }
 
-/// The document's cells for a row, copied verbatim (typos included) so a reader
-/// can find the row in the PDF. Empty strings are blank cells.
+/// The document's other cells for a row, copied verbatim (typos included) so a
+/// reader can find the row in the PDF. Empty strings are blank cells. The
+/// component, systems and description are verbatim too, on [`Rule`] itself.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DocumentRow {
-    pub component: String,
-    pub source: String,
     pub source_port: String,
-    pub destination: String,
     pub destination_port: String,
     pub protocol: String,
     pub optional_cell: String,
@@ -208,13 +206,10 @@ impl Rule {
         self.listen_ports.iter().any(|r| r.contains(port))
     }
 
-    /// Whether the rule decides flows on this transport, port and kind of destination.
-    /// Rules that need site roles never match by port alone.
-    pub fn matches(&self, t: Transport, port: u16, multicast_destination: bool) -> bool {
-        !self.needs_roles
-            && self.has_transport(t)
-            && self.cast.admits(multicast_destination)
-            && self.covers_port(port)
+    /// Whether the rule speaks, by port alone, for flows on this transport to
+    /// this kind of destination. Rules that need site roles never do.
+    pub fn decides(&self, t: Transport, multicast_destination: bool) -> bool {
+        !self.needs_roles && self.has_transport(t) && self.cast.admits(multicast_destination)
     }
 
     /// Whether every range of the rule that holds `port` is wider than

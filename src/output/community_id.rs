@@ -45,21 +45,15 @@ mod tests {
     #[test]
     fn matches_the_spec_vectors() {
         let (a, b) = (ep("1.2.3.4", 1122), ep("5.6.7.8", 3344));
-        assert_eq!(
-            community_id(0, Transport::Tcp, a, b),
-            "1:wCb3OG7yAFWelaUydu0D+125CLM="
-        );
-        assert_eq!(
-            community_id(0, Transport::Tcp, b, a),
-            "1:wCb3OG7yAFWelaUydu0D+125CLM="
-        );
-        assert_eq!(
-            community_id(0, Transport::Udp, a, b),
-            "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="
-        );
-        assert_eq!(
-            community_id(1, Transport::Tcp, a, b),
-            "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="
-        );
+        let vectors = [
+            (0, Transport::Tcp, a, b, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+            (0, Transport::Tcp, b, a, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+            (0, Transport::Udp, a, b, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="),
+            (1, Transport::Tcp, a, b, "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="),
+            (1, Transport::Udp, b, a, "1:OShq+iKDAMVouh/4bMxB9Sz4amw="),
+        ];
+        for (seed, t, from, to, want) in vectors {
+            assert_eq!(community_id(seed, t, from, to), want, "seed {seed} {t}");
+        }
     }
 }

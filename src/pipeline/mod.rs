@@ -329,7 +329,7 @@ fn read_all(
                 last_tick = Some(ts);
                 flush_batches(&mut batches, senders, Some(ts));
             }
-            if file_stats.packets % 4096 == 0 {
+            if file_stats.packets.is_multiple_of(4096) {
                 progress.set(base_bytes + capture.bytes_read());
             }
         }
