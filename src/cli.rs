@@ -2,10 +2,14 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{MatrixSources, Product};
+use portmatrix::output::Format;
+use portmatrix::pipeline::FlowSettings;
 use portmatrix::transport::Transport;
 
 #[derive(Debug, Parser)]
@@ -27,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse capture files: classify every TCP/UDP flow against the matrix.
     Analyze(AnalyzeArgs),
+    /// Capture on network interfaces and classify flows as they happen.
+    Live(LiveArgs),
     /// Show, explain and check the port-matrix rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -76,17 +82,44 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng) or directories of them; read in time order.
     #[arg(value_name = "CAPTURE", required = true)]
     pub captures: Vec<PathBuf>,
+    #[command(flatten)]
+    pub events: EventArgs,
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// No progress bar and no summary on stderr (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What to write.
+#[derive(Debug, Args)]
+pub struct EventArgs {
     /// Write one JSON object per line (EVE-style alert, flow and stats events).
     #[arg(long)]
     pub json: bool,
     /// Also write a flow event for every flow when it ends (documented ones included).
     #[arg(long)]
     pub flows: bool,
+}
+
+impl EventArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            Format::Text
+        }
+    }
+}
+
+/// How flows are tracked.
+#[derive(Debug, Args)]
+pub struct FlowArgs {
     /// Worker threads that track flows [default: the number of cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
-    #[command(flatten)]
-    pub matrix: MatrixArgs,
     /// The most flows tracked at once; beyond it the oldest idle flows are evicted (and reported).
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_flows: u64,
@@ -99,7 +132,74 @@ pub struct AnalyzeArgs {
     /// Seconds a UDP flow may stay idle before it ends.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub udp_timeout: u32,
-    /// No progress bar and no summary on stderr (errors are still printed).
+}
+
+impl FlowArgs {
+    pub fn settings(&self) -> FlowSettings {
+        FlowSettings {
+            workers: match self.workers {
+                Some(n) => usize::from(n),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+            max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
+            timeouts: Timeouts {
+                tcp_secs: self.tcp_timeout,
+                tcp_closed_secs: self.tcp_closed_timeout,
+                udp_secs: self.udp_timeout,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
+1 an interface could not be opened, or failed during the run (without --retry); 2 wrong usage, \
+including a bad --bpf expression or a --user that does not exist.\n\n\
+Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
+write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
+(for logrotate).\n\n\
+Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
+`sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
+drops to that user once the capture is open."
+)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeatable: the two ports of a TAP merge into one
+    /// flow table); `any` captures on all of them.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    pub interfaces: Vec<String>,
+    /// Capture filter in tcpdump (BPF) syntax, applied in the kernel.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+    /// Bytes kept of each packet: the headers are enough.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    pub snaplen: u32,
+    /// The kernel's capture buffer per interface, in MiB: absorbs bursts.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub buffer_mb: u32,
+    /// Do not put the interface in promiscuous mode (a SPAN port does not need it).
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Write events to FILE (appending) instead of stdout; SIGHUP reopens it.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub events: EventArgs,
+    /// Write a stats event (and, without --json, a status line on stderr) this often:
+    /// e.g. 60s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+    /// After opening the capture, switch to this user (and its group); refuse to go on as root if that fails.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// When an interface goes down, wait for it to come back instead of stopping.
+    #[arg(long)]
+    pub retry: bool,
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// No summary and no status lines on stderr (errors and drop warnings are still printed).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -164,4 +264,41 @@ fn parse_target(s: &str) -> Result<(Transport, u16), String> {
         .parse::<u16>()
         .map_err(|_| format!("`{p}`: a port is a number from 0 to 65535"))?;
     Ok((transport, port))
+}
+
+/// `60s`, `5m`, `1h`, `500ms`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let usage = || format!("`{s}`: expected a duration such as 60s, 5m, 1h or 500ms");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| usage())?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(usage()),
+    };
+    if d < Duration::from_millis(100) {
+        return Err(format!("`{s}`: the interval must be at least 100ms"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_usual_units() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5 m").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("10ms").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Analyze(args) => cmd::analyze::run(args),
+        cli::Command::Live(args) => cmd::live::run(args),
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
     };
     match result {

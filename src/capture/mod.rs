@@ -5,10 +5,12 @@
 //! - [`Timestamp`]: nanoseconds since the epoch, printed as RFC 3339 UTC.
 //! - [`list_inputs`]: the files the user named (directories expanded), in the
 //!   order of their first packet.
-//! - [`CaptureError`]: the one error type of this layer.
+//! - [`CaptureError`]: why a file could not be read.
+//! - [`LiveCapture`]: one network interface through libpcap, with [`LiveError`].
 
 mod error;
 mod file;
+pub mod live;
 pub mod timestamp;
 
 use std::cmp::Ordering;
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, RawPacket, MAX_BLOCK};
+pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
 pub use timestamp::Timestamp;
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted

@@ -43,6 +43,14 @@ impl Timestamp {
         Timestamp::from_secs_nanos(secs, micros.saturating_mul(1_000))
     }
 
+    /// The wall clock, the same clock the kernel stamps live packets with.
+    pub fn now() -> Timestamp {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(_) => Timestamp::EPOCH,
+        }
+    }
+
     /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> i64 {
         self.0

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use portmatrix::classify::Classifier;
-use portmatrix::flow::Timeouts;
 use portmatrix::matrix::PortMatrix;
-use portmatrix::output::{write_summary, Format};
+use portmatrix::output::write_summary;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
 use crate::cli::AnalyzeArgs;
@@ -17,25 +16,11 @@ use crate::cli::AnalyzeArgs;
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
     let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
-    let workers = match args.workers {
-        Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
     let config = AnalyzeConfig {
         inputs: args.captures,
-        workers,
-        max_flows: usize::try_from(args.max_flows).unwrap_or(usize::MAX),
-        timeouts: Timeouts {
-            tcp_secs: args.tcp_timeout,
-            tcp_closed_secs: args.tcp_closed_timeout,
-            udp_secs: args.udp_timeout,
-        },
-        format: if args.json {
-            Format::Json
-        } else {
-            Format::Text
-        },
-        flows: args.flows,
+        flow: args.flow.settings(),
+        format: args.events.format(),
+        flows: args.events.flows,
         progress: !args.quiet,
     };
     let stdout = BufWriter::with_capacity(1 << 16, io::stdout());

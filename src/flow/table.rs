@@ -57,6 +57,8 @@ pub struct TableStats {
     pub flows_per_verdict: [u64; Verdict::ALL.len()],
     pub evicted: u64,
     pub timed_out: u64,
+    /// Flows in the table when the counters were read.
+    pub active: u64,
 }
 
 impl TableStats {
@@ -71,6 +73,7 @@ impl TableStats {
         }
         self.evicted += other.evicted;
         self.timed_out += other.timed_out;
+        self.active += other.active;
     }
 }
 
@@ -101,7 +104,10 @@ impl FlowTable {
     }
 
     pub fn stats(&self) -> TableStats {
-        self.stats
+        TableStats {
+            active: self.flows.len() as u64,
+            ..self.stats
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -130,7 +130,34 @@ pub struct Stats {
     pub decode_failures: BTreeMap<&'static str, u64>,
     pub evictions: u64,
     pub timeouts: u64,
+    /// Flows open when the stats were taken (live mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_flows: Option<u64>,
+    /// Packets dropped inside portmatrix, by reason (live mode: a full worker
+    /// queue). Present whenever drops are possible, zeros included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_drops: Option<BTreeMap<&'static str, u64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileStats>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceStats>,
+}
+
+/// What was captured on one live interface; the kernel's counters come from libpcap.
+#[derive(Debug, Default, Serialize, Clone)]
+pub struct InterfaceStats {
+    pub name: String,
+    /// Packets portmatrix read from the interface.
+    pub packets: u64,
+    /// Packets the kernel passed the filter and queued for portmatrix.
+    pub kernel_received: u64,
+    /// Packets the kernel dropped because its buffer was full.
+    pub kernel_dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub interface_dropped: u64,
+    /// Why the capture stopped early, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What was read from one input file.

@@ -3,8 +3,10 @@
 
 mod community_id;
 mod event;
+mod file;
 mod writer;
 
 pub use community_id::community_id;
-pub use event::{FileStats, FlowEventJson, FlowFields, Stats, StatsEventJson};
+pub use event::{FileStats, FlowEventJson, FlowFields, InterfaceStats, Stats, StatsEventJson};
+pub use file::EventFile;
 pub use writer::{write_summary, EventWriter, Format, Summary};

@@ -182,10 +182,14 @@ pub fn write_summary(
     classifier: &Classifier,
     elapsed: std::time::Duration,
 ) -> io::Result<()> {
+    let source = if stats.interfaces.is_empty() {
+        format!("{} file(s)", stats.files.len())
+    } else {
+        format!("{} interface(s)", stats.interfaces.len())
+    };
     writeln!(
         out,
-        "portmatrix: {} file(s), {} packets ({} bytes), {} TCP/UDP flows in {:.2} s",
-        stats.files.len(),
+        "portmatrix: {source}, {} packets ({} bytes), {} TCP/UDP flows in {:.2} s",
         stats.packets,
         stats.bytes,
         stats.flows,
@@ -235,6 +239,22 @@ pub fn write_summary(
             "  capture health: {failures} packets not decoded, {} flows evicted",
             stats.evictions
         )?;
+    }
+    for i in &stats.interfaces {
+        writeln!(
+            out,
+            "  {}: {} packets read; kernel received {}, dropped {}; interface dropped {}",
+            i.name, i.packets, i.kernel_received, i.kernel_dropped, i.interface_dropped
+        )?;
+        if let Some(err) = &i.error {
+            writeln!(out, "    error: {err}")?;
+        }
+    }
+    if let Some(drops) = &stats.queue_drops {
+        let n: u64 = drops.values().sum();
+        if n > 0 {
+            writeln!(out, "  dropped by full worker queues: {n} packets")?;
+        }
     }
     for f in &stats.files {
         if let Some(err) = &f.error {

@@ -1,0 +1,138 @@
+//! `portmatrix live`: network interfaces -> events as they happen, until a signal.
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use nix::unistd::{geteuid, setgid, setgroups, setuid, Uid, User};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::flag;
+
+use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
+use portmatrix::classify::Classifier;
+use portmatrix::matrix::PortMatrix;
+use portmatrix::output::{write_summary, EventFile};
+use portmatrix::pipeline::{run_live, LiveConfig, LiveControl};
+
+use crate::cli::LiveArgs;
+
+/// How long libpcap may hold packets in a ring block before handing them over.
+const RING_TIMEOUT_MS: u16 = 10;
+
+pub fn run(args: LiveArgs) -> Result<ExitCode> {
+    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
+    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let control = LiveControl::default();
+    register_signals(&control)?;
+
+    let options = LiveOptions {
+        promiscuous: !args.no_promisc,
+        snaplen: args.snaplen,
+        buffer_bytes: args.buffer_mb.saturating_mul(1 << 20),
+        filter: args.bpf.clone(),
+        timeout_ms: RING_TIMEOUT_MS,
+    };
+    let mut captures = Vec::with_capacity(args.interfaces.len());
+    for name in &args.interfaces {
+        match LiveCapture::open(name, &options) {
+            Ok(c) => captures.push(c),
+            Err(e) => {
+                eprintln!("portmatrix: error: {e}");
+                let usage = matches!(e, LiveError::Filter { .. });
+                return Ok(ExitCode::from(if usage { 2 } else { 1 }));
+            }
+        }
+    }
+    // Opened before the privileges go, so the file may live where only root writes.
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => Box::new(
+            EventFile::create(path, Arc::clone(&control.reopen))
+                .with_context(|| format!("cannot open the events file {}", path.display()))?,
+        ),
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+    };
+    if let Some(user) = &args.user {
+        if let Err(e) = drop_privileges(user) {
+            eprintln!("portmatrix: error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if !args.quiet {
+        eprintln!(
+            "portmatrix: capturing on {} (snaplen {}, buffer {} MiB{}{}); Ctrl-C to stop",
+            args.interfaces.join(", "),
+            args.snaplen,
+            args.buffer_mb,
+            if args.no_promisc { "" } else { ", promiscuous" },
+            args.bpf
+                .as_deref()
+                .map(|f| format!(", filter `{f}`"))
+                .unwrap_or_default(),
+        );
+    }
+
+    let config = LiveConfig {
+        flow: args.flow.settings(),
+        format: args.events.format(),
+        flows: args.events.flows,
+        stats_interval: args.stats_interval,
+        retry: args.retry,
+        options,
+    };
+    let (outcome, mut writer) = run_live(&config, captures, Arc::clone(&classifier), out, &control);
+    if !outcome.output_closed {
+        let written = writer
+            .stats(outcome.stopped_at, &outcome.stats)
+            .and_then(|()| writer.flush());
+        if let Err(e) = written {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(anyhow::Error::new(e).context("cannot write the events"));
+            }
+        }
+    }
+    if !args.quiet {
+        write_summary(
+            &mut io::stderr().lock(),
+            &outcome.stats,
+            writer.summary(),
+            &classifier,
+            outcome.elapsed,
+        )?;
+    }
+    Ok(if outcome.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGINT/SIGTERM ask for a clean stop; a second SIGINT (or SIGTERM) while
+/// stopping exits at once; SIGHUP asks for the output file to be reopened.
+fn register_signals(control: &LiveControl) -> Result<()> {
+    for signal in [SIGINT, SIGTERM] {
+        // The conditional exit goes first: it fires only once `stop` is set.
+        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&control.stop))?;
+        flag::register(signal, Arc::clone(&control.stop))?;
+    }
+    flag::register(SIGHUP, Arc::clone(&control.hangup))?;
+    Ok(())
+}
+
+/// Become `name` (its uid, its primary group, no other groups) for good.
+fn drop_privileges(name: &str) -> Result<()> {
+    if !geteuid().is_root() {
+        anyhow::bail!("--user {name} needs portmatrix to be started as root");
+    }
+    let user = User::from_name(name)
+        .with_context(|| format!("cannot look up the user `{name}`"))?
+        .with_context(|| format!("--user: there is no user `{name}`"))?;
+    setgroups(&[user.gid]).context("cannot drop the supplementary groups")?;
+    setgid(user.gid).with_context(|| format!("cannot switch to the group of `{name}`"))?;
+    setuid(user.uid).with_context(|| format!("cannot switch to the user `{name}`"))?;
+    // If root could be regained, the drop did not happen: refuse to go on.
+    if user.uid != Uid::from_raw(0) && setuid(Uid::from_raw(0)).is_ok() {
+        anyhow::bail!("still able to regain root after switching to `{name}`; refusing to go on");
+    }
+    Ok(())
+}

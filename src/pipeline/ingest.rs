@@ -1,0 +1,194 @@
+//! The front of the pipeline, shared by files and live capture: decode each
+//! packet into a small [`Record`], count what is not TCP/UDP, and shard the
+//! records by flow over the workers' queues in batches.
+
+use std::collections::BTreeMap;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::capture::{RawPacket, Timestamp};
+use crate::decode::{self, Decoded, Defragmenter, OtherProto};
+use crate::flow::{Endpoint, FlowKey};
+use crate::output::Stats;
+
+use super::{Record, WorkerMsg};
+
+/// Packets per batch: large enough to amortize channel costs, small enough
+/// that a batch never waits long.
+const BATCH: usize = 256;
+
+/// What to do when a worker's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Wait: a file can be read more slowly, nothing is lost.
+    Wait,
+    /// Drop the batch and count it: a live capture must keep draining the
+    /// kernel's ring, or the kernel drops instead, uncounted per flow.
+    DropWhenFull,
+}
+
+/// What the front counted; summed over live capture threads.
+#[derive(Debug, Clone, Default)]
+pub(super) struct IngestCounts {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_udp_packets: u64,
+    pub other: BTreeMap<OtherProto, u64>,
+    pub failures: BTreeMap<&'static str, u64>,
+    /// Packets dropped because a worker's queue was full.
+    pub queue_dropped: u64,
+    pub last_ts: Timestamp,
+}
+
+impl IngestCounts {
+    pub fn add(&mut self, other: &IngestCounts) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.tcp_udp_packets += other.tcp_udp_packets;
+        for (k, n) in &other.other {
+            *self.other.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.failures {
+            *self.failures.entry(k).or_default() += n;
+        }
+        self.queue_dropped += other.queue_dropped;
+        self.last_ts = self.last_ts.max(other.last_ts);
+    }
+
+    /// Write the packet-level counters into `stats`.
+    pub fn fill(&self, stats: &mut Stats) {
+        stats.packets = self.packets;
+        stats.bytes = self.bytes;
+        stats.tcp_udp_packets = self.tcp_udp_packets;
+        stats.other_protocols = self
+            .other
+            .iter()
+            .map(|(p, n)| (other_key(*p), *n))
+            .collect();
+        stats.decode_failures = self.failures.clone();
+    }
+}
+
+pub(super) struct Ingest {
+    senders: Vec<Sender<WorkerMsg>>,
+    batches: Vec<Vec<Record>>,
+    defrag: Defragmenter,
+    delivery: Delivery,
+    /// Packet time between clock ticks (which also flush partial batches).
+    tick_nanos: i64,
+    last_tick: Option<Timestamp>,
+    pub counts: IngestCounts,
+}
+
+impl Ingest {
+    /// Offline, a tick per second of packet time is plenty; live, ticks come
+    /// often so that no record waits in a partial batch (alert latency).
+    pub fn new(senders: Vec<Sender<WorkerMsg>>, delivery: Delivery, tick_nanos: i64) -> Ingest {
+        let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        Ingest {
+            senders,
+            batches,
+            defrag: Defragmenter::new(),
+            delivery,
+            tick_nanos,
+            last_tick: None,
+            counts: IngestCounts::default(),
+        }
+    }
+
+    /// Decode one packet and queue it for the worker that owns its flow.
+    pub fn packet(&mut self, packet: &RawPacket<'_>) {
+        let c = &mut self.counts;
+        c.packets += 1;
+        c.bytes += u64::from(packet.orig_len);
+        let ts = packet.ts;
+        c.last_ts = c.last_ts.max(ts);
+        match self
+            .defrag
+            .resolve(decode::decode(packet.link_type, packet.data))
+        {
+            Decoded::Packet(meta) => {
+                c.tcp_udp_packets += 1;
+                let key = FlowKey::new(
+                    meta.transport,
+                    Endpoint {
+                        ip: meta.src,
+                        port: meta.src_port,
+                    },
+                    Endpoint {
+                        ip: meta.dst,
+                        port: meta.dst_port,
+                    },
+                );
+                let w = (key.stable_hash() % self.senders.len() as u64) as usize;
+                self.batches[w].push(Record {
+                    ts,
+                    meta,
+                    wire_len: packet.orig_len,
+                });
+                if self.batches[w].len() >= BATCH {
+                    self.send_batch(w);
+                }
+            }
+            Decoded::Other(p) => *c.other.entry(p).or_default() += 1,
+            Decoded::Malformed(reason) => *c.failures.entry(reason.as_str()).or_default() += 1,
+            // Unresolved fragments are reported by the defragmenter as
+            // Malformed; anything else left over is counted the same way.
+            Decoded::Fragment(_) => *c.failures.entry("fragment_unresolved").or_default() += 1,
+        }
+        if self
+            .last_tick
+            .is_none_or(|t| ts.nanos_since(t) >= self.tick_nanos)
+        {
+            self.flush(Some(ts));
+        }
+    }
+
+    /// Send every partial batch, and the clock if given.
+    pub fn flush(&mut self, tick: Option<Timestamp>) {
+        for w in 0..self.senders.len() {
+            if !self.batches[w].is_empty() {
+                self.send_batch(w);
+            }
+            if let Some(ts) = tick {
+                // A lost tick is harmless: the next one carries a later clock.
+                let _ = match self.delivery {
+                    Delivery::Wait => self.senders[w].send(WorkerMsg::Tick(ts)).ok(),
+                    Delivery::DropWhenFull => self.senders[w].try_send(WorkerMsg::Tick(ts)).ok(),
+                };
+            }
+        }
+        if let Some(ts) = tick {
+            self.last_tick = Some(ts);
+        }
+    }
+
+    fn send_batch(&mut self, w: usize) {
+        let full = std::mem::replace(&mut self.batches[w], Vec::with_capacity(BATCH));
+        let msg = WorkerMsg::Batch(full);
+        match self.delivery {
+            // The worker only hangs up when the output is closed: nothing to keep.
+            Delivery::Wait => {
+                let _ = self.senders[w].send(msg);
+            }
+            Delivery::DropWhenFull => {
+                if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) =
+                    self.senders[w].try_send(msg)
+                {
+                    self.counts.queue_dropped += lost.len() as u64;
+                }
+            }
+        }
+    }
+}
+
+/// `arp`, `gre`, or `ethertype_0x88b5` / `ip_proto_253` when it has no name.
+fn other_key(p: OtherProto) -> String {
+    match (p.name(), p) {
+        (Some(name), _) => name.to_string(),
+        (None, OtherProto::EtherType(e)) => format!("ethertype_0x{e:04x}"),
+        (None, OtherProto::IpProto(n)) => format!("ip_proto_{n}"),
+        (None, OtherProto::AddressFamily(n)) => format!("address_family_{n}"),
+        (None, other) => other.family().to_string(),
+    }
+}

@@ -1,0 +1,325 @@
+//! The live front: one capture thread per interface feeding the shared
+//! workers, and this thread as the supervisor: signals, periodic stats, drop
+//! warnings.
+//!
+//! Live and offline share everything after the front, so the same traffic
+//! gets the same flows and verdicts. Two things differ on purpose: a full
+//! worker queue drops the batch (counted) instead of waiting, because waiting
+//! would make the kernel drop instead; and the clock ticks every few
+//! milliseconds, so no packet waits in a partial batch and idle flows expire
+//! when traffic stops.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead, Timestamp};
+use crate::classify::Classifier;
+use crate::flow::EndReason;
+use crate::output::{EventWriter, Format, InterfaceStats, Stats};
+
+use super::ingest::{Delivery, Ingest, IngestCounts};
+use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages, WorkerMsg};
+
+/// Packet time between clock ticks and batch flushes: well under the 100 ms
+/// an alert may take from capture to output.
+const TICK_NANOS: i64 = 10_000_000;
+/// How often a capture thread publishes its counters for the stats events.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// How often the supervisor looks at signals and the stats clock.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(50);
+/// Between attempts to reopen an interface that went away (`--retry`), and
+/// between checks that an idle interface is still up.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What `live` needs to run, besides the opened captures.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub flow: FlowSettings,
+    pub format: Format,
+    pub flows: bool,
+    pub stats_interval: Duration,
+    /// Wait for a failed interface to come back instead of stopping.
+    pub retry: bool,
+    /// How to reopen an interface (`--retry`).
+    pub options: LiveOptions,
+}
+
+/// Flags set by signal handlers.
+#[derive(Debug, Clone, Default)]
+pub struct LiveControl {
+    /// SIGINT / SIGTERM: stop capturing, close every flow, write the final stats.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen the output file.
+    pub hangup: Arc<AtomicBool>,
+    /// Passed on to the output file when a SIGHUP is seen.
+    pub reopen: Arc<AtomicBool>,
+}
+
+/// How a live run went.
+#[derive(Debug)]
+pub struct LiveOutcome {
+    pub stats: Stats,
+    /// When capture stopped (wall clock): the final stats event's time.
+    pub stopped_at: Timestamp,
+    /// Interfaces whose capture failed and was not resumed.
+    pub failed: usize,
+    pub output_closed: bool,
+    pub elapsed: Duration,
+}
+
+/// One capture thread's counters, as last published.
+#[derive(Debug, Default, Clone)]
+struct Published {
+    counts: IngestCounts,
+    kernel: KernelStats,
+    error: Option<String>,
+}
+
+/// Capture on every interface until `control.stop` is set or a capture fails
+/// (unless `--retry`). Flows still open at the end close with `shutdown`.
+pub fn run_live<W: Write + Send>(
+    config: &LiveConfig,
+    captures: Vec<LiveCapture>,
+    classifier: Arc<Classifier>,
+    out: W,
+    control: &LiveControl,
+) -> (LiveOutcome, EventWriter<W>) {
+    let started = Instant::now();
+    let names: Vec<String> = captures.iter().map(|c| c.name().to_string()).collect();
+    let slots: Vec<Mutex<Published>> = captures.iter().map(|_| Mutex::default()).collect();
+    let halt = AtomicBool::new(false);
+    let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    let (failed, tables, writer, closed) = run_stages(
+        config.flow,
+        EndReason::Shutdown,
+        &classifier,
+        writer,
+        |stages| {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = captures
+                    .into_iter()
+                    .zip(&slots)
+                    .map(|(capture, slot)| {
+                        let senders = stages.senders.clone();
+                        let (halt, closed) = (&halt, stages.closed);
+                        scope.spawn(move || {
+                            capture_loop(capture, senders, slot, halt, closed, config)
+                        })
+                    })
+                    .collect();
+                supervise(&stages, &names, &slots, &halt, control, config);
+                halt.store(true, Ordering::Relaxed);
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(true))
+                    .filter(|&failed| failed)
+                    .count()
+            })
+            // Returning drops the last senders: the workers close every flow.
+        },
+    );
+    let mut stats = gather(&names, &slots);
+    fill_table_stats(&mut stats, &tables);
+    stats.active_flows = Some(tables.active);
+    let outcome = LiveOutcome {
+        stats,
+        stopped_at: Timestamp::now(),
+        failed,
+        output_closed: closed,
+        elapsed: started.elapsed(),
+    };
+    (outcome, writer)
+}
+
+/// Read one interface until halted; returns whether it failed for good.
+fn capture_loop(
+    mut capture: LiveCapture,
+    senders: Vec<Sender<WorkerMsg>>,
+    slot: &Mutex<Published>,
+    halt: &AtomicBool,
+    closed: &AtomicBool,
+    config: &LiveConfig,
+) -> bool {
+    let mut ingest = Ingest::new(senders, Delivery::DropWhenFull, TICK_NANOS);
+    // Counters of earlier openings of this interface (`--retry`).
+    let mut kernel_before = KernelStats::default();
+    let mut error = None;
+    let mut last_publish = Instant::now();
+    let mut last_link_check = Instant::now();
+    let publish = |ingest: &Ingest, kernel: KernelStats, error: &Option<String>| {
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Published {
+            counts: ingest.counts.clone(),
+            kernel,
+            error: error.clone(),
+        };
+    };
+    while !halt.load(Ordering::Relaxed) && !closed.load(Ordering::Relaxed) {
+        let idle = match capture.read() {
+            Ok(LiveRead::Packet(packet)) => {
+                ingest.packet(&packet);
+                continue;
+            }
+            Ok(LiveRead::Idle) if last_link_check.elapsed() >= RETRY_EVERY => {
+                last_link_check = Instant::now();
+                capture.check_link()
+            }
+            Ok(LiveRead::Idle) => Ok(()),
+            Err(e) => Err(e),
+        };
+        ingest.flush(Some(Timestamp::now()));
+        if let Err(e) = idle {
+            eprintln!("portmatrix: error: {e}");
+            error = Some(e.to_string());
+            kernel_before = add_kernel(kernel_before, capture.stats());
+            publish(&ingest, kernel_before, &error);
+            if !config.retry {
+                // One failed interface stops the run: report, flush, exit non-zero.
+                halt.store(true, Ordering::Relaxed);
+                return true;
+            }
+            match reopen(capture.name(), config, halt) {
+                Some(again) => capture = again,
+                // Stopped while waiting: the error is in the stats.
+                None => return false,
+            }
+        }
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            last_publish = Instant::now();
+            publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
+        }
+    }
+    ingest.flush(Some(Timestamp::now()));
+    publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
+    false
+}
+
+/// Wait for `name` to come back; `None` if halted first.
+fn reopen(name: &str, config: &LiveConfig, halt: &AtomicBool) -> Option<LiveCapture> {
+    eprintln!("portmatrix: waiting for `{name}` to come back (--retry)");
+    let mut last_try = Instant::now();
+    while !halt.load(Ordering::Relaxed) {
+        std::thread::sleep(SUPERVISE_EVERY);
+        if last_try.elapsed() < RETRY_EVERY {
+            continue;
+        }
+        last_try = Instant::now();
+        let reopened = LiveCapture::open(name, &config.options);
+        if let Ok(capture) = reopened.and_then(|c| c.check_link().map(|()| c)) {
+            eprintln!("portmatrix: capturing on `{name}` again");
+            return Some(capture);
+        }
+    }
+    None
+}
+
+fn add_kernel(a: KernelStats, b: KernelStats) -> KernelStats {
+    KernelStats {
+        received: a.received + b.received,
+        dropped: a.dropped + b.dropped,
+        interface_dropped: a.interface_dropped + b.interface_dropped,
+    }
+}
+
+/// This thread's job while the captures run: act on signals, write a stats
+/// event every interval, and say so on stderr whenever packets were dropped.
+fn supervise(
+    stages: &Stages<'_>,
+    names: &[String],
+    slots: &[Mutex<Published>],
+    halt: &AtomicBool,
+    control: &LiveControl,
+    config: &LiveConfig,
+) {
+    let mut next_stats = Instant::now() + config.stats_interval;
+    let mut dropped_before = (0, 0);
+    while !halt.load(Ordering::Relaxed) && !stages.closed.load(Ordering::Relaxed) {
+        if control.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if control.hangup.swap(false, Ordering::Relaxed) {
+            control.reopen.store(true, Ordering::Relaxed);
+            let _ = stages.events.send(OutputMsg::Flush);
+        }
+        if Instant::now() >= next_stats {
+            next_stats += config.stats_interval;
+            let mut stats = gather(names, slots);
+            let tables = stages.table_stats();
+            fill_table_stats(&mut stats, &tables);
+            stats.active_flows = Some(tables.active);
+            dropped_before = warn_drops(&stats, dropped_before, config.stats_interval);
+            if config.format == Format::Text {
+                eprintln!("portmatrix: {}", status_line(&stats));
+            }
+            let _ = stages
+                .events
+                .send(OutputMsg::Stats(Timestamp::now(), Box::new(stats)));
+        }
+        std::thread::sleep(SUPERVISE_EVERY);
+    }
+}
+
+/// Sum what the capture threads published into one stats record.
+fn gather(names: &[String], slots: &[Mutex<Published>]) -> Stats {
+    let mut counts = IngestCounts::default();
+    let mut interfaces = Vec::with_capacity(slots.len());
+    for (name, slot) in names.iter().zip(slots) {
+        let p = slot.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        counts.add(&p.counts);
+        interfaces.push(InterfaceStats {
+            name: name.clone(),
+            packets: p.counts.packets,
+            kernel_received: p.kernel.received,
+            kernel_dropped: p.kernel.dropped,
+            interface_dropped: p.kernel.interface_dropped,
+            error: p.error,
+        });
+    }
+    let mut stats = Stats::default();
+    counts.fill(&mut stats);
+    stats.queue_drops = Some(BTreeMap::from([(
+        "worker_queue_full",
+        counts.queue_dropped,
+    )]));
+    stats.interfaces = interfaces;
+    stats
+}
+
+/// Drops are never silent: one line per interval in which any happened.
+/// Returns the totals to compare the next interval with.
+fn warn_drops(stats: &Stats, before: (u64, u64), interval: Duration) -> (u64, u64) {
+    let kernel: u64 = stats
+        .interfaces
+        .iter()
+        .map(|i| i.kernel_dropped + i.interface_dropped)
+        .sum();
+    let queue: u64 = stats.queue_drops.iter().flat_map(|q| q.values()).sum();
+    if kernel > before.0 || queue > before.1 {
+        eprintln!(
+            "portmatrix: warning: {} packets dropped by the kernel or interface and {} by full \
+worker queues in the last {} s ({kernel} and {queue} in all); raise --buffer-mb, narrow \
+--bpf or add --workers",
+            kernel - before.0,
+            queue - before.1,
+            interval.as_secs()
+        );
+    }
+    (kernel, queue)
+}
+
+/// The one-line status for people (text mode).
+fn status_line(stats: &Stats) -> String {
+    let kernel: u64 = stats.interfaces.iter().map(|i| i.kernel_dropped).sum();
+    let queue: u64 = stats.queue_drops.iter().flat_map(|q| q.values()).sum();
+    format!(
+        "{} packets, {} flows ({} active), {} evicted; dropped: kernel {kernel}, queues {queue}",
+        stats.packets,
+        stats.flows,
+        stats.active_flows.unwrap_or(0),
+        stats.evictions
+    )
+}

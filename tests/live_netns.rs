@@ -1,0 +1,567 @@
+//! Live capture on a real interface, no mocks: each test creates its own
+//! network namespace holding a veth pair, runs `portmatrix live` on one end,
+//! replays fixture captures into the other end with tcpreplay, and stops it
+//! with a signal. The namespace is removed when the test ends, even on failure.
+//!
+//! Needs root, `ip` (iproute2) and `tcpreplay`. Without them the tests say
+//! SKIPPED on stderr; with `PORTMATRIX_LIVE_TESTS=require` (scripts/test sets
+//! it when run as root, as in CI) a missing prerequisite is a failure.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// A network namespace with the veth pair `pm0` (replay into it) and `pm1`
+/// (capture on it). Removed on drop.
+struct Lab {
+    ns: String,
+}
+
+impl Lab {
+    /// The lab, or `None` (with a SKIPPED notice) when this machine cannot host it.
+    fn new(test: &str) -> Option<Lab> {
+        let missing = prerequisites_missing();
+        if let Some(why) = missing {
+            assert!(
+                std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
+                "{test}: cannot run the live-capture test: {why}"
+            );
+            eprintln!("SKIPPED {test}: {why} (run the suite as root to include it)");
+            return None;
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let ns = format!(
+            "pmt-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ok(Command::new("ip").args(["netns", "add", &ns]));
+        let lab = Lab { ns };
+        lab.ip(&["link", "add", "pm0", "type", "veth", "peer", "name", "pm1"]);
+        // No IPv6 autoconfiguration chatter: only the replayed packets cross.
+        lab.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        lab.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        lab.ip(&["link", "set", "pm0", "up"]);
+        lab.ip(&["link", "set", "pm1", "up"]);
+        Some(lab)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        ok(Command::new("ip").args(["-n", &self.ns]).args(args));
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        ok(Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args))
+    }
+
+    /// Send `file` into `pm0`, at `speed` (tcpreplay options).
+    fn replay(&self, file: &Path, speed: &[&str]) {
+        let file = file.to_str().expect("utf-8 path");
+        let mut args = vec!["tcpreplay", "-q", "-i", "pm0"];
+        args.extend_from_slice(speed);
+        args.push(file);
+        self.exec(&args);
+    }
+
+    /// Start `portmatrix live -i pm1 ARGS` in the namespace and wait until it captures.
+    fn live(&self, args: &[&str]) -> Live {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, BIN, "live", "-i", "pm1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portmatrix live");
+        Live::watch(child)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn prerequisites_missing() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root for network namespaces".into());
+    }
+    for tool in ["ip", "tcpreplay"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!(
+                "`{tool}` is not installed (scripts/setup --test installs it)"
+            ));
+        }
+    }
+    None
+}
+
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A running `portmatrix live`: its stdout lines with their arrival time, and its stderr.
+struct Live {
+    child: Child,
+    lines: Arc<Mutex<Vec<(SystemTime, String)>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Live {
+    fn watch(mut child: Child) -> Live {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let (l, e) = (Arc::clone(&lines), Arc::clone(&stderr));
+        let readers = vec![
+            thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    l.lock().expect("lock").push((SystemTime::now(), line));
+                }
+            }),
+            thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let mut s = e.lock().expect("lock");
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }),
+        ];
+        let live = Live {
+            child,
+            lines,
+            stderr,
+            readers,
+        };
+        live.wait_for_stderr("Ctrl-C to stop");
+        live
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "portmatrix live never said `{text}`; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        ok(Command::new("kill").args(["-s", name, &self.pid()]));
+    }
+
+    /// Wait for the process to end (it must, within a bound) and collect everything.
+    fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("portmatrix live did not stop; stderr:\n{}", self.stderr());
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let lines = std::mem::take(&mut *self.lines.lock().expect("lock"));
+        let events = lines
+            .iter()
+            .map(|(t, l)| {
+                (
+                    *t,
+                    serde_json::from_str(l).expect("one JSON object per line"),
+                )
+            })
+            .collect();
+        Finished {
+            status,
+            events,
+            stderr: self.stderr(),
+        }
+    }
+
+    /// SIGTERM, then [`Live::finish`].
+    fn stop(self) -> Finished {
+        self.signal("TERM");
+        self.finish()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Finished {
+    status: ExitStatus,
+    events: Vec<(SystemTime, Value)>,
+    stderr: String,
+}
+
+impl Finished {
+    fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e["event_type"] == t)
+            .collect()
+    }
+
+    fn final_stats(&self) -> &Value {
+        let stats = self.of_type("stats");
+        &stats.last().expect("a final stats event")["stats"]
+    }
+}
+
+/// What must be equal between live and offline: a flow event minus its times,
+/// ids and end reason (`shutdown` live is `end_of_input` offline).
+fn flow_identity(e: &Value) -> String {
+    let reason = match e["reason"].as_str() {
+        Some("shutdown" | "end_of_input") => "open",
+        Some(r) => r,
+        None => "?",
+    };
+    format!(
+        "{} {}:{} -> {}:{} {} {} pkts {}/{} bytes {}/{} vlan {} {reason}",
+        e["proto"],
+        e["src_ip"],
+        e["src_port"],
+        e["dest_ip"],
+        e["dest_port"],
+        e["verdict"],
+        e["direction"],
+        e["pkts_toserver"],
+        e["pkts_toclient"],
+        e["bytes_toserver"],
+        e["bytes_toclient"],
+        e["vlan"],
+    )
+}
+
+fn offline_flows(file: &Path) -> (BTreeSet<String>, u64) {
+    offline_flows_of(&[file.to_path_buf()])
+}
+
+/// `analyze --flows` on `files`: the flows' identities and the packet count.
+fn offline_flows_of(files: &[PathBuf]) -> (BTreeSet<String>, u64) {
+    let out = Command::new(BIN)
+        .args(["analyze", "-q", "--json", "--flows"])
+        .args(files)
+        .output()
+        .expect("run analyze");
+    assert!(out.status.success());
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let flows = events
+        .iter()
+        .filter(|e| e["event_type"] == "flow")
+        .map(flow_identity)
+        .collect();
+    let packets = events
+        .iter()
+        .rfind(|e| e["event_type"] == "stats")
+        .and_then(|e| e["stats"]["packets"].as_u64())
+        .expect("stats");
+    (flows, packets)
+}
+
+fn assert_nothing_dropped(stats: &Value) {
+    assert_eq!(stats["queue_drops"]["worker_queue_full"], 0, "{stats}");
+    for i in stats["interfaces"].as_array().expect("interfaces") {
+        assert_eq!(i["kernel_dropped"], 0, "{stats}");
+        assert_eq!(i["interface_dropped"], 0, "{stats}");
+    }
+}
+
+#[test]
+fn live_capture_gives_the_same_flows_and_verdicts_as_the_file() {
+    // Fixtures whose every frame was captured whole (a replay can only send
+    // the captured bytes), on Ethernet, with VLAN, QinQ and IPv6.
+    for name in ["sample-contact-center.pcapng", "vlan-qinq-ipv6ext.pcap"] {
+        let Some(lab) = Lab::new("live_capture_gives_the_same_flows") else {
+            return;
+        };
+        let file = fixture(name);
+        let (expected, packets) = offline_flows(&file);
+        let live = lab.live(&["--json", "--flows"]);
+        lab.replay(&file, &["--multiplier", "20"]);
+        thread::sleep(Duration::from_millis(300));
+        let run = live.stop();
+        assert!(run.status.success(), "{name}: {}", run.stderr);
+        let got: BTreeSet<String> = run.of_type("flow").into_iter().map(flow_identity).collect();
+        assert_eq!(got, expected, "{name}: live flows differ from analyze's");
+        let stats = run.final_stats();
+        assert_eq!(stats["packets"], packets, "{name}: {stats}");
+        assert_nothing_dropped(stats);
+        let flagged = expected
+            .iter()
+            .filter(|f| !f.contains("\"documented\""))
+            .count();
+        assert_eq!(
+            run.of_type("alert").len(),
+            flagged,
+            "{name}: one alert per flagged flow"
+        );
+        assert!(run.stderr.contains("1 interface(s)"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn alerts_reach_the_output_within_100_ms_at_a_light_rate() {
+    let Some(lab) = Lab::new("alerts_reach_the_output_within_100_ms") else {
+        return;
+    };
+    let live = lab.live(&["--json"]);
+    lab.replay(&fixture("sample-contact-center.pcapng"), &["--pps", "300"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    let mut latencies: Vec<Duration> = run
+        .events
+        .iter()
+        .filter(|(_, e)| e["event_type"] == "alert")
+        .map(|(arrived, e)| {
+            let captured = parse_rfc3339(e["timestamp"].as_str().expect("timestamp"));
+            arrived.duration_since(captured).unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(latencies.len(), 15, "the sample has 15 flagged flows");
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let max = latencies[latencies.len() - 1];
+    eprintln!(
+        "alert latency over {} alerts: p50 {p50:?}, max {max:?}",
+        latencies.len()
+    );
+    assert!(
+        max < Duration::from_millis(100),
+        "an alert took {max:?} from capture to output"
+    );
+}
+
+#[test]
+fn sighup_reopens_the_output_file_for_logrotate() {
+    let Some(lab) = Lab::new("sighup_reopens_the_output_file") else {
+        return;
+    };
+    let dir = temp_dir("sighup");
+    let path = dir.join("events.json");
+    let rotated = dir.join("events.json.1");
+    let live = lab.live(&["--json", "--flows", "-o", path.to_str().expect("utf-8")]);
+    lab.replay(
+        &fixture("sample-contact-center.pcapng"),
+        &["--multiplier", "20"],
+    );
+    thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&path, &rotated).expect("rotate");
+    live.signal("HUP");
+    // The file reappears at once, before any new event.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "SIGHUP did not reopen the file");
+        thread::sleep(Duration::from_millis(20));
+    }
+    lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.events.is_empty(), "events went to stdout despite -o");
+
+    let before = read_events(&rotated);
+    let after = read_events(&path);
+    let count = |events: &[Value], t: &str| events.iter().filter(|e| e["event_type"] == t).count();
+    // The sample's alerts went to the first file, before the rotation.
+    assert_eq!(count(&before, "alert"), 15);
+    assert_eq!(count(&after, "alert"), 0);
+    assert_eq!(count(&before, "stats"), 0);
+    // Its closed flows ended there too; the second replay's flows, still open
+    // at shutdown, and the final stats are in the new file.
+    let (both, _) = offline_flows_of(&[
+        fixture("sample-contact-center.pcapng"),
+        fixture("vlan-qinq-ipv6ext.pcap"),
+    ]);
+    assert_eq!(count(&before, "flow") + count(&after, "flow"), both.len());
+    assert!(after
+        .iter()
+        .any(|e| e["event_type"] == "flow" && e["vlan"].is_number()));
+    let last = after.last().expect("events after the reopen");
+    assert_eq!(last["event_type"], "stats");
+    assert_eq!(last["stats"]["packets"], 780 + 36);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn root_drops_to_the_user_given_once_the_capture_is_open() {
+    let Some(lab) = Lab::new("root_drops_to_the_user_given") else {
+        return;
+    };
+    let live = lab.live(&["--json", "--user", "nobody"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", live.pid())).expect("status");
+    let uids = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("Uid line");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists")
+        .uid
+        .to_string();
+    for uid in uids.split_whitespace() {
+        assert_eq!(uid, nobody, "real, effective, saved and fs uid: {uids}");
+    }
+    // The capture still works with the privileges gone.
+    lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.final_stats()["packets"], 36);
+
+    let no_user = lab.exec_status(&[BIN, "live", "-i", "pm1", "--user", "no-such-user-here"]);
+    assert_eq!(no_user.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_user.stderr).contains("no user `no-such-user-here`"));
+}
+
+#[test]
+fn bad_interfaces_and_filters_are_clear_errors() {
+    let Some(lab) = Lab::new("bad_interfaces_and_filters") else {
+        return;
+    };
+    let missing = lab.exec_status(&[BIN, "live", "-i", "nosuch0"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        text.contains("no interface named `nosuch0`") && text.contains("pm1"),
+        "{text}"
+    );
+
+    let filter = lab.exec_status(&[BIN, "live", "-i", "pm1", "--bpf", "tcp port nonsense"]);
+    assert_eq!(filter.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&filter.stderr);
+    assert!(
+        text.contains("bad capture filter `tcp port nonsense`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_interface_going_down_ends_the_run_with_its_data_unless_retry() {
+    let Some(lab) = Lab::new("an_interface_going_down") else {
+        return;
+    };
+    let live = lab.live(&["--json", "--flows"]);
+    lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    lab.ip(&["link", "set", "pm1", "down"]);
+    let run = live.finish();
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("capture on `pm1` failed"),
+        "{}",
+        run.stderr
+    );
+    // What was captured before is all there.
+    assert_eq!(run.final_stats()["packets"], 36);
+    assert_eq!(run.of_type("flow").len(), 6);
+
+    lab.ip(&["link", "set", "pm1", "up"]);
+    let live = lab.live(&["--json", "--retry"]);
+    lab.ip(&["link", "set", "pm1", "down"]);
+    live.wait_for_stderr("waiting for `pm1` to come back");
+    lab.ip(&["link", "set", "pm1", "up"]);
+    live.wait_for_stderr("capturing on `pm1` again");
+    lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.final_stats()["packets"], 36);
+}
+
+impl Lab {
+    /// Run a command in the namespace, whatever its exit status.
+    fn exec_status(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .output()
+            .expect("run")
+    }
+}
+
+fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("events file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portmatrix-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `2026-11-26T06:41:11.499013Z` as a time (UTC, microseconds).
+fn parse_rfc3339(s: &str) -> SystemTime {
+    let num = |r: std::ops::Range<usize>| -> i64 { s[r].parse().expect("digits") };
+    let (y, mo, d) = (num(0..4), num(5..7), num(8..10));
+    let (h, mi, sec, micros) = (num(11..13), num(14..16), num(17..19), num(20..26));
+    // Days from civil (Howard Hinnant).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(secs).expect("after 1970"))
+        + Duration::from_micros(u64::try_from(micros).expect("micros"))
+}
