@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Analyze(args) => cmd::analyze::run(args),
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
+        cli::Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand: wiring library pieces to the terminal.
 
 pub mod analyze;
+pub mod report;
 pub mod rules;
 
 /// `portmatrix … | head` closes our stdout early: that is a normal end, not an error.

@@ -1,0 +1,311 @@
+//! When the flagged flows happened, as inline SVG: one lane per verdict, one
+//! mark per flow from its first to its last packet, on a UTC time axis that
+//! spans the whole capture. Marks that overlap in time are stacked in
+//! sub-rows of their lane, so a burst (a port scan) stays visible as a block.
+
+use std::fmt::{self, Write};
+
+use crate::capture::Timestamp;
+use crate::classify::Verdict;
+
+use super::escape::Esc;
+use super::events::FlowRecord;
+use super::theme::colour;
+use super::units::{ByteSize, Count, TimeText};
+
+const WIDTH: f64 = 1240.0;
+const LEFT: f64 = 150.0;
+const RIGHT: f64 = 30.0;
+const SUB_ROW: f64 = 9.0;
+/// Sub-rows per lane; marks beyond them overlap in the last one.
+const MAX_SUB_ROWS: usize = 14;
+const LANE_PAD: f64 = 10.0;
+/// Narrower marks are widened to this, so a one-packet flow is visible.
+const MIN_MARK: f64 = 3.0;
+
+/// Maps time to x over `[start, end]` (a zero-length span is widened to 1 s).
+struct Axis {
+    start: i64,
+    len: f64,
+}
+
+impl Axis {
+    fn new(span: (Timestamp, Timestamp)) -> Axis {
+        let (a, b) = (span.0.as_nanos(), span.1.as_nanos());
+        if b > a {
+            Axis {
+                start: a,
+                len: (b - a) as f64,
+            }
+        } else {
+            Axis {
+                start: a.saturating_sub(500_000_000),
+                len: 1e9,
+            }
+        }
+    }
+
+    fn x(&self, t: Timestamp) -> f64 {
+        let frac = (t.as_nanos().saturating_sub(self.start)) as f64 / self.len;
+        LEFT + frac.clamp(0.0, 1.0) * (WIDTH - LEFT - RIGHT)
+    }
+
+    /// Tick step in nanoseconds (a "round" duration, 4 to 10 ticks) and how to label it.
+    fn ticks(&self) -> (i64, TimeText) {
+        const S: i64 = 1_000_000_000;
+        const STEPS: [i64; 28] = [
+            1_000,
+            10_000,
+            100_000,
+            1_000_000,
+            2_000_000,
+            5_000_000,
+            10_000_000,
+            20_000_000,
+            50_000_000,
+            100_000_000,
+            200_000_000,
+            500_000_000,
+            S,
+            2 * S,
+            5 * S,
+            10 * S,
+            15 * S,
+            30 * S,
+            60 * S,
+            120 * S,
+            300 * S,
+            600 * S,
+            1_800 * S,
+            3_600 * S,
+            3 * 3_600 * S,
+            6 * 3_600 * S,
+            86_400 * S,
+            7 * 86_400 * S,
+        ];
+        let step = STEPS
+            .iter()
+            .copied()
+            .find(|&s| self.len / s as f64 <= 10.0)
+            .unwrap_or(30 * 86_400 * S);
+        let text = if step >= 86_400 * S {
+            TimeText::Date
+        } else if self.len > 86_400.0 * S as f64 {
+            TimeText::DayMinute
+        } else if step >= S {
+            TimeText::Second
+        } else if step >= 1_000_000 {
+            TimeText::Milli
+        } else {
+            TimeText::Micro
+        };
+        (step, text)
+    }
+}
+
+/// Write the timeline of `flagged` over `span` as one `<svg>` element.
+pub fn write_svg(
+    out: &mut String,
+    flagged: &[FlowRecord],
+    span: (Timestamp, Timestamp),
+) -> fmt::Result {
+    let axis = Axis::new(span);
+    let lanes: Vec<Lane<'_>> = Verdict::ALL
+        .iter()
+        .filter(|&&v| v != Verdict::Documented)
+        .filter_map(|&v| {
+            let mut flows: Vec<&FlowRecord> = flagged.iter().filter(|r| r.verdict == v).collect();
+            if flows.is_empty() {
+                return None;
+            }
+            flows.sort_by_key(|r| (r.first, r.last, r.flow_id));
+            let (marks, rows) = stack(&flows, &axis);
+            Some(Lane {
+                verdict: v,
+                marks,
+                rows,
+            })
+        })
+        .collect();
+    let lanes_h: f64 = lanes
+        .iter()
+        .map(|lane| lane.rows as f64 * SUB_ROW + 2.0 * LANE_PAD)
+        .sum();
+    let top = 12.0;
+    let axis_y = top + lanes_h.max(30.0);
+    let height = axis_y + 40.0;
+    writeln!(
+        out,
+        r#"<svg id="timeline-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="Flagged flows over time">"#
+    )?;
+    let (step, text) = axis.ticks();
+    let first_tick = axis.start.div_euclid(step) * step + step;
+    let end = axis.start.saturating_add(axis.len as i64);
+    let mut t = if axis.start.rem_euclid(step) == 0 {
+        axis.start
+    } else {
+        first_tick
+    };
+    while t <= end {
+        let x = axis.x(Timestamp::from_nanos(t));
+        writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{axis_y}" stroke="#e3e7ed"/><text x="{x:.1}" y="{ty}" text-anchor="middle" font-size="11" fill="#5f6b7a">{}</text>"##,
+            Esc(&text.show(Timestamp::from_nanos(t))),
+            ty = axis_y + 16.0
+        )?;
+        t = t.saturating_add(step);
+    }
+    writeln!(
+        out,
+        r##"<line x1="{LEFT}" y1="{axis_y}" x2="{x2}" y2="{axis_y}" stroke="#5f6b7a"/><text x="{LEFT}" y="{ty}" font-size="11" fill="#5f6b7a">UTC</text>"##,
+        x2 = WIDTH - RIGHT,
+        ty = axis_y + 32.0
+    )?;
+    let mut y = top;
+    for (i, lane) in lanes.iter().enumerate() {
+        let verdict = lane.verdict;
+        let lane_h = lane.rows as f64 * SUB_ROW + 2.0 * LANE_PAD;
+        writeln!(
+            out,
+            r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{lane_h:.1}" fill="{bg}"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{verdict} ({})</text>"##,
+            Count(lane.marks.len() as u64),
+            bg = if i % 2 == 0 { "#ffffff" } else { "#f5f7fa" },
+            tx = LEFT - 10.0,
+            ty = y + lane_h / 2.0 + 4.0
+        )?;
+        for &(r, row) in &lane.marks {
+            let x1 = axis.x(r.first);
+            let w = (axis.x(r.last) - x1).max(MIN_MARK);
+            write!(
+                out,
+                r#"<rect class="mark" data-verdict="{verdict}" x="{x1:.1}" y="{my:.1}" width="{w:.1}" height="{h}" rx="1.5" fill="{c}"><title>"#,
+                my = y + LANE_PAD + row as f64 * SUB_ROW,
+                h = SUB_ROW - 2.0,
+                c = colour(verdict)
+            )?;
+            write!(
+                out,
+                "{} {} {}:{} \u{2192} {}:{} {}",
+                Esc(&TimeText::Full.show(r.first)),
+                r.transport,
+                r.client.0,
+                r.client.1,
+                r.server.0,
+                r.server.1,
+                verdict
+            )?;
+            if let Some(bytes) = r.bytes {
+                write!(out, ", {}", ByteSize(bytes))?;
+            }
+            out.push_str("</title></rect>\n");
+        }
+        y += lane_h;
+    }
+    out.push_str("</svg>\n");
+    Ok(())
+}
+
+/// The flows of one verdict, each with its sub-row.
+struct Lane<'r> {
+    verdict: Verdict,
+    marks: Vec<(&'r FlowRecord, usize)>,
+    rows: usize,
+}
+
+/// Greedy interval packing: each mark goes to the first sub-row whose last
+/// mark ends (in pixels) before it starts. Returns marks with their sub-row
+/// and the number of sub-rows used.
+fn stack<'r>(flows: &[&'r FlowRecord], axis: &Axis) -> (Vec<(&'r FlowRecord, usize)>, usize) {
+    let mut ends: Vec<f64> = Vec::new();
+    let placed = flows
+        .iter()
+        .map(|&r| {
+            let x1 = axis.x(r.first);
+            let x2 = axis.x(r.last).max(x1 + MIN_MARK) + 1.0;
+            let row = match ends.iter().position(|&e| e <= x1) {
+                Some(i) => i,
+                None if ends.len() < MAX_SUB_ROWS => {
+                    ends.push(0.0);
+                    ends.len() - 1
+                }
+                None => MAX_SUB_ROWS - 1,
+            };
+            ends[row] = ends[row].max(x2);
+            (r, row)
+        })
+        .collect();
+    (placed, ends.len().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Transport;
+
+    fn flow(id: u64, first_ms: i64, last_ms: i64, verdict: Verdict) -> FlowRecord {
+        FlowRecord {
+            flow_id: id,
+            transport: Transport::Tcp,
+            client: ("10.0.0.1".parse().expect("ip"), 50000),
+            server: ("10.0.0.2".parse().expect("ip"), 135),
+            verdict,
+            severity: verdict.default_severity(),
+            rule_ids: vec![],
+            vlan: None,
+            first: Timestamp::from_nanos(first_ms * 1_000_000),
+            last: Timestamp::from_nanos(last_ms * 1_000_000),
+            packets: Some(2),
+            bytes: Some(120),
+            evidence: None,
+        }
+    }
+
+    #[test]
+    fn one_mark_per_flagged_flow_in_one_lane_per_verdict() {
+        let flows = vec![
+            flow(1, 0, 10, Verdict::Undocumented),
+            flow(2, 1, 2, Verdict::Undocumented),
+            flow(3, 30_000, 30_010, Verdict::InternalOnly),
+        ];
+        let mut svg = String::new();
+        write_svg(
+            &mut svg,
+            &flows,
+            (
+                Timestamp::from_nanos(0),
+                Timestamp::from_nanos(60 * 1_000_000_000),
+            ),
+        )
+        .expect("render");
+        assert_eq!(svg.matches("<rect class=\"mark\"").count(), 3);
+        assert!(svg.contains("undocumented (2)"));
+        assert!(svg.contains("internal_only (1)"));
+        assert!(svg.contains(">00:00:10<"), "ticks every 10 s: {svg}");
+    }
+
+    #[test]
+    fn overlapping_marks_stack_and_the_stack_is_bounded() {
+        let axis = Axis::new((
+            Timestamp::from_nanos(0),
+            Timestamp::from_nanos(1_000_000_000),
+        ));
+        let flows: Vec<FlowRecord> = (0..40)
+            .map(|i| flow(i, 0, 1, Verdict::Undocumented))
+            .collect();
+        let refs: Vec<&FlowRecord> = flows.iter().collect();
+        let (placed, rows) = stack(&refs, &axis);
+        assert_eq!(rows, MAX_SUB_ROWS);
+        assert_eq!(placed.len(), 40);
+        assert_eq!(placed[1].1, 1);
+    }
+
+    #[test]
+    fn a_zero_length_span_still_draws() {
+        let flows = vec![flow(1, 5, 5, Verdict::Deprecated)];
+        let t = Timestamp::from_nanos(5_000_000);
+        let mut svg = String::new();
+        write_svg(&mut svg, &flows, (t, t)).expect("render");
+        assert_eq!(svg.matches("class=\"mark\"").count(), 1);
+    }
+}
