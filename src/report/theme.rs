@@ -58,7 +58,7 @@ p.sub { margin:0 0 18px; }
 code, .mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size:12.5px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(140px, 1fr)); gap:12px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
-.card .v { font-size:22px; font-weight:600; }
+.card .v { font-size:21px; font-weight:600; white-space:nowrap; }
 .card .k { color:var(--muted); font-size:12.5px; }
 .card.alert .v { color:var(--warn); }
 .bar { display:flex; height:14px; border-radius:7px; overflow:hidden; margin:14px 0 6px; background:var(--line); }
