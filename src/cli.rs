@@ -31,6 +31,17 @@ pub enum Command {
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Write a self-contained HTML report from the events of `analyze --json --flows`.
+    #[command(
+        long_about = "Write one self-contained HTML file (inline style, script and SVG; it fetches \
+nothing and opens from disk) from the JSON Lines events of `portmatrix analyze --json --flows`:\n\
+- overview: packets, flows, flows per verdict, flagged flows, time span;\n\
+- capture health: decode failures, evictions, input errors, drops, malformed event lines;\n\
+- a diagram of who talked to whom (hosts grouped by subnet, edges coloured by verdict);\n\
+- a timeline and a sortable table of the flagged flows, with their rules;\n\
+- matrix coverage: every rule, the traffic it saw, and the open rules never used.\n\n\
+Give the same --rules / --no-default-rules / --profile as to analyze, so the coverage \
+and the rule descriptions match the events."
+    )]
     Report(ReportArgs),
 }
 
@@ -108,15 +119,6 @@ pub struct AnalyzeArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Write one self-contained HTML file (inline style, script and SVG; it fetches \
-nothing and opens from disk) from the JSON Lines events of `portmatrix analyze --json --flows`:\n\
-- overview: packets, flows, flows per verdict, flagged flows, time span;\n\
-- capture health: decode failures, evictions, input errors, drops, malformed event lines;\n\
-- a diagram of who talked to whom (hosts grouped by subnet, edges coloured by verdict);\n\
-- a timeline and a sortable table of the flagged flows, with their rules;\n\
-- matrix coverage: every rule, the traffic it saw, and the open rules never used.\n\n\
-Give the same --rules / --no-default-rules / --profile as to analyze, so the coverage \
-and the rule descriptions match the events.",
     after_help = "Exit codes: 0 every events line was used; 1 an events file could not be read \
 or had malformed lines (they are skipped, named on stderr as FILE:LINE, and counted in the \
 report, which is still written); 2 wrong usage.\n\n\
