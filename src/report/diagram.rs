@@ -6,9 +6,11 @@
 //!
 //! The layout is computed here, deterministically (sorted addresses, no
 //! physics), so the same events always draw the same picture. Beyond
-//! [`MAX_HOSTS`] hosts the nodes become subnets; beyond [`MAX_NODES`] per side,
-//! [`MAX_SERVICES`] ports per server or [`MAX_EDGES`] edges the smallest are
-//! folded into "other" nodes, and the page says so.
+//! [`MAX_HOSTS`] hosts the nodes become subnets; beyond [`MAX_NODES`] per side
+//! ([`MAX_SUBNET_NODES`] for subnets), [`MAX_SERVICES`] ports per server (fewer
+//! when many servers share [`SERVICE_ROWS`]) or [`MAX_EDGES`] edges the quietest
+//! are folded into "other" nodes and ports, and the page says so. The caps keep
+//! the picture within a few screens.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,10 +27,15 @@ use super::units::{ByteSize, Count};
 
 /// Up to this many distinct hosts each host is a node.
 pub const MAX_HOSTS: usize = 100;
-/// Nodes per column; the smallest beyond it are folded into one.
+/// Host nodes per column; the quietest beyond it are folded into one.
 pub const MAX_NODES: usize = 60;
+/// Subnet nodes per column: each brings many ports, so fewer fit.
+pub const MAX_SUBNET_NODES: usize = 30;
 /// Ports listed under one server; the rest are folded into "other ports".
 pub const MAX_SERVICES: usize = 12;
+/// Port rows in the servers' column, shared out among the servers (at least
+/// two each: the worst port and "other ports").
+pub const SERVICE_ROWS: usize = 120;
 /// Edges drawn; flagged ones first, then the busiest.
 pub const MAX_EDGES: usize = 600;
 
@@ -134,8 +141,13 @@ impl Graph {
             *client_flows.entry(base(k.client)).or_default() += u.flows;
             *server_flows.entry(base(k.server)).or_default() += u.flows;
         }
-        let (client_of, folded_clients) = fold_smallest(&client_flows, MAX_NODES);
-        let (server_of, folded_servers) = fold_smallest(&server_flows, MAX_NODES);
+        let max_nodes = if by_subnet {
+            MAX_SUBNET_NODES
+        } else {
+            MAX_NODES
+        };
+        let (client_of, folded_clients) = fold_smallest(&client_flows, max_nodes);
+        let (server_of, folded_servers) = fold_smallest(&server_flows, max_nodes);
         let client = |ip| *client_of.get(&base(ip)).unwrap_or(&Node::Others);
         let server = |ip| *server_of.get(&base(ip)).unwrap_or(&Node::Others);
 
@@ -149,13 +161,14 @@ impl Graph {
                 .or_insert(Tally::new(k.verdict))
                 .add(k.verdict, u.flows);
         }
+        let per_server = (SERVICE_ROWS / ports.len().max(1)).clamp(2, MAX_SERVICES);
         let mut folded_services = 0;
         let mut kept_ports: HashMap<Node, BTreeSet<(Transport, u16)>> = HashMap::new();
         for (node, list) in &ports {
             let mut ranked: Vec<_> = list.iter().collect();
             ranked.sort_by_key(|(_, t)| Reverse((rank(t.worst), t.flows)));
-            let keep = if ranked.len() > MAX_SERVICES {
-                MAX_SERVICES - 1
+            let keep = if ranked.len() > per_server {
+                per_server - 1
             } else {
                 ranked.len()
             };
@@ -370,33 +383,22 @@ pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
         out,
         r##"<text x="{LEFT_X}" y="20" text-anchor="end" font-size="13" font-weight="600" fill="#1d2330">Clients (opened the flow)</text><text x="{RIGHT_X}" y="20" font-size="13" font-weight="600" fill="#1d2330">Servers and the ports they were reached on</text>"##
     )?;
-    let mut client_y: HashMap<Node, f64> = HashMap::new();
-    let mut service_y: HashMap<(Node, Service), f64> = HashMap::new();
+    let mut anchors = Anchors::default();
     let mut shapes = String::new();
-    draw_column(
-        &mut shapes,
-        &left,
-        TOP + (body - lh) / 2.0,
-        Side::Left,
-        g,
-        &mut client_y,
-        &mut service_y,
-    )?;
-    draw_column(
-        &mut shapes,
-        &right,
-        TOP + (body - rh) / 2.0,
-        Side::Right,
-        g,
-        &mut client_y,
-        &mut service_y,
-    )?;
+    for (rows, h, side) in [(&left, lh, Side::Left), (&right, rh, Side::Right)] {
+        // The shorter column is spread over the height: its spare room is
+        // shared between the gaps and both ends, so edges do not all climb
+        // to one corner.
+        let slots = rows.iter().filter(|r| matches!(r, Row::Gap)).count() as f64 + 2.0;
+        let share = (body - h) / slots;
+        draw_column(&mut shapes, rows, TOP + share, share, side, g, &mut anchors)?;
+    }
     out.push_str("<g fill=\"none\">\n");
     let mid = (LEFT_X + RIGHT_X) / 2.0;
     for e in &g.edges {
         let (Some(&y1), Some(&y2)) = (
-            client_y.get(&e.client),
-            service_y.get(&(e.server, e.service)),
+            anchors.clients.get(&e.client),
+            anchors.services.get(&(e.server, e.service)),
         ) else {
             continue;
         };
@@ -445,14 +447,22 @@ enum Side {
     Right,
 }
 
+/// Where edges attach: the y of each client dot and each server port dot.
+#[derive(Default)]
+struct Anchors {
+    clients: HashMap<Node, f64>,
+    services: HashMap<(Node, Service), f64>,
+}
+
+/// Draw one column from `top`, each gap between groups widened by `stretch`.
 fn draw_column(
     out: &mut String,
     rows: &[Row<'_>],
     top: f64,
+    stretch: f64,
     side: Side,
     g: &Graph,
-    client_y: &mut HashMap<Node, f64>,
-    service_y: &mut HashMap<(Node, Service), f64>,
+    anchors: &mut Anchors,
 ) -> fmt::Result {
     let (box_x, box_w) = match side {
         Side::Left => (12.0, LEFT_X + 14.0 - 12.0),
@@ -488,7 +498,7 @@ fn draw_column(
         match row {
             Row::Gap => {
                 close(&mut boxes, group_box.take(), y)?;
-                y += GAP;
+                y += GAP + stretch;
             }
             Row::Group(subnet, n) => {
                 group_box = Some((y, subnet, *n));
@@ -496,7 +506,7 @@ fn draw_column(
             }
             Row::Client(node) => {
                 let cy = y + ROW / 2.0;
-                client_y.insert(*node, cy);
+                anchors.clients.insert(*node, cy);
                 let label = node_label(*node, g.folded_clients);
                 write!(
                     items,
@@ -521,7 +531,7 @@ fn draw_column(
             }
             Row::Service(node, svc, verdict, flows) => {
                 let cy = y + ROW / 2.0;
-                service_y.insert((*node, *svc), cy);
+                anchors.services.insert((*node, *svc), cy);
                 writeln!(
                     items,
                     r##"<g class="service"><circle cx="{RIGHT_X}" cy="{cy:.1}" r="4" fill="{c}"/><text x="{tx}" y="{ty:.1}" font-size="12" fill="#1d2330"><tspan class="mono">{}</tspan><tspan fill="#5f6b7a" font-size="11"> · {} flow{}</tspan></text></g>"##,

@@ -24,11 +24,16 @@ pub struct Page<'a> {
     pub product: Product,
 }
 
-/// Counters of the stats event that the overview shows; every other counter
-/// is a health counter (and a non-zero unknown one is a warning: new loss
-/// counters such as live capture drops appear without a code change).
-const OVERVIEW_COUNTERS: [&str; 4] = ["packets", "bytes", "tcp_udp_packets", "flows"];
-const OVERVIEW_GROUPS: [&str; 2] = ["flows_per_verdict", "other_protocols"];
+/// Whether a counter of the stats event has its own place in the page (the
+/// overview, or a named health row). Every other counter gets a health row of
+/// its own, and a non-zero one is a warning: new loss counters, such as a live
+/// capture's drops, appear without a code change.
+fn shown_by_name(key: &str) -> bool {
+    let group = key.split_once('.').map_or("", |(g, _)| g);
+    ["packets", "bytes", "tcp_udp_packets", "flows", "evictions"].contains(&key)
+        || ["flows_per_verdict", "other_protocols", "decode_failures"].contains(&group)
+}
+
 /// Health counters that are normal, not a loss.
 const BENIGN_COUNTERS: [&str; 1] = ["timeouts"];
 
@@ -213,10 +218,12 @@ fn health(out: &mut String, m: &Model) -> fmt::Result {
     out.push_str("<h2 id=\"health\">Capture health</h2>\n");
     let mut problems: Vec<String> = Vec::new();
     let mut rows = String::new();
-    let mut row = |name: &str, value: u64, warn: bool, note: &str| -> fmt::Result {
+    // A row of the health table; `name` is indented under the row above when `sub`.
+    let mut row = |name: &str, sub: bool, value: u64, warn: bool, note: &str| -> fmt::Result {
         writeln!(
             rows,
-            r#"<tr><td>{}</td><td class="n{}">{}</td><td class="muted">{}</td></tr>"#,
+            r#"<tr><td{}>{}</td><td class="n{}">{}</td><td class="muted">{}</td></tr>"#,
+            if sub { r#" class="sub""# } else { "" },
             Esc(name),
             if warn && value > 0 { " warnv" } else { "" },
             Count(value),
@@ -231,13 +238,14 @@ fn health(out: &mut String, m: &Model) -> fmt::Result {
         ),
         Some(stats) => {
             let failures: u64 = stats.group("decode_failures").map(|(_, n)| n).sum();
-            row("packets not decoded", failures, true, "all reasons")?;
+            row("packets not decoded", false, failures, true, "all reasons")?;
             for (reason, n) in stats.group("decode_failures") {
-                row(&format!("  {reason}"), n, true, "decode failure")?;
+                row(reason, true, n, true, "decode failure")?;
             }
             let evictions = stats.get("evictions").unwrap_or(0);
             row(
                 "flows evicted",
+                false,
                 evictions,
                 true,
                 "the flow table was full; evicted flows are reported early",
@@ -245,6 +253,7 @@ fn health(out: &mut String, m: &Model) -> fmt::Result {
             let input_errors = stats.files.iter().filter(|f| f.error.is_some()).count() as u64;
             row(
                 "capture files read only in part",
+                false,
                 input_errors,
                 true,
                 "see the inputs below",
@@ -261,18 +270,13 @@ fn health(out: &mut String, m: &Model) -> fmt::Result {
                 ));
             }
             for (key, &n) in &stats.counters {
-                let known = OVERVIEW_COUNTERS.contains(&key.as_str())
-                    || OVERVIEW_GROUPS
-                        .iter()
-                        .chain(["decode_failures"].iter())
-                        .any(|g| key.starts_with(&format!("{g}.")))
-                    || key == "evictions";
-                if known {
+                if shown_by_name(key) {
                     continue;
                 }
                 let benign = BENIGN_COUNTERS.contains(&key.as_str());
                 row(
                     key,
+                    false,
                     n,
                     !benign,
                     if benign {
@@ -289,6 +293,7 @@ fn health(out: &mut String, m: &Model) -> fmt::Result {
     }
     row(
         "malformed event lines skipped",
+        false,
         m.bad_lines,
         true,
         "lines of the events files that could not be read",
@@ -356,14 +361,25 @@ fn inputs(out: &mut String, m: &Model) -> fmt::Result {
     }
     out.push_str("</tbody></table>\n");
     if let Some(stats) = m.stats.as_ref().filter(|s| !s.files.is_empty()) {
+        // Many captures: folded, the ones read only in part first.
+        let partial = stats.files.iter().filter(|f| f.error.is_some()).count();
+        writeln!(
+            out,
+            "<details{}><summary>{} capture file(s), {} read only in part</summary>",
+            if stats.files.len() <= 10 { " open" } else { "" },
+            Count(stats.files.len() as u64),
+            Count(partial as u64)
+        )?;
         out.push_str(
             "<table><thead><tr><th>Capture file</th><th>Format</th><th class=\"n\">Packets</th>\
              <th class=\"n\">Bytes read</th><th>Error</th></tr></thead><tbody>\n",
         );
-        for f in &stats.files {
+        let mut files: Vec<_> = stats.files.iter().collect();
+        files.sort_by_key(|f| f.error.is_none());
+        for f in files {
             writeln!(
                 out,
-                r#"<tr><td><code>{}</code></td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="warnv">{}</td></tr>"#,
+                r#"<tr><td><code>{}</code></td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="err">{}</td></tr>"#,
                 Esc(&f.path),
                 Esc(&f.format),
                 Count(f.packets),
@@ -371,7 +387,7 @@ fn inputs(out: &mut String, m: &Model) -> fmt::Result {
                 Esc(f.error.as_deref().unwrap_or(""))
             )?;
         }
-        out.push_str("</tbody></table>\n");
+        out.push_str("</tbody></table></details>\n");
     }
     if !m.line_errors.is_empty() {
         write!(
@@ -419,9 +435,8 @@ fn diagram_section(out: &mut String, g: &Graph) -> fmt::Result {
     }
     if g.folded_services > 0 {
         notes.push(format!(
-            "{} ports are folded into \"other ports\" (up to {} shown per server)",
+            "{} ports are folded into \"other ports\" (the most severe and busiest are shown per server)",
             Count(g.folded_services as u64),
-            diagram::MAX_SERVICES
         ));
     }
     if g.hidden_edges > 0 {

@@ -83,6 +83,9 @@ td.ids { white-space:nowrap; }
 .clamp2 { -webkit-line-clamp:2; }
 td.use { min-width:150px; }
 h3 { font-size:15px; margin:20px 0 8px; }
+td.sub { padding-left:26px; color:var(--muted); }
+td.err { color:var(--warn); overflow-wrap:anywhere; min-width:260px; }
+td code { overflow-wrap:anywhere; }
 table + table { margin-top:14px; }
 tbody tr:nth-child(even) { background:#fafbfc; }
 tr.candidate { background:#fff4e5 !important; }
