@@ -26,6 +26,8 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 pub const MAX_FLAGGED: usize = 10_000;
 /// Malformed lines kept with their message; the rest are counted.
 pub const MAX_LINE_ERRORS: usize = 100;
+/// A malformed line's message is cut to this many characters.
+const MAX_MESSAGE_CHARS: usize = 240;
 
 /// What the report knows once every input is read.
 #[derive(Debug, Default)]
@@ -279,6 +281,17 @@ impl ModelBuilder {
     }
 
     fn bad_line(&mut self, name: &str, line: u64, message: String) {
+        // Parser messages quote the bad value: keep them short and free of
+        // control characters (a hostile file must not write to the terminal).
+        let clipped = message.chars().nth(MAX_MESSAGE_CHARS).is_some();
+        let mut message: String = message
+            .chars()
+            .take(MAX_MESSAGE_CHARS)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        if clipped {
+            message.push('…');
+        }
         self.model.bad_lines += 1;
         if let Some(input) = self.model.inputs.last_mut() {
             input.bad_lines += 1;

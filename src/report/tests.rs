@@ -186,3 +186,41 @@ fn an_empty_input_still_makes_a_page() {
     assert!(html.contains("no stats event"));
     assert!(html.ends_with("</html>\n"));
 }
+
+#[test]
+fn line_errors_are_short_and_free_of_control_characters() {
+    let long = "x".repeat(10_000);
+    // A JSON escape, so the value holds a real ESC that serde's message quotes.
+    let line = FLAGGED_FLOW.replace("internal_only", &format!("\\u001b[31m{long}"));
+    let m = model(&line);
+    assert_eq!(m.bad_lines, 1);
+    let message = &m.line_errors[0].message;
+    assert!(message.chars().count() <= 241, "{} chars", message.len());
+    assert!(
+        message.contains("unknown variant `\u{fffd}[31mxxx"),
+        "{message}"
+    );
+    assert!(message.ends_with('…'));
+    assert!(!message.chars().any(char::is_control), "{message}");
+}
+
+#[test]
+fn a_plain_evidence_path_is_a_relative_link() {
+    let flow = FLAGGED_FLOW.replace(
+        "\"reason\":\"closed\"",
+        "\"reason\":\"closed\",\"evidence\":\"evidence/flow 7.pcapng\"",
+    );
+    let html = page(&model(&flow));
+    assert!(
+        html.contains(
+            r#"<a href="evidence/flow%207.pcapng" title="evidence/flow 7.pcapng">flow 7.pcapng</a>"#
+        ),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_same_events_give_the_same_page() {
+    let text = [ALERT, DOCUMENTED_FLOW, FLAGGED_FLOW, STATS].join("\n");
+    assert_eq!(page(&model(&text)), page(&model(&text)));
+}
