@@ -13,7 +13,7 @@ use super::escape::{href_for_path, Esc};
 use super::events::FlowRecord;
 use super::model::{Coverage, Model, MAX_FLAGGED, MAX_LINE_ERRORS};
 use super::theme::{self, colour, meaning, status_text};
-use super::timeline;
+use super::timeline::{self, Flagged};
 use super::units::{ByteSize, Count, Span, TimeText};
 
 /// Everything the page is made from.
@@ -466,12 +466,24 @@ fn timeline_section(out: &mut String, m: &Model) -> fmt::Result {
         out.push_str("<p class=\"muted\">No flagged flows.</p>\n");
         return Ok(());
     };
-    out.push_str(
-        "<p class=\"muted\">One mark per flagged flow, from its first to its last packet, \
-         across the whole capture; overlapping flows stack. Hover a mark for the flow.</p>\n",
-    );
+    let flagged = if m.flagged_total == m.flagged.len() as u64 {
+        out.push_str(
+            "<p class=\"muted\">One mark per flagged flow, from its first to its last packet, \
+             across the whole capture; overlapping flows stack. Hover a mark for the flow.</p>\n",
+        );
+        Flagged::Flows(&m.flagged)
+    } else {
+        writeln!(
+            out,
+            "<div class=\"note\">{} flagged flows are too many for one mark each: each bar \
+             counts the flows that started in its slice of the capture (1/400 of the span), \
+             scaled to the busiest slice of its verdict. Hover a bar for its count.</div>",
+            Count(m.flagged_total)
+        )?;
+        Flagged::Starts(&m.flagged_starts)
+    };
     out.push_str("<div class=\"panel\" id=\"timeline-panel\">\n");
-    timeline::write_svg(out, &m.flagged, span)?;
+    timeline::write_svg(out, flagged, span)?;
     out.push_str("</div>\n");
     Ok(())
 }

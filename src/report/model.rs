@@ -51,6 +51,9 @@ pub struct Model {
     /// The kept flagged flows (see [`MAX_FLAGGED`]), most severe first, then by time.
     pub flagged: Vec<FlowRecord>,
     pub flagged_total: u64,
+    /// Verdict and first packet of every flagged flow (16 bytes each), so the
+    /// timeline shows them all when the table cannot list them all.
+    pub flagged_starts: Vec<(Verdict, Timestamp)>,
     /// Traffic per client, server, service and verdict.
     pub edges: BTreeMap<EdgeKey, Usage>,
     /// Traffic per rule id named in the events.
@@ -361,6 +364,7 @@ impl ModelBuilder {
         }
         if r.verdict != Verdict::Documented {
             m.flagged_total += 1;
+            m.flagged_starts.push((r.verdict, r.first));
             m.flagged.push(r);
             if m.flagged.len() >= 2 * MAX_FLAGGED {
                 keep_most_severe(&mut m.flagged);

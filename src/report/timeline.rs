@@ -14,7 +14,7 @@ use super::theme::colour;
 use super::units::{ByteSize, Count, TimeText};
 
 const WIDTH: f64 = 1240.0;
-const LEFT: f64 = 150.0;
+const LEFT: f64 = 190.0;
 const RIGHT: f64 = 30.0;
 const SUB_ROW: f64 = 9.0;
 /// Sub-rows per lane; marks beyond them overlap in the last one.
@@ -103,48 +103,132 @@ impl Axis {
     }
 }
 
-/// Write the timeline of `flagged` over `span` as one `<svg>` element.
+/// What the timeline draws.
+#[derive(Debug, Clone, Copy)]
+pub enum Flagged<'a> {
+    /// Every flagged flow, with its details: one mark each.
+    Flows(&'a [FlowRecord]),
+    /// Too many flows for the page to list: the verdict and first packet of
+    /// each, drawn as counts per slice of time.
+    Starts(&'a [(Verdict, Timestamp)]),
+}
+
+/// Slices of the span in the counts view.
+const BINS: usize = 400;
+/// Height of a lane in the counts view.
+const DENSITY_H: f64 = 34.0;
+
+/// What one lane draws.
+enum Content<'r> {
+    /// One mark per flow, each in a sub-row; and the number of sub-rows.
+    Marks(Vec<(&'r FlowRecord, usize)>, usize),
+    /// Flows that started in each of [`BINS`] equal slices of the span.
+    Counts(Vec<u64>),
+}
+
+struct Lane<'r> {
+    verdict: Verdict,
+    flows: u64,
+    content: Content<'r>,
+}
+
+impl Lane<'_> {
+    fn height(&self) -> f64 {
+        match &self.content {
+            Content::Marks(_, rows) => *rows as f64 * SUB_ROW + 2.0 * LANE_PAD,
+            Content::Counts(_) => DENSITY_H + 2.0 * LANE_PAD,
+        }
+    }
+}
+
+fn lanes<'r>(flagged: Flagged<'r>, axis: &Axis) -> Vec<Lane<'r>> {
+    let verdicts = Verdict::ALL
+        .into_iter()
+        .filter(|&v| v != Verdict::Documented);
+    match flagged {
+        Flagged::Flows(records) => verdicts
+            .filter_map(|v| {
+                let mut flows: Vec<&FlowRecord> =
+                    records.iter().filter(|r| r.verdict == v).collect();
+                flows.sort_by_key(|r| (r.first, r.last, r.flow_id));
+                let (marks, rows) = stack(&flows, axis);
+                (!flows.is_empty()).then_some(Lane {
+                    verdict: v,
+                    flows: flows.len() as u64,
+                    content: Content::Marks(marks, rows),
+                })
+            })
+            .collect(),
+        Flagged::Starts(starts) => verdicts
+            .filter_map(|v| {
+                let mut bins = vec![0u64; BINS];
+                let mut flows = 0;
+                for &(_, t) in starts.iter().filter(|(sv, _)| *sv == v) {
+                    let frac = (axis.x(t) - LEFT) / (WIDTH - LEFT - RIGHT);
+                    let i = ((frac * BINS as f64) as usize).min(BINS - 1);
+                    bins[i] += 1;
+                    flows += 1;
+                }
+                (flows > 0).then_some(Lane {
+                    verdict: v,
+                    flows,
+                    content: Content::Counts(bins),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Write the timeline of the flagged flows over `span` as one `<svg>` element.
 pub fn write_svg(
     out: &mut String,
-    flagged: &[FlowRecord],
+    flagged: Flagged<'_>,
     span: (Timestamp, Timestamp),
 ) -> fmt::Result {
     let axis = Axis::new(span);
-    let lanes: Vec<Lane<'_>> = Verdict::ALL
-        .iter()
-        .filter(|&&v| v != Verdict::Documented)
-        .filter_map(|&v| {
-            let mut flows: Vec<&FlowRecord> = flagged.iter().filter(|r| r.verdict == v).collect();
-            if flows.is_empty() {
-                return None;
-            }
-            flows.sort_by_key(|r| (r.first, r.last, r.flow_id));
-            let (marks, rows) = stack(&flows, &axis);
-            Some(Lane {
-                verdict: v,
-                marks,
-                rows,
-            })
-        })
-        .collect();
-    let lanes_h: f64 = lanes
-        .iter()
-        .map(|lane| lane.rows as f64 * SUB_ROW + 2.0 * LANE_PAD)
-        .sum();
+    let lanes = lanes(flagged, &axis);
     let top = 12.0;
-    let axis_y = top + lanes_h.max(30.0);
+    let axis_y = top + lanes.iter().map(Lane::height).sum::<f64>().max(30.0);
     let height = axis_y + 40.0;
     writeln!(
         out,
         r#"<svg id="timeline-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="Flagged flows over time">"#
     )?;
+    // Lane backgrounds and names first, then the grid, then the marks on top.
+    let mut y = top;
+    for (i, lane) in lanes.iter().enumerate() {
+        let h = lane.height();
+        writeln!(
+            out,
+            r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{h:.1}" fill="{bg}"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{} ({})</text>"##,
+            lane.verdict,
+            Count(lane.flows),
+            bg = if i % 2 == 0 { "#ffffff" } else { "#f5f7fa" },
+            tx = LEFT - 10.0,
+            ty = y + h / 2.0 + 4.0
+        )?;
+        y += h;
+    }
+    write_axis(out, &axis, top, axis_y)?;
+    let mut y = top;
+    for lane in &lanes {
+        match &lane.content {
+            Content::Marks(marks, _) => write_marks(out, &axis, lane.verdict, marks, y)?,
+            Content::Counts(bins) => write_counts(out, &axis, lane.verdict, bins, y)?,
+        }
+        y += lane.height();
+    }
+    out.push_str("</svg>\n");
+    Ok(())
+}
+
+fn write_axis(out: &mut String, axis: &Axis, top: f64, axis_y: f64) -> fmt::Result {
     let (step, text) = axis.ticks();
-    let first_tick = axis.start.div_euclid(step) * step + step;
     let end = axis.start.saturating_add(axis.len as i64);
     let mut t = if axis.start.rem_euclid(step) == 0 {
         axis.start
     } else {
-        first_tick
+        axis.start.div_euclid(step) * step + step
     };
     while t <= end {
         let x = axis.x(Timestamp::from_nanos(t));
@@ -161,56 +245,72 @@ pub fn write_svg(
         r##"<line x1="{LEFT}" y1="{axis_y}" x2="{x2}" y2="{axis_y}" stroke="#5f6b7a"/><text x="{LEFT}" y="{ty}" font-size="11" fill="#5f6b7a">UTC</text>"##,
         x2 = WIDTH - RIGHT,
         ty = axis_y + 32.0
-    )?;
-    let mut y = top;
-    for (i, lane) in lanes.iter().enumerate() {
-        let verdict = lane.verdict;
-        let lane_h = lane.rows as f64 * SUB_ROW + 2.0 * LANE_PAD;
-        writeln!(
+    )
+}
+
+fn write_marks(
+    out: &mut String,
+    axis: &Axis,
+    verdict: Verdict,
+    marks: &[(&FlowRecord, usize)],
+    y: f64,
+) -> fmt::Result {
+    for &(r, row) in marks {
+        let x1 = axis.x(r.first);
+        let w = (axis.x(r.last) - x1).max(MIN_MARK);
+        write!(
             out,
-            r##"<rect x="0" y="{y:.1}" width="{WIDTH}" height="{lane_h:.1}" fill="{bg}"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{verdict} ({})</text>"##,
-            Count(lane.marks.len() as u64),
-            bg = if i % 2 == 0 { "#ffffff" } else { "#f5f7fa" },
-            tx = LEFT - 10.0,
-            ty = y + lane_h / 2.0 + 4.0
+            r#"<rect class="mark" data-verdict="{verdict}" x="{x1:.1}" y="{my:.1}" width="{w:.1}" height="{h}" rx="1.5" fill="{c}"><title>"#,
+            my = y + LANE_PAD + row as f64 * SUB_ROW,
+            h = SUB_ROW - 2.0,
+            c = colour(verdict)
         )?;
-        for &(r, row) in &lane.marks {
-            let x1 = axis.x(r.first);
-            let w = (axis.x(r.last) - x1).max(MIN_MARK);
-            write!(
-                out,
-                r#"<rect class="mark" data-verdict="{verdict}" x="{x1:.1}" y="{my:.1}" width="{w:.1}" height="{h}" rx="1.5" fill="{c}"><title>"#,
-                my = y + LANE_PAD + row as f64 * SUB_ROW,
-                h = SUB_ROW - 2.0,
-                c = colour(verdict)
-            )?;
-            write!(
-                out,
-                "{} {} {}:{} \u{2192} {}:{} {}",
-                Esc(&TimeText::Full.show(r.first)),
-                r.transport,
-                r.client.0,
-                r.client.1,
-                r.server.0,
-                r.server.1,
-                verdict
-            )?;
-            if let Some(bytes) = r.bytes {
-                write!(out, ", {}", ByteSize(bytes))?;
-            }
-            out.push_str("</title></rect>\n");
+        write!(
+            out,
+            "{} {} {}:{} \u{2192} {}:{} {}",
+            Esc(&TimeText::Full.show(r.first)),
+            r.transport,
+            r.client.0,
+            r.client.1,
+            r.server.0,
+            r.server.1,
+            verdict
+        )?;
+        if let Some(bytes) = r.bytes {
+            write!(out, ", {}", ByteSize(bytes))?;
         }
-        y += lane_h;
+        out.push_str("</title></rect>\n");
     }
-    out.push_str("</svg>\n");
     Ok(())
 }
 
-/// The flows of one verdict, each with its sub-row.
-struct Lane<'r> {
+/// One bar per slice of time, as tall as its count against the lane's busiest slice.
+fn write_counts(
+    out: &mut String,
+    axis: &Axis,
     verdict: Verdict,
-    marks: Vec<(&'r FlowRecord, usize)>,
-    rows: usize,
+    bins: &[u64],
+    y: f64,
+) -> fmt::Result {
+    let busiest = bins.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let slice = (WIDTH - LEFT - RIGHT) / BINS as f64;
+    let ns_per_bin = axis.len / BINS as f64;
+    for (i, &n) in bins.iter().enumerate().filter(|(_, &n)| n > 0) {
+        let h = (n as f64 / busiest * DENSITY_H).max(2.0);
+        let from = Timestamp::from_nanos(axis.start.saturating_add((i as f64 * ns_per_bin) as i64));
+        writeln!(
+            out,
+            r#"<rect class="bin" data-verdict="{verdict}" x="{x:.1}" y="{by:.1}" width="{w:.2}" height="{h:.1}" fill="{c}"><title>{} {verdict} flow{} from {}</title></rect>"#,
+            Count(n),
+            if n == 1 { "" } else { "s" },
+            Esc(&TimeText::Full.show(from)),
+            x = LEFT + i as f64 * slice,
+            by = y + LANE_PAD + DENSITY_H - h,
+            w = slice.max(1.0),
+            c = colour(verdict)
+        )?;
+    }
+    Ok(())
 }
 
 /// Greedy interval packing: each mark goes to the first sub-row whose last
@@ -271,7 +371,7 @@ mod tests {
         let mut svg = String::new();
         write_svg(
             &mut svg,
-            &flows,
+            Flagged::Flows(&flows),
             (
                 Timestamp::from_nanos(0),
                 Timestamp::from_nanos(60 * 1_000_000_000),
@@ -301,11 +401,40 @@ mod tests {
     }
 
     #[test]
+    fn too_many_flows_are_drawn_as_counts_per_slice_of_time() {
+        let s = 1_000_000_000;
+        let starts: Vec<(Verdict, Timestamp)> = (0..50_000)
+            .map(|i| (Verdict::Undocumented, Timestamp::from_nanos(i % 100 * s)))
+            .chain([(Verdict::Deprecated, Timestamp::from_nanos(99 * s))])
+            .collect();
+        let mut svg = String::new();
+        write_svg(
+            &mut svg,
+            Flagged::Starts(&starts),
+            (Timestamp::EPOCH, Timestamp::from_nanos(100 * s)),
+        )
+        .expect("render");
+        assert_eq!(svg.matches("class=\"mark\"").count(), 0);
+        assert_eq!(
+            svg.matches("class=\"bin\" data-verdict=\"undocumented\"")
+                .count(),
+            100
+        );
+        assert_eq!(
+            svg.matches("class=\"bin\" data-verdict=\"deprecated\"")
+                .count(),
+            1
+        );
+        assert!(svg.contains("undocumented (50,000)"));
+        assert!(svg.contains("<title>500 undocumented flows from"));
+    }
+
+    #[test]
     fn a_zero_length_span_still_draws() {
         let flows = vec![flow(1, 5, 5, Verdict::Deprecated)];
         let t = Timestamp::from_nanos(5_000_000);
         let mut svg = String::new();
-        write_svg(&mut svg, &flows, (t, t)).expect("render");
+        write_svg(&mut svg, Flagged::Flows(&flows), (t, t)).expect("render");
         assert_eq!(svg.matches("class=\"mark\"").count(), 1);
     }
 }
