@@ -685,7 +685,10 @@ fn coverage_section(out: &mut String, p: &Page<'_>, cov: &Coverage<'_>) -> fmt::
         let ids: Vec<String> = cov
             .unknown
             .iter()
-            .map(|(id, u)| format!("{id} ({} flows)", u.flows))
+            .map(|(id, u)| {
+                let s = if u.flows == 1 { "" } else { "s" };
+                format!("{id} ({} flow{s})", u.flows)
+            })
             .collect();
         writeln!(out, "{}.</div>", Esc(&ids.join(", ")))?;
     }

@@ -224,3 +224,16 @@ fn the_same_events_give_the_same_page() {
     let text = [ALERT, DOCUMENTED_FLOW, FLAGGED_FLOW, STATS].join("\n");
     assert_eq!(page(&model(&text)), page(&model(&text)));
 }
+
+#[test]
+fn rule_ids_the_matrix_does_not_have_are_named() {
+    let flow = FLAGGED_FLOW.replace("\"2.2.2#19\"", "\"site#9\"");
+    let m = model(&flow);
+    let matrix = PortMatrix::builtin().expect("built-in matrix");
+    let cov = m.coverage(&matrix, Product::Aacc);
+    assert_eq!(cov.unknown.len(), 1);
+    assert_eq!(cov.unknown[0].0, "site#9");
+    let html = page(&m);
+    assert!(html.contains("site#9 (1 flow)"));
+    assert!(html.contains("not in this matrix"));
+}
