@@ -36,6 +36,19 @@ pub enum Command {
     /// Show, explain and check the port-matrix rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Write a self-contained HTML report from the events of `analyze --json --flows`.
+    #[command(
+        long_about = "Write one self-contained HTML file (inline style, script and SVG; it fetches \
+nothing and opens from disk) from the JSON Lines events of `portmatrix analyze --json --flows`:\n\
+- overview: packets, flows, flows per verdict, flagged flows, time span;\n\
+- capture health: decode failures, evictions, input errors, drops, malformed event lines;\n\
+- a diagram of who talked to whom (hosts grouped by subnet, edges coloured by verdict);\n\
+- a timeline and a sortable table of the flagged flows, with their rules;\n\
+- matrix coverage: every rule, the traffic it saw, and the open rules never used.\n\n\
+Give the same --rules / --no-default-rules / --profile as to analyze, so the coverage \
+and the rule descriptions match the events."
+    )]
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +215,28 @@ pub struct LiveArgs {
     /// No summary and no status lines on stderr (errors and drop warnings are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every events line was used; 1 an events file could not be read \
+or had malformed lines (they are skipped, named on stderr as FILE:LINE, and counted in the \
+report, which is still written); 2 wrong usage.\n\n\
+Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
+portmatrix report events.jsonl -o report.html"
+)]
+pub struct ReportArgs {
+    /// Events files (JSON Lines) from `portmatrix analyze --json --flows`; `-` reads stdin.
+    #[arg(value_name = "EVENTS", required = true)]
+    pub events: Vec<PathBuf>,
+    /// The HTML file to write (`-` writes to stdout).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The report's heading.
+    #[arg(long, value_name = "TEXT", default_value = "portmatrix report")]
+    pub title: String,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
 }
 
 #[derive(Debug, Args)]

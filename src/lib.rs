@@ -13,6 +13,7 @@
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+//! - [`report`]: the events read back into one self-contained HTML report.
 
 pub mod capture;
 pub mod classify;
@@ -21,4 +22,5 @@ pub mod flow;
 pub mod matrix;
 pub mod output;
 pub mod pipeline;
+pub mod report;
 pub mod transport;

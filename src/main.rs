@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         cli::Command::Analyze(args) => cmd::analyze::run(args),
         cli::Command::Live(args) => cmd::live::run(args),
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
+        cli::Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, RawPacket, MAX_BLOCK};
 pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
-pub use timestamp::Timestamp;
+pub use timestamp::{ParseTimestampError, Timestamp};
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted
 /// by name) and orders all files by the timestamp of their first packet.

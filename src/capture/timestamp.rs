@@ -2,7 +2,9 @@
 //!
 //! Formatting goes through [`fmt::Display`] with integer formatting only, so
 //! `write!(out, "{ts}")` into any `fmt::Write` or `io::Write` does not allocate.
-//! The civil-date conversion is Howard Hinnant's `civil_from_days`.
+//! The civil-date conversions are Howard Hinnant's `civil_from_days` and
+//! `days_from_civil`; [`str::parse`] reads back what `Display` writes, so tools
+//! that consume our events (`portmatrix report`) need no date library.
 
 use std::fmt;
 
@@ -84,6 +86,87 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// (year, month 1..=12, day 1..=31) to days since 1970-01-01, proleptic Gregorian.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // [0, 399]
+    let m = i64::from(month);
+    let mp = if m > 2 { m - 3 } else { m + 9 }; // [0, 11]
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+/// Why a string is not an RFC 3339 UTC timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an RFC 3339 UTC timestamp such as 2021-08-02T09:00:18.000000Z: {reason}")]
+pub struct ParseTimestampError {
+    text: String,
+    reason: &'static str,
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = ParseTimestampError;
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or `+00:00`), the form `Display`
+    /// writes; up to nine fraction digits. Other offsets are refused rather
+    /// than converted: every timestamp portmatrix writes is UTC.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fail = |reason| ParseTimestampError {
+            text: s.chars().take(64).collect(),
+            reason,
+        };
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+            return Err(fail("expected YYYY-MM-DDTHH:MM:SS"));
+        }
+        if !matches!(b[10], b'T' | b't' | b' ') {
+            return Err(fail("expected `T` between date and time"));
+        }
+        let num = |range: std::ops::Range<usize>| -> Result<u32, ParseTimestampError> {
+            let part = &b[range];
+            if part.iter().all(u8::is_ascii_digit) {
+                Ok(part.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+            } else {
+                Err(fail("expected digits"))
+            }
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+            return Err(fail("month or day out of range"));
+        }
+        // 60 admits a leap second; it reads as the next second's start.
+        if hour > 23 || minute > 59 || second > 60 {
+            return Err(fail("hour, minute or second out of range"));
+        }
+        let mut rest = &b[19..];
+        let mut nanos: u64 = 0;
+        if let Some(frac) = rest.strip_prefix(b".") {
+            let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || digits > 9 {
+                return Err(fail("expected 1 to 9 fraction digits"));
+            }
+            nanos = frac[..digits]
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+                * 10u64.pow(9 - digits as u32);
+            rest = &frac[digits..];
+        }
+        if !matches!(rest, b"Z" | b"z" | b"+00:00") {
+            return Err(fail("expected `Z` (UTC) at the end"));
+        }
+        let days = days_from_civil(i64::from(year), month, day);
+        if civil_from_days(days) != (i64::from(year), month, day) {
+            return Err(fail("no such date"));
+        }
+        let secs =
+            days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
+        Ok(Timestamp::from_secs_nanos(secs, nanos))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -180,6 +263,64 @@ mod tests {
             };
             let _ = next_day;
             prev = cur;
+        }
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for d in -800_000..800_000 {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), d);
+        }
+    }
+
+    #[test]
+    fn parse_reads_back_display() {
+        for ts in [
+            Timestamp::EPOCH,
+            Timestamp::from_secs_micros(1_627_894_818, 123_456),
+            Timestamp::from_secs_micros(1_709_251_199, 999_999),
+            Timestamp::from_secs_nanos(2_147_483_648, 0),
+            Timestamp::from_nanos(-1_000),
+        ] {
+            assert_eq!(show(ts).parse::<Timestamp>(), Ok(ts));
+        }
+    }
+
+    #[test]
+    fn parse_accepts_other_fraction_lengths_and_utc_offset() {
+        let base = Timestamp::from_secs_nanos(1_627_894_818, 0);
+        let p = |s: &str| s.parse::<Timestamp>();
+        assert_eq!(p("2021-08-02T09:00:18Z"), Ok(base));
+        assert_eq!(
+            p("2021-08-02T09:00:18.5+00:00"),
+            Ok(Timestamp::from_secs_nanos(1_627_894_818, 500_000_000))
+        );
+        assert_eq!(
+            p("2021-08-02T09:00:18.123456789Z"),
+            Ok(Timestamp::from_secs_nanos(1_627_894_818, 123_456_789))
+        );
+    }
+
+    #[test]
+    fn parse_refuses_what_is_not_a_utc_timestamp() {
+        for bad in [
+            "",
+            "yesterday",
+            "2021-08-02",
+            "2021-08-02T09:00:18",
+            "2021-08-02T09:00:18+02:00",
+            "2021-02-30T00:00:00Z",
+            "2021-13-01T00:00:00Z",
+            "2021-08-02T24:00:00Z",
+            "2021-08-02T09:00:18.Z",
+            "2021-08-02T09:00:18.1234567890Z",
+            "2021-08-02T09:00:18Zjunk",
+            "2021-08-0xT09:00:18Z",
+            "2021-08-02T09:00:18\u{e9}Z",
+        ] {
+            let e = bad.parse::<Timestamp>().expect_err(bad);
+            assert!(e.to_string().contains("RFC 3339"), "{e}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod live;
+pub mod report;
 pub mod rules;
 
 /// `portmatrix … | head` closes our stdout early: that is a normal end, not an error.

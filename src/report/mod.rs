@@ -1,0 +1,60 @@
+//! `portmatrix report`: the JSON Lines events of `analyze --json --flows` ->
+//! one self-contained HTML file (inline style, script and SVG; no fetches).
+//!
+//! ```text
+//! events files -> events (serde, lenient) -> model (aggregates) -> html (+ diagram, timeline)
+//! ```
+//!
+//! - [`events`]: the lines as serde types local to the report; unknown fields
+//!   and event types are accepted, so newer writers (live mode) still work.
+//! - [`model`]: flows merged from alerts and flow events; traffic per host
+//!   pair, per rule and per verdict; the stats counters; malformed lines.
+//! - [`html`], [`diagram`], [`timeline`]: the page. Every string from the
+//!   events passes through [`escape::Esc`]: event files are untrusted input.
+
+mod diagram;
+mod escape;
+mod events;
+mod html;
+mod model;
+mod theme;
+mod timeline;
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use html::{render, Page};
+pub use model::{Model, ModelBuilder, MAX_FLAGGED, MAX_LINE_BYTES};
+
+/// Errors of the report layer. A malformed line is not one of them: it is a
+/// [`LineError`], recorded and skipped, and reading goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read events from {name}: {source}; what was read before is reported")]
+    Read {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the report page")]
+    Render(#[from] fmt::Error),
+}
+
+/// A line of an events file that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// The events file's name as given (`stdin` for `-`).
+    pub source: String,
+    /// 1-based.
+    pub line: u64,
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.source, self.line, self.message)
+    }
+}

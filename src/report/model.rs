@@ -1,0 +1,479 @@
+//! Events files -> one [`Model`] of the traffic: flows per verdict, who talked
+//! to whom, which rules saw traffic, the flagged flows, and how complete the
+//! capture was. Reading is line by line and never stops at a bad line.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Read};
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::capture::Timestamp;
+use crate::classify::{rule_status, Verdict};
+use crate::matrix::{PortMatrix, Product, Rule};
+use crate::transport::Transport;
+
+use super::events::{Event, FlowRecord};
+use super::{LineError, ReportError};
+
+/// A line longer than this is refused (and skipped) instead of being buffered
+/// whole: events are well under 1 KiB; a stats event with thousands of input
+/// files is the largest honest line.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+/// Flagged flows kept for the table and the timeline, the most severe first;
+/// the rest are counted. Bounds memory and the page's size on a port scan.
+pub const MAX_FLAGGED: usize = 10_000;
+/// Malformed lines kept with their message; the rest are counted.
+pub const MAX_LINE_ERRORS: usize = 100;
+/// A malformed line's message is cut to this many characters.
+const MAX_MESSAGE_CHARS: usize = 240;
+
+/// What the report knows once every input is read.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub inputs: Vec<InputSummary>,
+    /// The first [`MAX_LINE_ERRORS`] malformed lines.
+    pub line_errors: Vec<LineError>,
+    pub bad_lines: u64,
+    pub alert_events: u64,
+    pub flow_events: u64,
+    pub stats_events: u64,
+    /// Events of a type this version does not know.
+    pub other_events: u64,
+    /// Flags that had an alert but no `flow` event (no `--flows`, or still open).
+    pub alerts_without_flow: u64,
+    /// The last stats event of each input, added up; `None` if there was none.
+    pub stats: Option<StatsTotals>,
+    /// Flows per verdict, counted from the events.
+    pub verdicts: BTreeMap<Verdict, u64>,
+    pub flows: u64,
+    /// The kept flagged flows (see [`MAX_FLAGGED`]), most severe first, then by time.
+    pub flagged: Vec<FlowRecord>,
+    pub flagged_total: u64,
+    /// Verdict and first packet of every flagged flow (16 bytes each), so the
+    /// timeline shows them all when the table cannot list them all.
+    pub flagged_starts: Vec<(Verdict, Timestamp)>,
+    /// Traffic per client, server, service and verdict.
+    pub edges: BTreeMap<EdgeKey, Usage>,
+    /// Traffic per rule id named in the events.
+    pub rules: BTreeMap<String, Usage>,
+    /// First packet to last packet over every flow.
+    pub span: Option<(Timestamp, Timestamp)>,
+}
+
+/// One input file (or stdin) and what was read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSummary {
+    pub name: String,
+    pub lines: u64,
+    pub events: u64,
+    pub bad_lines: u64,
+    /// The read error that ended this input early.
+    pub error: Option<String>,
+}
+
+/// Who talked to whom, on what, with which verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EdgeKey {
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub transport: Transport,
+    pub port: u16,
+    pub verdict: Verdict,
+}
+
+/// How much traffic a rule, a pair of hosts or a service saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub flows: u64,
+    /// Flows whose verdict is not `documented`.
+    pub flagged: u64,
+    /// Packets and bytes of the flows that had a `flow` event.
+    pub packets: u64,
+    pub bytes: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+impl Usage {
+    pub fn add(&mut self, r: &FlowRecord) {
+        self.flows += 1;
+        if r.verdict != Verdict::Documented {
+            self.flagged += 1;
+        }
+        self.packets = self.packets.saturating_add(r.packets.unwrap_or(0));
+        self.bytes = self.bytes.saturating_add(r.bytes.unwrap_or(0));
+        self.first = Some(self.first.map_or(r.first, |t| t.min(r.first)));
+        self.last = Some(self.last.map_or(r.last, |t| t.max(r.last)));
+    }
+}
+
+/// The counters of the stats events, flattened: `decode_failures.truncated`,
+/// `evictions`, … Integer counters only; `files` is read as a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsTotals {
+    pub counters: BTreeMap<String, u64>,
+    pub files: Vec<FileEntry>,
+}
+
+/// One capture file named in a stats event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub format: String,
+    pub packets: u64,
+    pub bytes_read: u64,
+    pub error: Option<String>,
+}
+
+impl StatsTotals {
+    pub fn get(&self, key: &str) -> Option<u64> {
+        self.counters.get(key).copied()
+    }
+
+    /// The counters under `prefix.`, without the prefix.
+    pub fn group<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+        self.counters.iter().filter_map(move |(k, &v)| {
+            k.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|rest| (rest, v))
+        })
+    }
+
+    fn add(&mut self, stats: &Map<String, Value>) {
+        for (key, value) in stats {
+            if key == "files" {
+                if let Value::Array(files) = value {
+                    self.files.extend(files.iter().map(FileEntry::from_value));
+                }
+            } else {
+                flatten(key, value, &mut self.counters);
+            }
+        }
+    }
+}
+
+fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, u64>) {
+    match value {
+        Value::Number(n) => {
+            if let Some(n) = n.as_u64() {
+                let total = out.entry(path.to_string()).or_default();
+                *total = total.saturating_add(n);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                flatten(&format!("{path}.{k}"), v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl FileEntry {
+    fn from_value(v: &Value) -> FileEntry {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let count = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        FileEntry {
+            path: text("path").unwrap_or_default(),
+            format: text("format").unwrap_or_default(),
+            packets: count("packets"),
+            bytes_read: count("bytes_read"),
+            error: text("error"),
+        }
+    }
+}
+
+/// Reads events into a [`Model`].
+#[derive(Debug, Default)]
+pub struct ModelBuilder {
+    model: Model,
+    /// Alerts waiting for their flow's `flow` event, by flow id and first packet.
+    pending: HashMap<(u64, Timestamp), FlowRecord>,
+}
+
+impl ModelBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Read one events file to its end. Malformed lines are recorded and
+    /// skipped; a read error ends this input (what came before it counts).
+    pub fn read(&mut self, name: &str, mut reader: impl BufRead) -> Result<(), ReportError> {
+        self.model.inputs.push(InputSummary {
+            name: name.to_string(),
+            lines: 0,
+            events: 0,
+            bad_lines: 0,
+            error: None,
+        });
+        let mut last_stats: Option<Map<String, Value>> = None;
+        let result = self.read_lines(name, &mut reader, &mut last_stats);
+        if let Some(stats) = last_stats {
+            self.model
+                .stats
+                .get_or_insert_with(StatsTotals::default)
+                .add(&stats);
+        }
+        if let (Err(e), Some(input)) = (&result, self.model.inputs.last_mut()) {
+            input.error = Some(e.to_string());
+        }
+        result
+    }
+
+    fn read_lines(
+        &mut self,
+        name: &str,
+        reader: &mut impl BufRead,
+        last_stats: &mut Option<Map<String, Value>>,
+    ) -> Result<(), ReportError> {
+        let read_err = |source| ReportError::Read {
+            name: name.to_string(),
+            source,
+        };
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            // `&mut R` is itself a reader: take from it, not from (a move of) `R`.
+            let n = Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(read_err)?;
+            if n == 0 {
+                return Ok(());
+            }
+            line_no += 1;
+            if let Some(input) = self.model.inputs.last_mut() {
+                input.lines = line_no;
+            }
+            if buf.len() > MAX_LINE_BYTES {
+                skip_line(reader).map_err(read_err)?;
+                self.bad_line(
+                    name,
+                    line_no,
+                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                );
+                continue;
+            }
+            let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    let message = format!(
+                        "not UTF-8 text (bad byte at column {})",
+                        e.valid_up_to() + 1
+                    );
+                    self.bad_line(name, line_no, message);
+                    continue;
+                }
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            match self.event(text, last_stats) {
+                Ok(()) => {
+                    if let Some(input) = self.model.inputs.last_mut() {
+                        input.events += 1;
+                    }
+                }
+                Err(message) => self.bad_line(name, line_no, message),
+            }
+        }
+    }
+
+    fn bad_line(&mut self, name: &str, line: u64, message: String) {
+        // Parser messages quote the bad value: keep them short and free of
+        // control characters (a hostile file must not write to the terminal).
+        let clipped = message.chars().nth(MAX_MESSAGE_CHARS).is_some();
+        let mut message: String = message
+            .chars()
+            .take(MAX_MESSAGE_CHARS)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        if clipped {
+            message.push('…');
+        }
+        self.model.bad_lines += 1;
+        if let Some(input) = self.model.inputs.last_mut() {
+            input.bad_lines += 1;
+        }
+        if self.model.line_errors.len() < MAX_LINE_ERRORS {
+            self.model.line_errors.push(LineError {
+                source: name.to_string(),
+                line,
+                message,
+            });
+        }
+    }
+
+    fn event(
+        &mut self,
+        text: &str,
+        last_stats: &mut Option<Map<String, Value>>,
+    ) -> Result<(), String> {
+        match Event::parse(text)? {
+            Event::Alert(line) => {
+                let record = line.into_record(false)?;
+                self.model.alert_events += 1;
+                self.pending.insert((record.flow_id, record.first), record);
+            }
+            Event::Flow(line) => {
+                let mut record = line.into_record(true)?;
+                self.model.flow_events += 1;
+                if let Some(alert) = self.pending.remove(&(record.flow_id, record.first)) {
+                    if record.evidence.is_none() {
+                        record.evidence = alert.evidence;
+                    }
+                }
+                self.fold(record);
+            }
+            Event::Stats { stats } => {
+                self.model.stats_events += 1;
+                // Stats are cumulative: the last one of an input counts.
+                *last_stats = Some(stats);
+            }
+            Event::Other => self.model.other_events += 1,
+        }
+        Ok(())
+    }
+
+    fn fold(&mut self, r: FlowRecord) {
+        let m = &mut self.model;
+        m.flows += 1;
+        *m.verdicts.entry(r.verdict).or_default() += 1;
+        m.span = Some(match m.span {
+            None => (r.first, r.last),
+            Some((a, b)) => (a.min(r.first), b.max(r.last)),
+        });
+        let key = EdgeKey {
+            client: r.client.0,
+            server: r.server.0,
+            transport: r.transport,
+            port: r.server.1,
+            verdict: r.verdict,
+        };
+        m.edges.entry(key).or_default().add(&r);
+        for id in &r.rule_ids {
+            if let Some(u) = m.rules.get_mut(id.as_str()) {
+                u.add(&r);
+            } else {
+                m.rules.entry(id.clone()).or_default().add(&r);
+            }
+        }
+        if r.verdict != Verdict::Documented {
+            m.flagged_total += 1;
+            m.flagged_starts.push((r.verdict, r.first));
+            m.flagged.push(r);
+            if m.flagged.len() >= 2 * MAX_FLAGGED {
+                keep_most_severe(&mut m.flagged);
+            }
+        }
+    }
+
+    /// Alerts that never got their `flow` event become flows of their own.
+    pub fn finish(mut self) -> Model {
+        let mut left: Vec<FlowRecord> = self.pending.drain().map(|(_, r)| r).collect();
+        left.sort_by_key(|r| (r.first, r.flow_id));
+        self.model.alerts_without_flow = left.len() as u64;
+        for r in left {
+            self.fold(r);
+        }
+        keep_most_severe(&mut self.model.flagged);
+        self.model
+    }
+}
+
+/// Sort flagged flows most severe first, then by time, and keep [`MAX_FLAGGED`].
+/// A total order, so the kept set does not depend on the order of the input.
+fn keep_most_severe(flagged: &mut Vec<FlowRecord>) {
+    flagged.sort_by(|a, b| {
+        (Reverse(a.severity), a.first, a.flow_id, a.last).cmp(&(
+            Reverse(b.severity),
+            b.first,
+            b.flow_id,
+            b.last,
+        ))
+    });
+    flagged.truncate(MAX_FLAGGED);
+}
+
+/// Consume the rest of an over-long line.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            reader.consume(i + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+/// One rule of the matrix and the traffic it saw.
+#[derive(Debug)]
+pub struct CoverageRow<'m> {
+    pub rule: &'m Rule,
+    /// What the rule alone makes of a flow between two hosts.
+    pub status: Verdict,
+    pub usage: Usage,
+    /// A documented opening that no flow used: a candidate to close.
+    pub candidate: bool,
+}
+
+/// Every rule of the matrix against the traffic, plus rule ids that the events
+/// name but this matrix does not have (events written with other rules files).
+#[derive(Debug)]
+pub struct Coverage<'m> {
+    pub rows: Vec<CoverageRow<'m>>,
+    pub unknown: Vec<(&'m str, &'m Usage)>,
+}
+
+impl Model {
+    pub fn coverage<'m>(&'m self, matrix: &'m PortMatrix, product: Product) -> Coverage<'m> {
+        let rows = matrix
+            .rules()
+            .iter()
+            .map(|rule| {
+                let usage = self.rules.get(&rule.id).cloned().unwrap_or_default();
+                let status = rule_status(rule, product, false);
+                let candidate =
+                    usage.flows == 0 && status == Verdict::Documented && !rule.needs_roles;
+                CoverageRow {
+                    rule,
+                    status,
+                    usage,
+                    candidate,
+                }
+            })
+            .collect();
+        let unknown = self
+            .rules
+            .iter()
+            .filter(|(id, _)| matrix.find(id).is_none())
+            .map(|(id, u)| (id.as_str(), u))
+            .collect();
+        Coverage { rows, unknown }
+    }
+
+    /// Flows per verdict: the stats event's count when there is one (it counts
+    /// every flow, with or without `--flows`), else what the events show.
+    pub fn flows_per_verdict(&self) -> BTreeMap<Verdict, u64> {
+        let from_stats: BTreeMap<Verdict, u64> = self
+            .stats
+            .iter()
+            .flat_map(|s| s.group("flows_per_verdict"))
+            .filter_map(|(name, n)| Verdict::parse(name).map(|v| (v, n)))
+            .collect();
+        if from_stats.is_empty() {
+            self.verdicts.clone()
+        } else {
+            from_stats
+        }
+    }
+}

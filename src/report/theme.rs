@@ -1,0 +1,155 @@
+//! How the report looks: one colour per verdict (shared by the diagram, the
+//! timeline, the legend and the tables), the style sheet and the one small
+//! script, all inline so the file opens from disk with no network.
+
+use crate::classify::Verdict;
+
+/// The colour of a verdict. Documented traffic is a quiet grey-green so the
+/// flagged verdicts stand out; the others are distinct hues (Tableau 10).
+pub fn colour(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Documented => "#7fa98a",
+        Verdict::Undocumented => "#d62728",
+        Verdict::WrongTransport => "#9467bd",
+        Verdict::InternalOnly => "#ff7f0e",
+        Verdict::ClosedByDefault => "#bcbd22",
+        Verdict::Deprecated => "#8c564b",
+        Verdict::OutOfProfile => "#1f77b4",
+    }
+}
+
+/// Drawing and ranking order: documented lowest, then by default severity.
+pub fn rank(v: Verdict) -> u8 {
+    if v == Verdict::Documented {
+        0
+    } else {
+        1 + v.default_severity() as u8
+    }
+}
+
+/// What a rule alone makes of a flow, as the coverage table says it.
+pub fn status_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Documented => "open",
+        Verdict::Undocumented => "undocumented",
+        Verdict::WrongTransport => "wrong transport",
+        Verdict::InternalOnly => "internal only",
+        Verdict::ClosedByDefault => "closed by default",
+        Verdict::Deprecated => "deprecated",
+        Verdict::OutOfProfile => "other product",
+    }
+}
+
+/// Forbids every fetch (scripts, styles, images, fonts, connections) except
+/// the inline style and script: the report cannot call out even if a future
+/// change forgets to escape something, and it never depends on the network.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
+
+pub const CSS: &str = r#"
+:root { --fg:#1d2330; --muted:#5f6b7a; --line:#d9dee5; --bg:#f6f7f9; --card:#fff; --warn:#b3261e; --warnbg:#fdecea; --okbg:#e8f3ec; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color:var(--fg); background:var(--bg); }
+main { max-width:1320px; margin:0 auto; padding:24px 28px 60px; }
+h1 { font-size:24px; margin:0 0 4px; }
+h2 { font-size:18px; margin:34px 0 10px; padding-bottom:4px; border-bottom:2px solid var(--line); }
+p.sub, .muted { color:var(--muted); }
+p.sub { margin:0 0 18px; }
+code, .mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size:12.5px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(140px, 1fr)); gap:12px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:10px 14px; }
+.card .v { font-size:21px; font-weight:600; white-space:nowrap; }
+.card .k { color:var(--muted); font-size:12.5px; }
+.card.alert .v { color:var(--warn); }
+.bar { display:flex; height:14px; border-radius:7px; overflow:hidden; margin:14px 0 6px; background:var(--line); }
+.bar span { display:block; height:100%; }
+.legend { display:flex; flex-wrap:wrap; gap:6px 18px; margin:6px 0 10px; font-size:13px; }
+.sw { display:inline-block; width:12px; height:12px; border-radius:3px; vertical-align:-1px; margin-right:5px; }
+.panel { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px; overflow-x:auto; }
+.note { background:#fff8e1; border:1px solid #f0d58c; border-radius:6px; padding:8px 12px; margin:8px 0; }
+.bad { background:var(--warnbg); border:1px solid #f1b8b3; border-radius:6px; padding:8px 12px; margin:8px 0; }
+.good { background:var(--okbg); border:1px solid #b7dcc3; border-radius:6px; padding:8px 12px; margin:8px 0; }
+table { border-collapse:collapse; width:100%; background:var(--card); font-size:13px; }
+th, td { border-bottom:1px solid var(--line); padding:5px 8px; text-align:left; vertical-align:top; }
+th { background:#eef1f5; position:sticky; top:0; font-weight:600; white-space:nowrap; }
+table.sortable th { cursor:pointer; user-select:none; }
+table.sortable th:hover { background:#e1e6ed; }
+th[aria-sort=ascending]::after { content:" \25B2"; font-size:10px; }
+th[aria-sort=descending]::after { content:" \25BC"; font-size:10px; }
+td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+td.ids { white-space:nowrap; }
+.clamp, .clamp2 { display:-webkit-box; -webkit-box-orient:vertical; overflow:hidden; }
+.clamp { -webkit-line-clamp:3; }
+.clamp2 { -webkit-line-clamp:2; }
+td.use { min-width:150px; }
+h3 { font-size:15px; margin:20px 0 8px; }
+td.sub { padding-left:26px; color:var(--muted); }
+td.err { color:var(--warn); overflow-wrap:anywhere; min-width:260px; }
+td code { overflow-wrap:anywhere; }
+table + table { margin-top:14px; }
+tbody tr:nth-child(even) { background:#fafbfc; }
+tr.candidate { background:#fff4e5 !important; }
+tr.candidate td.use { color:#a04f00; font-weight:600; }
+td.desc { max-width:420px; }
+td.comp { max-width:220px; color:var(--muted); font-size:12px; }
+.badge { display:inline-block; padding:1px 7px; border-radius:9px; color:#fff; font-size:12px; white-space:nowrap; }
+.warnv { color:var(--warn); font-weight:600; }
+details { margin:8px 0; }
+summary { cursor:pointer; color:var(--muted); }
+svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
+footer { margin-top:40px; color:var(--muted); font-size:12px; }
+"#;
+
+/// Click (or Enter on) a header to sort a `table.sortable` by that column;
+/// again to reverse. Cells may carry `data-sort` (numbers, times, padded
+/// addresses); headers with `data-type="num"` sort numerically. Ties keep
+/// the previous order, so sorting by two columns in turn works.
+pub const SCRIPT: &str = r#"
+(function () {
+  'use strict';
+  function key(cell, num) {
+    var v = cell.getAttribute('data-sort');
+    if (v === null) { v = cell.textContent.trim(); }
+    return num ? (parseFloat(v) || 0) : v.toLowerCase();
+  }
+  var tables = document.querySelectorAll('table.sortable');
+  Array.prototype.forEach.call(tables, function (table) {
+    var heads = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.tabIndex = 0;
+      function sort() {
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        var num = th.getAttribute('data-type') === 'num';
+        var dir = th.getAttribute('aria-sort') === 'ascending' ? -1 : 1;
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
+        th.setAttribute('aria-sort', dir === 1 ? 'ascending' : 'descending');
+        var keyed = rows.map(function (r, i) { return { r: r, i: i, k: key(r.cells[col], num) }; });
+        keyed.sort(function (a, b) {
+          if (a.k < b.k) { return -dir; }
+          if (a.k > b.k) { return dir; }
+          return a.i - b.i;
+        });
+        keyed.forEach(function (e) { body.appendChild(e.r); });
+      }
+      th.addEventListener('click', sort);
+      th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
+    });
+  });
+}());
+"#;
+
+/// The README's one-line meaning of each verdict, for the legend's tooltips.
+pub fn meaning(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Documented => "an open, current rule of the active profile covers the flow",
+        Verdict::Undocumented => "no rule covers this port on any transport",
+        Verdict::WrongTransport => "the port is documented only for the other transport",
+        Verdict::InternalOnly => {
+            "only INTERNAL ONLY rules cover it and the two ends are different hosts"
+        }
+        Verdict::ClosedByDefault => "only rules whose default state is closed cover it",
+        Verdict::Deprecated => "only rules the document removed, changed, or says to close",
+        Verdict::OutOfProfile => "only rules of the other product cover it",
+    }
+}

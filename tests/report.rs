@@ -1,0 +1,380 @@
+//! `portmatrix report` as a user runs it: analyze the sample capture, write the
+//! report, and check the HTML's structure, its self-containment, its escaping
+//! of hostile events, and (with Debian's chromium) that a real browser draws
+//! it, runs its script and sorts its tables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portmatrix::matrix::PortMatrix;
+use serde::Deserialize;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn portmatrix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(args)
+        .output()
+        .expect("portmatrix runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh folder for one test's files.
+fn work_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test folder");
+    dir
+}
+
+/// Where artifacts a person may want to look at are kept: `<target>/test-artifacts`.
+fn artifact_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create the artifacts folder");
+    dir
+}
+
+/// `analyze --json --flows` on the sample capture, written to `dir/events.jsonl`.
+fn sample_events(dir: &Path) -> PathBuf {
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-contact-center.pcapng");
+    let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(["analyze", "--json", "--flows", "--quiet"])
+        .arg(&capture)
+        .output()
+        .expect("analyze runs");
+    assert!(o.status.success(), "analyze failed: {}", stderr(&o));
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, &o.stdout).expect("write the events");
+    path
+}
+
+/// The event fields these tests count on.
+#[derive(Deserialize)]
+struct EventHead {
+    event_type: String,
+    verdict: Option<String>,
+}
+
+fn non_documented_flow_events(events: &Path) -> usize {
+    let text = std::fs::read_to_string(events).expect("read the events");
+    text.lines()
+        .map(|l| serde_json::from_str::<EventHead>(l).expect("an event"))
+        .filter(|e| e.event_type == "flow" && e.verdict.as_deref() != Some("documented"))
+        .count()
+}
+
+fn report(events: &[&Path], out: &Path) -> Output {
+    let mut args: Vec<String> = vec!["report".into()];
+    args.extend(events.iter().map(|p| p.display().to_string()));
+    args.extend(["-o".into(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    portmatrix(&args)
+}
+
+/// The `<tr>` rows of the body of the table with this id.
+fn table_rows(html: &str, id: &str) -> usize {
+    let start = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table #{id}"));
+    let body = &html[start..];
+    let body = &body[body.find("<tbody>").expect("tbody")..];
+    let body = &body[..body.find("</tbody>").expect("end of tbody")];
+    body.matches("<tr>").count() + body.matches("<tr ").count()
+}
+
+/// Every value of a `src=` or `href=` attribute.
+fn link_targets(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(i) = rest.find(attr) {
+            let value = &rest[i + attr.len()..];
+            let end = value.find('"').unwrap_or(value.len());
+            out.push(&value[..end]);
+            rest = &value[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn report_of_the_sample_capture_has_every_part() {
+    let dir = work_dir("sample");
+    let events = sample_events(&dir);
+    let out = dir.join("report.html");
+    let o = report(&[&events], &out);
+    assert!(o.status.success(), "report failed: {}", stderr(&o));
+    let html = std::fs::read_to_string(&out).expect("the report is written");
+
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<svg id=\"diagram-svg\""), "the diagram");
+    assert!(html.contains("<svg id=\"timeline-svg\""), "the timeline");
+    assert!(html.matches("<path class=\"edge\"").count() > 10);
+
+    let rules = PortMatrix::builtin()
+        .expect("built-in matrix")
+        .rules()
+        .len();
+    assert_eq!(
+        table_rows(&html, "coverage-table"),
+        rules,
+        "one row per rule"
+    );
+    let flagged = non_documented_flow_events(&events);
+    assert_eq!(flagged, 15, "the sample's flagged flows");
+    assert_eq!(table_rows(&html, "flagged-table"), flagged);
+    assert_eq!(html.matches("<rect class=\"mark\"").count(), flagged);
+
+    // Self-contained: nothing to fetch, from anywhere.
+    for target in link_targets(&html) {
+        assert!(
+            !target.starts_with("http:")
+                && !target.starts_with("https:")
+                && !target.starts_with("//"),
+            "fetches {target}"
+        );
+    }
+    for tag in ["<link", "<img", "<iframe", "@import", "url("] {
+        assert!(!html.contains(tag), "has {tag}");
+    }
+    assert!(html.contains("Content-Security-Policy"));
+    assert!(html.contains("The data is complete"));
+    assert!(html.contains("780"), "the packet count");
+}
+
+#[test]
+fn hostile_and_malformed_events_are_escaped_counted_and_exit_1() {
+    let dir = work_dir("hostile");
+    let events = sample_events(&dir);
+    let text = std::fs::read_to_string(&events).expect("read the events");
+    let flagged_line = text
+        .lines()
+        .find(|l| l.contains("\"event_type\":\"flow\"") && l.contains("\"internal_only\""))
+        .expect("a flagged flow event");
+    let evil = flagged_line
+        .replace("\"2.2.2#19\"", "\"<script>alert(1)</script>\"")
+        .replace(
+            "\"flow_id\":",
+            "\"evidence\":\"javascript:alert(2)\",\"flow_id\":",
+        )
+        .replace("10.10.1.11", "10.10.1.111");
+    let hostile = dir.join("hostile.jsonl");
+    std::fs::write(
+        &hostile,
+        format!("{evil}\n{{\"event_type\":\"<img src=x onerror=alert(3)>\"\nnot json at all\n"),
+    )
+    .expect("write");
+    let out = dir.join("report.html");
+    let o = report(&[&events, &hostile], &out);
+    assert_eq!(o.status.code(), Some(1), "bad lines make exit code 1");
+    let err = stderr(&o);
+    let name = hostile.display().to_string();
+    assert!(err.contains(&format!("{name}:2: ")), "{err}");
+    assert!(err.contains(&format!("{name}:3: ")), "{err}");
+    assert!(err.contains("2 malformed event line(s) skipped"), "{err}");
+
+    let html = std::fs::read_to_string(&out).expect("the report is still written");
+    assert!(!html.contains("<script>alert"));
+    assert!(!html.contains("<img src=x"));
+    assert!(!html.contains("href=\"javascript:"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_eq!(
+        html.matches("<script>").count(),
+        1,
+        "only the page's own script"
+    );
+    assert!(html.contains("2 event line(s) were malformed and skipped"));
+    assert_eq!(
+        table_rows(&html, "flagged-table"),
+        non_documented_flow_events(&events) + 1,
+        "the good hostile line is a flow too"
+    );
+}
+
+#[test]
+fn stdin_in_and_stdout_out() {
+    let dir = work_dir("stdio");
+    let events = sample_events(&dir);
+    let input = std::fs::File::open(&events).expect("open the events");
+    let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(["report", "-", "-o", "-", "--title", "Site <A>"])
+        .stdin(Stdio::from(input))
+        .output()
+        .expect("report runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = String::from_utf8(o.stdout).expect("UTF-8");
+    assert!(html.contains("<h1>Site &lt;A&gt;</h1>"));
+    assert!(html.contains("<code>stdin</code>"));
+}
+
+#[test]
+fn a_missing_events_file_is_named_and_exits_1() {
+    let dir = work_dir("missing");
+    let out = dir.join("report.html");
+    let o = report(&[&dir.join("nope.jsonl")], &out);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.jsonl"), "{}", stderr(&o));
+    assert!(out.exists(), "an (empty) report is still written");
+}
+
+/// Run chromium with a deadline; a hung browser fails the test instead of CI.
+fn chromium(args: &[String], profile: &Path) -> Output {
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chromium starts");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let deadline = Duration::from_secs(120);
+    let started = Instant::now();
+    match rx.recv_timeout(deadline) {
+        Ok(out) => out.expect("chromium ran"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("chromium did not finish in {:?}", started.elapsed());
+        }
+    }
+}
+
+/// What the check script, added to a copy of the page, found in the browser.
+fn check_attr<'a>(dom: &'a str, name: &str) -> &'a str {
+    let key = format!("data-check-{name}=\"");
+    let start = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {key} in the dumped DOM (did the script run?)"))
+        + key.len();
+    let end = dom[start..].find('"').map_or(dom.len(), |e| start + e);
+    &dom[start..end]
+}
+
+/// Records script errors from the start of the page.
+const ERROR_TRAP: &str = "<script>window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message));});</script>";
+
+/// Runs after the page's own script: counts what was drawn, sorts the flagged
+/// table by bytes (two clicks: descending) through the page's handlers, and
+/// writes the results as attributes of <body>, which --dump-dom prints.
+const CHECK: &str = r#"<script>
+(function () {
+  var b = document.body;
+  function rows(id) { var t = document.getElementById(id); return t ? t.tBodies[0].rows.length : -1; }
+  b.setAttribute('data-check-svgs', document.querySelectorAll('svg').length);
+  b.setAttribute('data-check-edges', document.querySelectorAll('#diagram-svg path.edge').length);
+  b.setAttribute('data-check-marks', document.querySelectorAll('#timeline-svg rect.mark').length);
+  b.setAttribute('data-check-flagged', rows('flagged-table'));
+  b.setAttribute('data-check-coverage', rows('coverage-table'));
+  var box = document.getElementById('diagram-svg').getBoundingClientRect();
+  b.setAttribute('data-check-diagram', Math.round(box.width) + 'x' + Math.round(box.height));
+  var t = document.getElementById('flagged-table');
+  var heads = t.tHead.rows[0].cells, col = -1;
+  for (var i = 0; i < heads.length; i++) { if (heads[i].textContent.trim() === 'Bytes') { col = i; } }
+  heads[col].click(); heads[col].click();
+  var v = Array.prototype.map.call(t.tBodies[0].rows, function (r) { return parseFloat(r.cells[col].getAttribute('data-sort')); });
+  var sorted = v.length > 1 && v[0] > v[v.length - 1];
+  for (var j = 1; j < v.length; j++) { if (v[j - 1] < v[j]) { sorted = false; } }
+  b.setAttribute('data-check-sorted', sorted ? 'descending' : 'no:' + v.join(','));
+  b.setAttribute('data-check-aria', heads[col].getAttribute('aria-sort'));
+  b.setAttribute('data-check-errors', window.__errors.length ? window.__errors.join(' | ') : 'none');
+}());
+</script>"#;
+
+#[test]
+fn a_real_browser_draws_the_report_and_sorts_its_tables() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED a_real_browser_draws_the_report_and_sorts_its_tables: {CHROMIUM} is not \
+             installed (scripts/setup installs Debian's chromium)"
+        );
+        return;
+    }
+    let dir = work_dir("browser");
+    let artifacts = artifact_dir();
+    let events = sample_events(&dir);
+    let page = artifacts.join("report.html");
+    let o = report(&[&events], &page);
+    assert!(o.status.success(), "report failed: {}", stderr(&o));
+    let html = std::fs::read_to_string(&page).expect("read the report");
+
+    let checked = dir.join("report-check.html");
+    let with_checks = html
+        .replacen("<head>", &format!("<head>{ERROR_TRAP}"), 1)
+        .replacen("</body>", &format!("{CHECK}</body>"), 1);
+    std::fs::write(&checked, with_checks).expect("write the checked copy");
+    let dom = chromium(
+        &["--dump-dom".into(), format!("file://{}", checked.display())],
+        &dir.join("profile-dom"),
+    );
+    assert!(
+        dom.status.success(),
+        "chromium --dump-dom failed: {}",
+        stderr(&dom)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(check_attr(&dom, "errors"), "none", "script errors");
+    assert_eq!(check_attr(&dom, "svgs"), "2", "diagram and timeline");
+    assert_ne!(check_attr(&dom, "edges"), "0");
+    assert_eq!(check_attr(&dom, "marks"), "15");
+    assert_eq!(check_attr(&dom, "flagged"), "15");
+    let rules = PortMatrix::builtin()
+        .expect("built-in matrix")
+        .rules()
+        .len();
+    assert_eq!(check_attr(&dom, "coverage"), rules.to_string());
+    assert_eq!(check_attr(&dom, "sorted"), "descending");
+    assert_eq!(check_attr(&dom, "aria"), "descending");
+    let size = check_attr(&dom, "diagram");
+    let (w, h) = size.split_once('x').expect("WxH");
+    assert!(
+        w.parse::<u32>().unwrap_or(0) >= 1000 && h.parse::<u32>().unwrap_or(0) >= 300,
+        "the diagram is drawn at {size}"
+    );
+
+    let shot = artifacts.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    let o = chromium(
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,2000".into(),
+            format!("file://{}", page.display()),
+        ],
+        &dir.join("profile-shot"),
+    );
+    assert!(
+        o.status.success(),
+        "chromium --screenshot failed: {}",
+        stderr(&o)
+    );
+    let png = std::fs::read(&shot).expect("the screenshot is written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let width = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+    let height = u32::from_be_bytes([png[20], png[21], png[22], png[23]]);
+    assert_eq!((width, height), (1400, 2000));
+    assert!(
+        png.len() > 50_000,
+        "a screenshot with content, not a blank page"
+    );
+    eprintln!("report screenshot: {}", shot.display());
+}
