@@ -20,8 +20,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Timestamp};
 use crate::classify::{Classifier, Verdict};
-use crate::decode::OtherProto;
-use crate::decode::{self, Decoded, Defragmenter, PacketMeta};
+use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto, PacketMeta};
 use crate::flow::{EndReason, Endpoint, Flow, FlowEvent, FlowKey, FlowTable, TableStats, Timeouts};
 use crate::output::{EventWriter, FileStats, Format, Stats};
 
@@ -231,8 +230,7 @@ fn read_all(
     closed: &AtomicBool,
 ) -> ReaderResult {
     let mut stats = Stats::default();
-    let mut other: BTreeMap<OtherProto, u64> = BTreeMap::new();
-    let mut failures: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut tallies = Tallies::default();
     let mut batches: Vec<Vec<Record>> = (0..senders.len())
         .map(|_| Vec::with_capacity(BATCH))
         .collect();
@@ -287,8 +285,9 @@ fn read_all(
             if ts > last_ts {
                 last_ts = ts;
             }
-            let decoded = defrag.resolve(decode::decode(packet.link_type, packet.data));
-            match decoded {
+            let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
+            tallies.encapsulated(encap);
+            match defrag.resolve(decoded) {
                 Decoded::Packet(meta) => {
                     stats.tcp_udp_packets += 1;
                     let key = FlowKey::new(
@@ -313,17 +312,11 @@ fn read_all(
                         let _ = senders[w].send(WorkerMsg::Batch(full));
                     }
                 }
-                Decoded::Other(p) => {
-                    *other.entry(p).or_default() += 1;
-                }
-                Decoded::Malformed(reason) => {
-                    *failures.entry(reason.as_str()).or_default() += 1;
-                }
+                Decoded::Other(p) => tallies.other.add(p),
+                Decoded::Malformed(reason) => tallies.failures.add(reason.as_str()),
                 // Unresolved fragments are reported by the defragmenter as
                 // Malformed; anything else left over is counted the same way.
-                Decoded::Fragment(_) => {
-                    *failures.entry("fragment_unresolved").or_default() += 1;
-                }
+                Decoded::Fragment(_) => tallies.failures.add("fragment_unresolved"),
             }
             if last_tick.is_none_or(|t| ts.nanos_since(t) >= TICK_NANOS) {
                 last_tick = Some(ts);
@@ -339,12 +332,54 @@ fn read_all(
     }
     flush_batches(&mut batches, senders, None);
     progress.finish();
-    stats.other_protocols = other.into_iter().map(|(p, n)| (other_key(p), n)).collect();
-    stats.decode_failures = failures;
+    stats.other_protocols = tallies.other.named(other_key);
+    stats.decode_failures = tallies.failures.named(|reason| reason);
+    stats.encapsulated = tallies.encap.named(EncapKind::as_str);
     ReaderResult {
         stats,
         last_ts,
         errors,
+    }
+}
+
+/// Packets counted by kind. A map learns each key once, so counting does not
+/// allocate after a kind's first packet.
+struct Tally<K>(BTreeMap<K, u64>);
+
+impl<K: Ord> Default for Tally<K> {
+    fn default() -> Self {
+        Tally(BTreeMap::new())
+    }
+}
+
+impl<K: Ord> Tally<K> {
+    fn add(&mut self, key: K) {
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    /// The counts under the names the stats event uses.
+    fn named<N: Ord>(self, name: impl Fn(K) -> N) -> BTreeMap<N, u64> {
+        self.0.into_iter().map(|(k, n)| (name(k), n)).collect()
+    }
+}
+
+/// What the reader counts besides TCP/UDP packets.
+#[derive(Default)]
+struct Tallies {
+    other: Tally<OtherProto>,
+    failures: Tally<&'static str>,
+    encap: Tally<EncapKind>,
+}
+
+impl Tallies {
+    /// Counts a frame once under each kind of tunnel it was found in.
+    fn encapsulated(&mut self, encap: Encap) {
+        let layers = encap.layers();
+        for (i, &kind) in layers.iter().enumerate() {
+            if !layers[..i].contains(&kind) {
+                self.encap.add(kind);
+            }
+        }
     }
 }
 
