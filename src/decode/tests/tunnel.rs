@@ -510,7 +510,7 @@ fn encap_names_and_size() {
 }
 
 #[test]
-fn tunnel_frames_never_panic_when_cut_anywhere() {
+fn tunnel_frames_never_panic_when_cut_or_bent_anywhere() {
     let frames = [
         in_gre(
             0xb000,
@@ -540,6 +540,15 @@ fn tunnel_frames_never_panic_when_cut_anywhere() {
     for frame in &frames {
         for n in 0..=frame.len() {
             let _ = decode_frame(1, &frame[..n]);
+        }
+        // Or with any one byte set to any value.
+        let mut bent = frame.clone();
+        for i in 0..bent.len() {
+            for v in 0..=u8::MAX {
+                bent[i] = v;
+                let _ = decode_frame(1, &bent);
+            }
+            bent[i] = frame[i];
         }
     }
 }
