@@ -37,6 +37,8 @@ struct ExpectedFlow {
     bytes_toserver: u64,
     bytes_toclient: u64,
     vlan: Option<u16>,
+    encap: Option<Vec<String>>,
+    vni: Option<u32>,
 }
 
 /// A `flow` event as the contract defines it; unknown fields are an error,
@@ -59,6 +61,8 @@ struct FlowEvent {
     rule_ids: Vec<String>,
     direction: String,
     vlan: Option<u16>,
+    encap: Option<Vec<String>>,
+    vni: Option<u32>,
     start: Option<String>,
     end: Option<String>,
     pkts_toserver: Option<u64>,
@@ -100,13 +104,14 @@ fn flows_of(events: &[Value]) -> Vec<ExpectedFlow> {
     flows
 }
 
-const FIXTURES: [(&str, &str); 6] = [
+const FIXTURES: [(&str, &str); 7] = [
     ("sample-contact-center", "pcapng"),
     ("link-types", "pcapng"),
     ("sll2", "pcap"),
     ("nanosecond-be", "pcap"),
     ("vlan-qinq-ipv6ext", "pcap"),
     ("truncated", "pcap"),
+    ("tunnels", "pcap"),
 ];
 
 #[test]
@@ -135,6 +140,10 @@ fn every_fixture_gives_the_intended_flows_and_stats() {
         assert_eq!(s["packets"], want["packets"], "{name}");
         assert_eq!(s["tcp_udp_packets"], want["tcp_udp_packets"], "{name}");
         assert_eq!(s["other_protocols"], want["other"], "{name}");
+        // Only files with tunnels list them; the others expect none.
+        let no_tunnels = Value::Object(serde_json::Map::new());
+        let encapsulated = want.get("encapsulated").unwrap_or(&no_tunnels);
+        assert_eq!(&s["encapsulated"], encapsulated, "{name}");
         let flows = of_type(&evs, "flow").len() as u64;
         assert_eq!(s["flows"], flows, "{name}");
     }
@@ -313,6 +322,20 @@ fn text_output_and_summary_for_people() {
             .or_default() += 1;
     }
     assert!(counts.get("u").copied().unwrap_or(0) >= 5);
+}
+
+#[test]
+fn text_output_names_the_tunnels() {
+    let path = fixture("tunnels.pcap");
+    let o = analyze(&["--flows", path.to_str().expect("path")]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "10.10.99.5:61500 -> 10.10.1.10:4444 in vxlan vni 4242",
+        "10.10.1.10:50500 -> 10.10.1.70:162 vlan 900 in mpls/gre/erspan2",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
 }
 
 #[test]

@@ -15,7 +15,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use portmatrix::capture::{CaptureError, CaptureFile, CaptureFormat, Timestamp};
-use portmatrix::decode::{decode, DecodeError, Decoded, Defragmenter, OtherProto};
+use portmatrix::decode::{
+    decode_frame, DecodeError, Decoded, Defragmenter, Encap, EncapKind, OtherProto,
+};
 use portmatrix::transport::Transport;
 
 fn corpus_dir() -> Option<PathBuf> {
@@ -37,6 +39,9 @@ struct Sweep {
     vlans: Vec<u16>,
     other_kinds: Vec<OtherProto>,
     malformed_kinds: Vec<DecodeError>,
+    /// Packets found inside a tunnel, and the distinct tunnel stacks.
+    encapsulated: u64,
+    encaps: Vec<Encap>,
     error: Option<CaptureError>,
 }
 
@@ -62,7 +67,14 @@ fn sweep(path: &Path) -> Sweep {
         };
         s.packets += 1;
         s.first_ts.get_or_insert(pkt.ts);
-        match defrag.resolve(decode(pkt.link_type, pkt.data)) {
+        let (decoded, encap) = decode_frame(pkt.link_type, pkt.data);
+        if !encap.is_empty() {
+            s.encapsulated += 1;
+            if !s.encaps.contains(&encap) {
+                s.encaps.push(encap);
+            }
+        }
+        match defrag.resolve(decoded) {
             Decoded::Packet(m) => {
                 match m.transport {
                     Transport::Tcp => s.tcp += 1,
@@ -244,6 +256,75 @@ fn corpus_sweep() {
     // Triple-tagged ICMP (200, 300, 400) is counted as ICMP, not malformed.
     let triple = get("encap/suricata__detect-vlan-id.pcap");
     assert_eq!((triple.other, triple.malformed), (2, 0));
+
+    // Tunnels whose inner packets are not TCP/UDP, so that no flow shows
+    // them: every packet is entered, all in one stack of layers, and what is
+    // inside is known (the VNIs are tshark's).
+    use EncapKind::{Erspan1, Erspan2, Erspan3, Geneve, Gre, Vxlan};
+    let icmp = OtherProto::Icmp;
+    for (file, layers, vni, inside) in [
+        ("encap/zeek__erspanI.pcap", &[Gre, Erspan1][..], None, icmp),
+        (
+            "encap/tcpdump__erspan-type-i-1.pcap",
+            &[Gre, Erspan1],
+            None,
+            icmp,
+        ),
+        (
+            "encap/suricata__decode-erspan-typeI-02.pcap",
+            &[Gre, Erspan1],
+            None,
+            icmp,
+        ),
+        ("encap/zeek__erspanII.pcap", &[Gre, Erspan2], None, icmp),
+        (
+            "encap/tcpdump__erspan-type-ii-1.pcap",
+            &[Gre, Erspan2],
+            None,
+            OtherProto::IpProto(103),
+        ),
+        ("encap/zeek__erspanIII.pcap", &[Gre, Erspan3], None, icmp),
+        (
+            "encap/tcpdump__erspan-type-iii-ft-0.pcap",
+            &[Gre, Erspan3],
+            None,
+            icmp,
+        ),
+        (
+            "encap/zeek__gre-erspan3-dot1q.pcap",
+            &[Gre, Erspan3],
+            None,
+            icmp,
+        ),
+        (
+            "encap/zeek__vxlan-encapsulated-igmp-v2.pcap",
+            &[Vxlan],
+            Some(4242),
+            OtherProto::Igmp,
+        ),
+    ] {
+        let s = get(file);
+        assert_eq!((s.encapsulated, s.other), (s.packets, s.packets), "{file}");
+        assert_eq!(s.other_kinds, [inside], "{file}");
+        let stacks: Vec<(&[EncapKind], Option<u32>)> =
+            s.encaps.iter().map(|e| (e.layers(), e.vni())).collect();
+        assert_eq!(stacks, [(layers, vni)], "{file}");
+    }
+    // TCP inside Geneve, VNIs 10 and 11 (tshark's); a cut Geneve header.
+    let geneve = get("encap/tcpdump__geneve.pcap");
+    assert_eq!((geneve.encapsulated, geneve.tcp), (39, 33));
+    assert!(geneve.encaps.iter().all(|e| e.layers() == [Geneve]));
+    let vnis: Vec<Option<u32>> = geneve.encaps.iter().map(Encap::vni).collect();
+    assert!(
+        vnis.contains(&Some(10)) && vnis.contains(&Some(11)),
+        "{vnis:?}"
+    );
+    let cut = get("malformed/zeek__geneve-truncated.pcapng");
+    assert_eq!(cut.malformed_kinds, [DecodeError::GeneveTruncated]);
+    // MPLS in a VLAN: the tag outside the label stack is kept.
+    let mpls = get("encap/zeek__mpls-in-vlan.pcap");
+    assert_eq!((mpls.tcp, mpls.encapsulated, mpls.malformed), (3, 2, 0));
+    assert!(!mpls.vlans.is_empty(), "{mpls:?}");
 
     // A record claiming 4 MB after six good packets: corrupt, at that record.
     let der = get("malformed/suricata__tls_DER-incomplete-header.pcap");

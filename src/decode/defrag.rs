@@ -143,6 +143,7 @@ impl Defragmenter {
                 ip_len: f.ip_len,
                 payload_len,
                 vlan: f.vlan,
+                encap: f.encap,
             })
         };
         if let Some(first) = f.first {

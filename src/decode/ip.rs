@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::transport::Transport;
 
-use super::{DecodeError, Decoded, FirstFragment, FragmentMeta, OtherProto, PacketMeta};
+use super::{DecodeError, Decoded, FirstFragment, FragmentMeta, OtherProto, Outside, PacketMeta};
 
 /// Most IPv6 extension headers followed before the packet is called malformed.
 pub const MAX_IPV6_EXT_HEADERS: usize = 16;
@@ -136,19 +136,49 @@ fn first_fragment(t: Transport, l4: &[u8], claimed: usize) -> Result<FirstFragme
     })
 }
 
+/// What an IP header led to.
+pub(super) struct IpOut<'a> {
+    pub decoded: Decoded,
+    /// For a packet that is not a fragment: its protocol (after any IPv6
+    /// extension headers) and the captured bytes after the IP headers, cut at
+    /// the IP length. This is where a tunnel's header would start.
+    pub payload: Option<(u8, &'a [u8])>,
+}
+
+impl IpOut<'_> {
+    fn done(decoded: Decoded) -> Self {
+        IpOut {
+            decoded,
+            payload: None,
+        }
+    }
+}
+
 /// Common tail of IPv4 and IPv6: the bytes after the IP headers.
 struct Ip<'a> {
     src: IpAddr,
     dst: IpAddr,
     ip_len: u32,
-    vlan: Option<u16>,
+    outside: Outside,
     /// Captured bytes after all IP headers, cut at the IP length.
     l4: &'a [u8],
     /// Bytes after all IP headers according to the IP header.
     claimed: usize,
 }
 
-impl Ip<'_> {
+impl<'a> Ip<'a> {
+    /// A whole (unfragmented) packet of protocol `proto`.
+    fn whole(&self, proto: u8) -> IpOut<'a> {
+        let decoded = match transport_of(proto) {
+            Some(t) => self.packet(t),
+            None => Decoded::Other(other_ip(proto)),
+        };
+        IpOut {
+            decoded,
+            payload: Some((proto, self.l4)),
+        }
+    }
+
     fn packet(&self, t: Transport) -> Decoded {
         match layer4(t, self.l4, self.claimed) {
             Ok(l4) => Decoded::Packet(PacketMeta {
@@ -160,7 +190,8 @@ impl Ip<'_> {
                 tcp_flags: l4.tcp_flags,
                 ip_len: self.ip_len,
                 payload_len: l4.payload_len,
-                vlan: self.vlan,
+                vlan: self.outside.vlan,
+                encap: self.outside.encap,
             }),
             Err(e) => Decoded::Malformed(e),
         }
@@ -187,36 +218,38 @@ impl Ip<'_> {
             more_fragments: more,
             ip_len: self.ip_len,
             payload_len: self.claimed as u32,
-            vlan: self.vlan,
+            vlan: self.outside.vlan,
+            encap: self.outside.encap,
             first,
         })
     }
 }
 
 /// IPv4 at the start of `b`.
-pub(super) fn ipv4(b: &[u8], vlan: Option<u16>) -> Decoded {
+pub(super) fn ipv4(b: &[u8], outside: Outside) -> IpOut<'_> {
+    let malformed = |e| IpOut::done(Decoded::Malformed(e));
     let Some(&first) = b.first() else {
-        return Decoded::Malformed(DecodeError::TruncatedIp);
+        return malformed(DecodeError::TruncatedIp);
     };
     if first >> 4 != 4 {
-        return Decoded::Malformed(DecodeError::BadIpVersion);
+        return malformed(DecodeError::BadIpVersion);
     }
     if b.len() < 20 {
-        return Decoded::Malformed(DecodeError::TruncatedIp);
+        return malformed(DecodeError::TruncatedIp);
     }
     let hdr = usize::from(first & 0x0f) * 4;
     if hdr < 20 {
-        return Decoded::Malformed(DecodeError::BadIpHeaderLen);
+        return malformed(DecodeError::BadIpHeaderLen);
     }
     if b.len() < hdr {
-        return Decoded::Malformed(DecodeError::TruncatedIp);
+        return malformed(DecodeError::TruncatedIp);
     }
     let total = usize::from(be16(b, 2));
     // A total length of 0 is what Linux shows for TCP segmentation offload:
     // the packet is as long as what was captured.
     let ip_len = if total == 0 { b.len() } else { total };
     if ip_len < hdr {
-        return Decoded::Malformed(DecodeError::BadIpLength);
+        return malformed(DecodeError::BadIpLength);
     }
     let flags_offset = be16(b, 6);
     let more = flags_offset & 0x2000 != 0;
@@ -226,32 +259,30 @@ pub(super) fn ipv4(b: &[u8], vlan: Option<u16>) -> Decoded {
         src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
         dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
         ip_len: ip_len as u32,
-        vlan,
+        outside,
         l4: b.get(hdr..ip_len.min(b.len())).unwrap_or_default(),
         claimed: ip_len - hdr,
     };
     if more || frag_offset != 0 {
         if frag_offset != 0 && transport_of(proto).is_none() {
-            return Decoded::Other(other_ip(proto));
+            return IpOut::done(Decoded::Other(other_ip(proto)));
         }
-        return ip.fragment(u32::from(be16(b, 4)), proto, frag_offset, more, proto);
+        return IpOut::done(ip.fragment(u32::from(be16(b, 4)), proto, frag_offset, more, proto));
     }
-    match transport_of(proto) {
-        Some(t) => ip.packet(t),
-        None => Decoded::Other(other_ip(proto)),
-    }
+    ip.whole(proto)
 }
 
 /// IPv6 at the start of `b`.
-pub(super) fn ipv6(b: &[u8], vlan: Option<u16>) -> Decoded {
+pub(super) fn ipv6(b: &[u8], outside: Outside) -> IpOut<'_> {
+    let malformed = |e| IpOut::done(Decoded::Malformed(e));
     let Some(&first) = b.first() else {
-        return Decoded::Malformed(DecodeError::TruncatedIp);
+        return malformed(DecodeError::TruncatedIp);
     };
     if first >> 4 != 6 {
-        return Decoded::Malformed(DecodeError::BadIpVersion);
+        return malformed(DecodeError::BadIpVersion);
     }
     if b.len() < 40 {
-        return Decoded::Malformed(DecodeError::TruncatedIp);
+        return malformed(DecodeError::TruncatedIp);
     }
     let payload = usize::from(be16(b, 4));
     // Payload length 0: a jumbogram or segmentation offload; use what was captured.
@@ -279,7 +310,7 @@ pub(super) fn ipv6(b: &[u8], vlan: Option<u16>) -> Decoded {
         };
         walked += 1;
         if walked > MAX_IPV6_EXT_HEADERS {
-            return Decoded::Malformed(DecodeError::TooManyIpExt);
+            return malformed(DecodeError::TooManyIpExt);
         }
         let Some(len) = len.filter(|&l| at + l <= end) else {
             // Beyond the IP length is a lie in the header; beyond the capture a cut.
@@ -288,7 +319,7 @@ pub(super) fn ipv6(b: &[u8], vlan: Option<u16>) -> Decoded {
             } else {
                 DecodeError::TruncatedIpExt
             };
-            return Decoded::Malformed(reason);
+            return malformed(reason);
         };
         let header_next = b[at];
         if next == PROTO_FRAGMENT {
@@ -314,21 +345,18 @@ pub(super) fn ipv6(b: &[u8], vlan: Option<u16>) -> Decoded {
         src,
         dst,
         ip_len: ip_len as u32,
-        vlan,
+        outside,
         l4: b.get(at..end).unwrap_or_default(),
         claimed: ip_len.saturating_sub(at),
     };
     match frag {
         Some((id, proto, offset, more)) => {
             if offset != 0 && transport_of(proto).is_none() && !is_ext_header(proto) {
-                return Decoded::Other(other_ip(proto));
+                return IpOut::done(Decoded::Other(other_ip(proto)));
             }
-            ip.fragment(id, proto, offset, more, next)
+            IpOut::done(ip.fragment(id, proto, offset, more, next))
         }
-        None => match transport_of(next) {
-            Some(t) => ip.packet(t),
-            None => Decoded::Other(other_ip(next)),
-        },
+        None => ip.whole(next),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Link layers: find where the IP header starts, and the outer VLAN id.
+//! MPLS label stacks and PPPoE sessions are walked here too: they sit
+//! between an EtherType and IP, and are recorded as encapsulation layers.
 
-use super::{DecodeError, Decoded, OtherProto};
+use super::{DecodeError, Decoded, EncapKind, OtherProto, Outside};
 
 /// Most VLAN tags followed before the frame is called malformed.
 pub const MAX_VLAN_DEPTH: u8 = 8;
@@ -26,6 +28,8 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 
 /// Which IP version the link layer announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +45,6 @@ pub(super) enum Net {
 pub(super) struct L3 {
     pub net: Net,
     pub at: usize,
-    pub vlan: Option<u16>,
 }
 
 /// Whether [`super::decode`] understands `link_type`.
@@ -97,7 +100,7 @@ pub fn link_type_name(link_type: u16) -> &'static str {
     }
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
@@ -105,27 +108,23 @@ fn malformed(e: DecodeError) -> Decoded {
     Decoded::Malformed(e)
 }
 
-/// Strips the link layer of `data`.
-pub(super) fn network(link_type: u16, data: &[u8]) -> Result<L3, Decoded> {
+/// Strips the link layer of `data`, noting VLAN tags and layers entered in `outside`.
+pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Result<L3, Decoded> {
     let raw = |at| {
         Ok(L3 {
             net: Net::ByVersion,
             at,
-            vlan: None,
         })
     };
     match link_type {
-        LINKTYPE_ETHERNET => {
-            let et = be16(data, 12).ok_or(malformed(DecodeError::TruncatedLink))?;
-            ethertype(data, 14, et)
-        }
+        LINKTYPE_ETHERNET => ethernet(data, 0, outside),
         LINKTYPE_LINUX_SLL => {
             // packet type, ARPHRD, address length, 8-byte address, protocol
             if data.len() < 16 {
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 14).ok_or(malformed(DecodeError::TruncatedLink))?;
-            ethertype(data, 16, et)
+            ethertype(data, 16, et, outside)
         }
         LINKTYPE_LINUX_SLL2 => {
             // protocol, reserved, ifindex, ARPHRD, packet type, address length, 8-byte address
@@ -133,7 +132,7 @@ pub(super) fn network(link_type: u16, data: &[u8]) -> Result<L3, Decoded> {
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 0).ok_or(malformed(DecodeError::TruncatedLink))?;
-            ethertype(data, 20, et)
+            ethertype(data, 20, et, outside)
         }
         // tshark decides by the version nibble for 228/229 too, so a
         // mislabelled packet is still counted.
@@ -154,13 +153,11 @@ pub(super) fn network(link_type: u16, data: &[u8]) -> Result<L3, Decoded> {
                 2 => Ok(L3 {
                     net: Net::V4,
                     at: 4,
-                    vlan: None,
                 }),
                 // AF_INET6 is 24 on the BSDs, 28 on FreeBSD, 30 on macOS.
                 24 | 28 | 30 => Ok(L3 {
                     net: Net::V6,
                     at: 4,
-                    vlan: None,
                 }),
                 other => Err(Decoded::Other(OtherProto::AddressFamily(other))),
             }
@@ -172,7 +169,7 @@ pub(super) fn network(link_type: u16, data: &[u8]) -> Result<L3, Decoded> {
             } else {
                 0
             };
-            ppp(data, at, None)
+            ppp(data, at)
         }
         LINKTYPE_NFLOG => nflog(data),
         _ => Err(malformed(DecodeError::UnsupportedLinkType)),
@@ -180,7 +177,7 @@ pub(super) fn network(link_type: u16, data: &[u8]) -> Result<L3, Decoded> {
 }
 
 /// A PPP protocol field at `at` (one byte if its low bit is set, else two).
-fn ppp(data: &[u8], at: usize, vlan: Option<u16>) -> Result<L3, Decoded> {
+fn ppp(data: &[u8], at: usize) -> Result<L3, Decoded> {
     let first = *data.get(at).ok_or(malformed(DecodeError::TruncatedLink))?;
     let (proto, at) = if first & 1 == 1 {
         (u16::from(first), at + 1)
@@ -191,16 +188,8 @@ fn ppp(data: &[u8], at: usize, vlan: Option<u16>) -> Result<L3, Decoded> {
         )
     };
     match proto {
-        0x0021 => Ok(L3 {
-            net: Net::V4,
-            at,
-            vlan,
-        }),
-        0x0057 => Ok(L3 {
-            net: Net::V6,
-            at,
-            vlan,
-        }),
+        0x0021 => Ok(L3 { net: Net::V4, at }),
+        0x0057 => Ok(L3 { net: Net::V6, at }),
         other => Err(Decoded::Other(OtherProto::PppProto(other))),
     }
 }
@@ -230,36 +219,33 @@ fn nflog(data: &[u8]) -> Result<L3, Decoded> {
             return Err(malformed(DecodeError::TruncatedLink));
         }
         if kind & 0x7fff == 9 {
-            return Ok(L3 {
-                net,
-                at: at + 4,
-                vlan: None,
-            });
+            return Ok(L3 { net, at: at + 4 });
         }
         at += usize::from(len).div_ceil(4) * 4;
     }
 }
 
-/// Follows an EtherType (and VLAN tags, and an LLC/SNAP header) to the network layer.
-fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<L3, Decoded> {
-    let mut vlan = None;
+/// An Ethernet II header at `at` (destination, source, EtherType), then what
+/// its EtherType says.
+pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
+    let et = be16(data, at + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+    ethertype(data, at + 14, et, outside)
+}
+
+/// Follows an EtherType (and VLAN tags, an LLC/SNAP header, MPLS labels, a
+/// PPPoE session) to the network layer. Every round moves `at` forward, so
+/// the walk ends.
+pub(super) fn ethertype(
+    data: &[u8],
+    mut at: usize,
+    mut et: u16,
+    outside: &mut Outside,
+) -> Result<L3, Decoded> {
     let mut depth = 0u8;
     loop {
         match et {
-            ETHERTYPE_IPV4 => {
-                return Ok(L3 {
-                    net: Net::V4,
-                    at,
-                    vlan,
-                })
-            }
-            ETHERTYPE_IPV6 => {
-                return Ok(L3 {
-                    net: Net::V6,
-                    at,
-                    vlan,
-                })
-            }
+            ETHERTYPE_IPV4 => return Ok(L3 { net: Net::V4, at }),
+            ETHERTYPE_IPV6 => return Ok(L3 { net: Net::V6, at }),
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 depth += 1;
                 if depth > MAX_VLAN_DEPTH {
@@ -269,13 +255,36 @@ fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<L3, Decoded> {
                     return Err(malformed(DecodeError::TruncatedLink));
                 };
                 // The outermost tag names the VLAN the frame was seen on.
-                vlan.get_or_insert(tci & 0x0fff);
+                outside.vlan.get_or_insert(tci & 0x0fff);
                 et = inner;
                 at += 4;
             }
             ETHERTYPE_ARP => return Err(Decoded::Other(OtherProto::Arp)),
             // PPPoE session: version/type, code, session id, length, then PPP.
-            ETHERTYPE_PPPOE_SESSION => return ppp(data, at + 6, vlan),
+            ETHERTYPE_PPPOE_SESSION => {
+                outside.enter(EncapKind::Pppoe)?;
+                if data.len() < at + 8 {
+                    return Err(malformed(DecodeError::PppoeTruncated));
+                }
+                return ppp(data, at + 6);
+            }
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
+                outside.enter(EncapKind::Mpls)?;
+                at = mpls_payload(data, at)?;
+                // No EtherType after the stack: the first nibble tells.
+                match data.get(at).map(|b| b >> 4) {
+                    Some(4) => return Ok(L3 { net: Net::V4, at }),
+                    Some(6) => return Ok(L3 { net: Net::V6, at }),
+                    // A pseudowire control word (RFC 4385), then an Ethernet frame.
+                    Some(0) => {
+                        et =
+                            be16(data, at + 4 + 12).ok_or(malformed(DecodeError::MplsTruncated))?;
+                        at += 4 + 14;
+                    }
+                    Some(_) => return Err(Decoded::Other(OtherProto::EtherType(et))),
+                    None => return Err(malformed(DecodeError::MplsTruncated)),
+                }
+            }
             // An 802.3 length: an LLC header follows; SNAP carries an EtherType.
             0..=0x05ff => {
                 let llc = data.get(at..at + 3);
@@ -287,6 +296,20 @@ fn ethertype(data: &[u8], mut at: usize, mut et: u16) -> Result<L3, Decoded> {
                 }
             }
             other => return Err(Decoded::Other(OtherProto::EtherType(other))),
+        }
+    }
+}
+
+/// Skips the MPLS label stack at `at` (4 bytes a label, until the one with
+/// the bottom-of-stack bit) and returns where its payload starts.
+fn mpls_payload(data: &[u8], mut at: usize) -> Result<usize, Decoded> {
+    loop {
+        let Some(&[_, _, tc_s, _]) = data.get(at..at + 4) else {
+            return Err(malformed(DecodeError::MplsTruncated));
+        };
+        at += 4;
+        if tc_s & 0x01 != 0 {
+            return Ok(at);
         }
     }
 }

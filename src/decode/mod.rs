@@ -9,12 +9,20 @@
 //! Link types: Ethernet (with 802.1Q / QinQ tags, LLC/SNAP and PPPoE sessions),
 //! Linux cooked SLL and SLL2, raw IP (101, and DLT 12/14), IPv4 (228), IPv6
 //! (229), BSD NULL loopback (0), OpenBSD LOOP (108), PPP (9, 50) and Linux
-//! NFLOG (239). Tunnels (GRE, VXLAN, IP-in-IP, …)
-//! are not entered: they count as the outer protocol.
+//! NFLOG (239).
+//!
+//! Tunnels are entered and the packet inside is what gets decoded: GRE (with
+//! ERSPAN I/II/III, transparent Ethernet bridging and WCCP redirects), VXLAN,
+//! Geneve, IP-in-IP, MPLS and PPPoE sessions (see `tunnel.rs` and `link.rs`).
+//! The layers entered are recorded in the packet's [`Encap`], at most
+//! [`MAX_ENCAP_DEPTH`] of them. Fragmented outer packets are not entered: a
+//! tunnel is read only when its whole header is in one unfragmented packet.
 
 mod defrag;
+mod encap;
 mod ip;
 mod link;
+mod tunnel;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -22,6 +30,7 @@ use std::net::IpAddr;
 use crate::transport::Transport;
 
 pub use defrag::Defragmenter;
+pub use encap::{Encap, EncapKind, MAX_ENCAP_DEPTH};
 pub use ip::MAX_IPV6_EXT_HEADERS;
 pub use link::{link_type_name, link_type_supported, MAX_VLAN_DEPTH};
 
@@ -40,8 +49,12 @@ pub struct PacketMeta {
     pub ip_len: u32,
     /// Layer-4 payload bytes, from the IP header's length (not the captured bytes).
     pub payload_len: u32,
-    /// The outermost 802.1Q / 802.1ad VLAN id, if tagged.
+    /// The outermost 802.1Q / 802.1ad VLAN id, if tagged (in a tunnel: the
+    /// first tag met from the outside in).
     pub vlan: Option<u16>,
+    /// The tunnels the packet was found in; the addresses and ports above
+    /// are those of the innermost packet.
+    pub encap: Encap,
 }
 
 /// TCP flag bits of [`PacketMeta::tcp_flags`].
@@ -85,6 +98,7 @@ pub struct FragmentMeta {
     /// Bytes of this fragment after all IP headers, from the IP header.
     pub payload_len: u32,
     pub vlan: Option<u16>,
+    pub encap: Encap,
     /// Set for the first fragment (offset 0): the ports.
     pub first: Option<FirstFragment>,
 }
@@ -229,6 +243,21 @@ pub enum DecodeError {
     UnsupportedLinkType,
     TruncatedLink,
     TooManyVlanTags,
+    /// Cut inside a GRE header (with its optional fields), or before the
+    /// frame a GRE transparent-Ethernet payload promises.
+    GreTruncated,
+    /// Cut inside an ERSPAN header or the Ethernet header after it.
+    ErspanTruncated,
+    /// A VXLAN header (I flag set) cut short, or the Ethernet header after it.
+    VxlanTruncated,
+    /// A Geneve header (with its options) cut short, or the frame after it.
+    GeneveTruncated,
+    /// Cut inside an MPLS label stack, or right after its bottom label.
+    MplsTruncated,
+    /// Cut inside a PPPoE session header or its PPP protocol field.
+    PppoeTruncated,
+    /// More than [`MAX_ENCAP_DEPTH`] tunnels nested in one frame.
+    TooManyEncapLayers,
     TruncatedIp,
     BadIpVersion,
     BadIpHeaderLen,
@@ -246,10 +275,17 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every reason, in [`DecodeError::index`] order (for counter arrays).
-    pub const ALL: [DecodeError; 14] = [
+    pub const ALL: [DecodeError; 21] = [
         DecodeError::UnsupportedLinkType,
         DecodeError::TruncatedLink,
         DecodeError::TooManyVlanTags,
+        DecodeError::GreTruncated,
+        DecodeError::ErspanTruncated,
+        DecodeError::VxlanTruncated,
+        DecodeError::GeneveTruncated,
+        DecodeError::MplsTruncated,
+        DecodeError::PppoeTruncated,
+        DecodeError::TooManyEncapLayers,
         DecodeError::TruncatedIp,
         DecodeError::BadIpVersion,
         DecodeError::BadIpHeaderLen,
@@ -274,6 +310,13 @@ impl DecodeError {
             DecodeError::UnsupportedLinkType => "unsupported_link_type",
             DecodeError::TruncatedLink => "truncated_link",
             DecodeError::TooManyVlanTags => "too_many_vlan_tags",
+            DecodeError::GreTruncated => "gre_truncated",
+            DecodeError::ErspanTruncated => "erspan_truncated",
+            DecodeError::VxlanTruncated => "vxlan_truncated",
+            DecodeError::GeneveTruncated => "geneve_truncated",
+            DecodeError::MplsTruncated => "mpls_truncated",
+            DecodeError::PppoeTruncated => "pppoe_truncated",
+            DecodeError::TooManyEncapLayers => "too_many_encap_layers",
             DecodeError::TruncatedIp => "truncated_ip",
             DecodeError::BadIpVersion => "bad_ip_version",
             DecodeError::BadIpHeaderLen => "bad_ip_header_len",
@@ -295,26 +338,63 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// What the layers around an IP header said about its packet.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outside {
+    vlan: Option<u16>,
+    encap: Encap,
+}
+
+impl Outside {
+    /// Records a layer about to be entered; past the depth limit the frame is malformed.
+    fn enter(&mut self, kind: EncapKind) -> Result<(), Decoded> {
+        self.encap.push(kind).map_err(Decoded::Malformed)
+    }
+}
+
 /// Decodes one captured frame of link type `link_type` (a `LINKTYPE_*` value).
-/// Pure; does not allocate.
+/// Pure; does not allocate. [`decode_frame`] also tells the tunnels entered
+/// when the frame is not TCP/UDP.
 pub fn decode(link_type: u16, data: &[u8]) -> Decoded {
-    let l3 = match link::network(link_type, data) {
+    decode_frame(link_type, data).0
+}
+
+/// Like [`decode`], and the tunnels entered whatever the frame turned out to
+/// be (for a packet or fragment it equals their `encap`), for statistics.
+pub fn decode_frame(link_type: u16, data: &[u8]) -> (Decoded, Encap) {
+    let mut outside = Outside::default();
+    let decoded = walk(link_type, data, &mut outside);
+    (decoded, outside.encap)
+}
+
+/// Link layer, then IP, then into tunnels for as long as there are any. Every
+/// round enters one more layer, so [`MAX_ENCAP_DEPTH`] bounds the rounds.
+fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
+    let l3 = match link::network(link_type, data, outside) {
         Ok(l3) => l3,
         Err(d) => return d,
     };
-    let b = data.get(l3.at..).unwrap_or_default();
-    let net = match l3.net {
-        link::Net::ByVersion => match b.first().map(|v| v >> 4) {
-            Some(4) => link::Net::V4,
-            Some(6) => link::Net::V6,
-            Some(_) => return Decoded::Malformed(DecodeError::BadIpVersion),
-            None => return Decoded::Malformed(DecodeError::TruncatedIp),
-        },
-        n => n,
-    };
-    match net {
-        link::Net::V6 => ip::ipv6(b, l3.vlan),
-        _ => ip::ipv4(b, l3.vlan),
+    let mut net = l3.net;
+    let mut b = data.get(l3.at..).unwrap_or_default();
+    loop {
+        let net_now = match net {
+            link::Net::ByVersion => match b.first().map(|v| v >> 4) {
+                Some(4) => link::Net::V4,
+                Some(6) => link::Net::V6,
+                Some(_) => return Decoded::Malformed(DecodeError::BadIpVersion),
+                None => return Decoded::Malformed(DecodeError::TruncatedIp),
+            },
+            n => n,
+        };
+        let ip = match net_now {
+            link::Net::V6 => ip::ipv6(b, *outside),
+            _ => ip::ipv4(b, *outside),
+        };
+        match tunnel::inner(&ip, outside) {
+            Ok(Some(inner)) => (net, b) = (inner.net, inner.bytes),
+            Ok(None) => return ip.decoded,
+            Err(d) => return d,
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Decoder tests on literal frames (and a few built with etherparse's
-//! `PacketBuilder` as a cross-check).
+//! `PacketBuilder` as a cross-check). Tunnels are in `tests/tunnel.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
+
+mod tunnel;
 
 const ETH_HDR_V4: [u8; 14] = [
     0x00, 0x11, 0x22, 0x33, 0x44, 0x55, // dst
@@ -80,6 +82,7 @@ fn syn_meta(vlan: Option<u16>) -> PacketMeta {
         ip_len: 44,
         payload_len: 0,
         vlan,
+        encap: Encap::NONE,
     }
 }
 
@@ -687,7 +690,9 @@ fn ppp_pppoe_and_nflog() {
         &[0x11, 0x00, 0x12, 0x34, 0x00, 0x2e, 0x00, 0x21],
         &IPV4_TCP_SYN,
     ]);
-    assert_eq!(decode(1, &frame), Decoded::Packet(syn_meta(Some(5))));
+    let mut want = syn_meta(Some(5));
+    want.encap.push(EncapKind::Pppoe).expect("one layer");
+    assert_eq!(decode(1, &frame), Decoded::Packet(want));
     // NFLOG: header, a prefix TLV (type 10), then the payload TLV (type 9).
     let frame = cat(&[
         &[2, 0, 0, 0],

@@ -12,7 +12,10 @@ pub struct Endpoint {
 }
 
 /// The same for both directions of a flow: the endpoints are stored in order.
-/// VLAN ids are not part of it, so a flow tagged on one direction only is one flow.
+/// VLAN ids and tunnels are not part of it, so a flow tagged or tunnelled on
+/// one direction only is one flow, and the inner 5-tuple alone names a
+/// tunnelled flow (as Suricata and Zeek do by default for VLANs). The price:
+/// the same 5-tuple in two VXLAN segments or VRFs is counted as one flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub transport: Transport,

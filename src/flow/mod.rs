@@ -13,6 +13,7 @@ pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
 use crate::capture::Timestamp;
 use crate::classify::{DecisionId, Severity, Verdict};
+use crate::decode::Encap;
 use crate::transport::Transport;
 
 /// How the client and server of a flow were told apart.
@@ -97,6 +98,11 @@ pub struct Flow {
     pub direction: Direction,
     /// The outer VLAN id of the first tagged packet.
     pub vlan: Option<u16>,
+    /// The tunnels of the first encapsulated packet. Like the VLAN id it is
+    /// not part of the [`FlowKey`]: the inner 5-tuple names the flow, so a
+    /// connection whose two directions travel differently (one mirrored
+    /// through ERSPAN, one not) is still one flow.
+    pub encap: Encap,
     pub start: Timestamp,
     pub last: Timestamp,
     pub pkts_toserver: u64,

@@ -247,6 +247,7 @@ impl FlowTable {
             server,
             direction,
             vlan: meta.vlan,
+            encap: meta.encap,
             start: ts,
             last: ts,
             pkts_toserver: 0,
@@ -329,6 +330,9 @@ fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, 
     }
     if flow.vlan.is_none() {
         flow.vlan = meta.vlan;
+    }
+    if flow.encap.is_empty() {
+        flow.encap = meta.encap;
     }
     if to_server {
         flow.pkts_toserver += 1;

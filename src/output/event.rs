@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, Severity, Verdict};
+use crate::decode::Encap;
 use crate::flow::{Direction, EndReason, Flow};
 
 use super::community_id::community_id;
@@ -15,6 +16,11 @@ use super::community_id::community_id;
 /// RFC 3339 UTC with microseconds, e.g. `2021-08-02T09:00:00.123456Z`.
 fn rfc3339<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(ts)
+}
+
+/// The layers' names, outermost first: `["gre", "erspan2"]`.
+fn encap_names<S: Serializer>(encap: &Encap, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(encap.layers().iter().map(|k| k.as_str()))
 }
 
 /// An `alert` or `flow` event.
@@ -36,6 +42,18 @@ pub struct FlowEventJson<'a> {
     pub direction: Direction,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
+    /// The tunnels the flow was found in, outermost first; absent when none.
+    /// Not Suricata's `tunnel`, which is an object about the outer packet:
+    /// a different shape under the same name would mislead EVE readers.
+    #[serde(
+        skip_serializing_if = "Encap::is_empty",
+        serialize_with = "encap_names"
+    )]
+    pub encap: Encap,
+    /// The outermost VXLAN or Geneve VNI (the mirror session in cloud
+    /// traffic mirroring), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowFields>,
 }
@@ -104,6 +122,8 @@ impl<'a> FlowEventJson<'a> {
                 .collect(),
             direction: flow.direction,
             vlan: flow.vlan,
+            encap: flow.encap,
+            vni: flow.encap.vni(),
             flow: fields,
         }
     }
@@ -128,6 +148,9 @@ pub struct Stats {
     pub flows_per_verdict: BTreeMap<&'static str, u64>,
     pub other_protocols: BTreeMap<String, u64>,
     pub decode_failures: BTreeMap<&'static str, u64>,
+    /// Packets found inside each kind of tunnel (a packet counts once per
+    /// kind it was in), whatever they turned out to be.
+    pub encapsulated: BTreeMap<&'static str, u64>,
     pub evictions: u64,
     pub timeouts: u64,
     /// Flows open when the stats were taken (live mode).

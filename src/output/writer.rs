@@ -138,6 +138,12 @@ fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
     if let Some(vlan) = e.vlan {
         write!(out, " vlan {vlan}")?;
     }
+    for (i, kind) in e.encap.layers().iter().enumerate() {
+        write!(out, "{}{kind}", if i == 0 { " in " } else { "/" })?;
+    }
+    if let Some(vni) = e.vni {
+        write!(out, " vni {vni}")?;
+    }
     if let Some(f) = &e.flow {
         write!(
             out,

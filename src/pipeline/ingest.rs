@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{RawPacket, Timestamp};
-use crate::decode::{self, Decoded, Defragmenter, OtherProto};
+use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto};
 use crate::flow::{Endpoint, FlowKey};
 use crate::output::Stats;
 
@@ -35,6 +35,8 @@ pub(super) struct IngestCounts {
     pub tcp_udp_packets: u64,
     pub other: BTreeMap<OtherProto, u64>,
     pub failures: BTreeMap<&'static str, u64>,
+    /// Frames found inside each kind of tunnel (once per kind per frame).
+    pub encapsulated: BTreeMap<EncapKind, u64>,
     /// Packets dropped because a worker's queue was full.
     pub queue_dropped: u64,
     pub last_ts: Timestamp,
@@ -45,12 +47,9 @@ impl IngestCounts {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.tcp_udp_packets += other.tcp_udp_packets;
-        for (k, n) in &other.other {
-            *self.other.entry(*k).or_default() += n;
-        }
-        for (k, n) in &other.failures {
-            *self.failures.entry(k).or_default() += n;
-        }
+        merge(&mut self.other, &other.other);
+        merge(&mut self.failures, &other.failures);
+        merge(&mut self.encapsulated, &other.encapsulated);
         self.queue_dropped += other.queue_dropped;
         self.last_ts = self.last_ts.max(other.last_ts);
     }
@@ -66,6 +65,27 @@ impl IngestCounts {
             .map(|(p, n)| (other_key(*p), *n))
             .collect();
         stats.decode_failures = self.failures.clone();
+        stats.encapsulated = self
+            .encapsulated
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+    }
+
+    /// Counts a frame once under each kind of tunnel it was found in.
+    fn count_encap(&mut self, encap: Encap) {
+        let layers = encap.layers();
+        for (i, &kind) in layers.iter().enumerate() {
+            if !layers[..i].contains(&kind) {
+                *self.encapsulated.entry(kind).or_default() += 1;
+            }
+        }
+    }
+}
+
+fn merge<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, n) in from {
+        *into.entry(*k).or_default() += n;
     }
 }
 
@@ -103,10 +123,9 @@ impl Ingest {
         c.bytes += u64::from(packet.orig_len);
         let ts = packet.ts;
         c.last_ts = c.last_ts.max(ts);
-        match self
-            .defrag
-            .resolve(decode::decode(packet.link_type, packet.data))
-        {
+        let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
+        c.count_encap(encap);
+        match self.defrag.resolve(decoded) {
             Decoded::Packet(meta) => {
                 c.tcp_udp_packets += 1;
                 let key = FlowKey::new(

@@ -1,0 +1,170 @@
+//! The tunnels and encapsulations a packet was found inside, as a small `Copy`
+//! record that travels with the packet, its flow and its events.
+//!
+//! Only the kinds are kept, outermost first, and the outermost VXLAN or Geneve
+//! VNI: cloud traffic mirroring (AWS, Azure vTAP) delivers copies in VXLAN
+//! with the mirror session as the VNI, so it tells mirror sessions apart the
+//! way the VLAN id tells SPAN sessions apart. Outer addresses, GRE keys and
+//! MPLS labels are left out: they describe the capture plumbing, not the flow
+//! the matrix judges, and would make every packet record larger.
+
+use std::fmt;
+
+use super::DecodeError;
+
+/// Most encapsulation layers entered in one frame. A frame that nests deeper
+/// is `Malformed(TooManyEncapLayers)`: a hostile packet of tunnels in tunnels
+/// costs bounded work. Four covers what real networks stack (e.g. ERSPAN in
+/// GRE over MPLS in PPPoE).
+pub const MAX_ENCAP_DEPTH: usize = 4;
+
+/// One layer that was entered to reach the packet inside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EncapKind {
+    /// GRE (IP protocol 47), version 0.
+    Gre,
+    /// ERSPAN type I: GRE 0x88be without a sequence number, no ERSPAN header.
+    Erspan1,
+    /// ERSPAN type II: GRE 0x88be, 8-byte header.
+    Erspan2,
+    /// ERSPAN type III: GRE 0x22eb, 12-byte header (+ 8 with the O flag).
+    Erspan3,
+    /// VXLAN on UDP 4789.
+    Vxlan,
+    /// Geneve on UDP 6081.
+    Geneve,
+    /// An MPLS label stack (EtherType 0x8847 / 0x8848).
+    Mpls,
+    /// A PPPoE session (EtherType 0x8864).
+    Pppoe,
+    /// IPv4 or IPv6 directly in IPv4 or IPv6 (IP protocol 4 or 41).
+    IpInIp,
+}
+
+impl EncapKind {
+    /// Every kind, in [`EncapKind::index`] order (for counter arrays).
+    pub const ALL: [EncapKind; 9] = [
+        EncapKind::Gre,
+        EncapKind::Erspan1,
+        EncapKind::Erspan2,
+        EncapKind::Erspan3,
+        EncapKind::Vxlan,
+        EncapKind::Geneve,
+        EncapKind::Mpls,
+        EncapKind::Pppoe,
+        EncapKind::IpInIp,
+    ];
+
+    /// Dense index into [`EncapKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable snake_case name, used in events and statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncapKind::Gre => "gre",
+            EncapKind::Erspan1 => "erspan1",
+            EncapKind::Erspan2 => "erspan2",
+            EncapKind::Erspan3 => "erspan3",
+            EncapKind::Vxlan => "vxlan",
+            EncapKind::Geneve => "geneve",
+            EncapKind::Mpls => "mpls",
+            EncapKind::Pppoe => "pppoe",
+            EncapKind::IpInIp => "ip_in_ip",
+        }
+    }
+
+    /// Why a frame cut inside this layer (its header, or the header it
+    /// promises next) is malformed.
+    pub(super) fn truncated(self) -> DecodeError {
+        match self {
+            EncapKind::Gre => DecodeError::GreTruncated,
+            EncapKind::Erspan1 | EncapKind::Erspan2 | EncapKind::Erspan3 => {
+                DecodeError::ErspanTruncated
+            }
+            EncapKind::Vxlan => DecodeError::VxlanTruncated,
+            EncapKind::Geneve => DecodeError::GeneveTruncated,
+            EncapKind::Mpls => DecodeError::MplsTruncated,
+            EncapKind::Pppoe => DecodeError::PppoeTruncated,
+            EncapKind::IpInIp => DecodeError::TruncatedIp,
+        }
+    }
+}
+
+impl fmt::Display for EncapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A VNI is 24 bits, so this value never is one: it stands for "none" and
+/// keeps [`Encap`] at 12 bytes instead of 16 with an `Option<u32>`.
+const NO_VNI: u32 = u32::MAX;
+
+/// The layers entered, outermost first (at most [`MAX_ENCAP_DEPTH`]), and the
+/// outermost VNI. `Copy`, 12 bytes, no allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Encap {
+    vni: u32,
+    /// `layers[..len]` are the layers; the rest stay [`EncapKind::Gre`], so
+    /// the derived equality compares only what was pushed.
+    layers: [EncapKind; MAX_ENCAP_DEPTH],
+    len: u8,
+}
+
+impl Encap {
+    /// No encapsulation: the packet was on the capture's own link.
+    pub const NONE: Encap = Encap {
+        vni: NO_VNI,
+        layers: [EncapKind::Gre; MAX_ENCAP_DEPTH],
+        len: 0,
+    };
+
+    /// The layers, outermost first.
+    pub fn layers(&self) -> &[EncapKind] {
+        self.layers.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The outermost VXLAN or Geneve VNI.
+    pub fn vni(&self) -> Option<u32> {
+        (self.vni != NO_VNI).then_some(self.vni)
+    }
+
+    /// Records one more (inner) layer, or refuses past [`MAX_ENCAP_DEPTH`].
+    pub(super) fn push(&mut self, kind: EncapKind) -> Result<(), DecodeError> {
+        let slot = self
+            .layers
+            .get_mut(usize::from(self.len))
+            .ok_or(DecodeError::TooManyEncapLayers)?;
+        *slot = kind;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Keeps the first (outermost) VNI seen; `vni` must fit in 24 bits.
+    pub(super) fn set_vni(&mut self, vni: u32) {
+        if self.vni == NO_VNI {
+            self.vni = vni & 0x00ff_ffff;
+        }
+    }
+}
+
+impl Default for Encap {
+    fn default() -> Self {
+        Encap::NONE
+    }
+}
+
+impl fmt::Debug for Encap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encap")
+            .field("layers", &self.layers())
+            .field("vni", &self.vni())
+            .finish()
+    }
+}
