@@ -103,7 +103,7 @@ fn prerequisites_missing() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("needs root for network namespaces".into());
     }
-    for tool in ["ip", "tcpreplay"] {
+    for tool in ["ip", "tcpreplay", "setcap", "setpriv"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -384,6 +384,64 @@ fn alerts_reach_the_output_within_100_ms_at_a_light_rate() {
         max < Duration::from_millis(100),
         "an alert took {max:?} from capture to output"
     );
+    // portmatrix measures the same thing itself, from the writer's side.
+    let own = &run.final_stats()["alert_latency"];
+    assert_eq!(own["count"], 15, "{own}");
+    assert!(own["max_ms"].as_f64().expect("max_ms") < 100.0, "{own}");
+}
+
+#[test]
+fn runs_unprivileged_with_file_capabilities_and_says_what_is_missing_without() {
+    let Some(lab) = Lab::new("runs_unprivileged_with_file_capabilities") else {
+        return;
+    };
+    // A copy of the binary that only root may change, with the two capabilities.
+    let dir = temp_dir("setcap");
+    let bin = dir.join("portmatrix");
+    std::fs::copy(BIN, &bin).expect("copy the binary");
+    let bin = bin.to_str().expect("utf-8");
+    ok(Command::new("chmod").args(["755", dir.to_str().expect("utf-8"), bin]));
+    let as_nobody = |args: &[&str]| {
+        let mut all = vec![
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ];
+        all.extend_from_slice(args);
+        lab.exec_status(&all)
+    };
+
+    let denied = as_nobody(&[bin, "live", "-i", "pm1"]);
+    assert_eq!(denied.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        text.contains("not allowed to capture on `pm1`")
+            && text.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{text}"
+    );
+
+    ok(Command::new("setcap").args(["cap_net_raw,cap_net_admin=eip", bin]));
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns])
+        .args([
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ])
+        .args([bin, "live", "-i", "pm1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let live = Live::watch(child);
+    lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.final_stats()["packets"], 36);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

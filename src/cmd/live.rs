@@ -99,6 +99,12 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             &classifier,
             outcome.elapsed,
         )?;
+        if let Some(l) = writer.latency().filter(|l| l.count > 0) {
+            eprintln!(
+                "  alert latency (capture to output): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} alerts",
+                l.p50_ms, l.p99_ms, l.max_ms, l.count
+            );
+        }
     }
     Ok(if outcome.failed > 0 {
         ExitCode::from(1)

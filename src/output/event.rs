@@ -12,6 +12,7 @@ use crate::decode::Encap;
 use crate::flow::{Direction, EndReason, Flow};
 
 use super::community_id::community_id;
+use super::latency::LatencySummary;
 
 /// RFC 3339 UTC with microseconds, e.g. `2021-08-02T09:00:00.123456Z`.
 fn rfc3339<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -164,6 +165,9 @@ pub struct Stats {
     pub files: Vec<FileStats>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceStats>,
+    /// Live mode: time from a flagged flow's first packet to its alert's output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_latency: Option<LatencySummary>,
 }
 
 /// What was captured on one live interface; the kernel's counters come from libpcap.

@@ -11,6 +11,7 @@ use crate::flow::{EndReason, Flow};
 use crate::transport::Transport;
 
 use super::event::{FlowEventJson, Stats, StatsEventJson};
+use super::latency::{LatencyHistogram, LatencySummary};
 
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct EventWriter<W: Write> {
     flows: bool,
     classifier: Arc<Classifier>,
     summary: Summary,
+    /// Live mode: how long alerts took from capture to here.
+    latency: Option<LatencyHistogram>,
 }
 
 /// What the end-of-run summary reports, gathered from ended flows.
@@ -54,7 +57,19 @@ impl<W: Write> EventWriter<W> {
                 flows_per_rule: vec![0; rules],
                 ..Summary::default()
             },
+            latency: None,
         }
+    }
+
+    /// Alert latency so far, if measured.
+    pub fn latency(&self) -> Option<LatencySummary> {
+        self.latency.as_ref().map(LatencyHistogram::summary)
+    }
+
+    /// Measure alert latency against the wall clock (live capture, where
+    /// packet time is the wall clock) and report it in stats events.
+    pub fn measure_latency(&mut self) {
+        self.latency = Some(LatencyHistogram::default());
     }
 
     pub fn summary(&self) -> &Summary {
@@ -64,7 +79,11 @@ impl<W: Write> EventWriter<W> {
     pub fn alert(&mut self, flow: &Flow) -> io::Result<()> {
         self.summary.alerts += 1;
         let event = FlowEventJson::alert(flow, &self.classifier);
-        write_event(&mut self.out, self.format, &event)
+        write_event(&mut self.out, self.format, &event)?;
+        if let Some(h) = &mut self.latency {
+            h.record(flow.start, Timestamp::now());
+        }
+        Ok(())
     }
 
     pub fn flow_ended(&mut self, flow: &Flow, reason: EndReason) -> io::Result<()> {
@@ -98,7 +117,10 @@ impl<W: Write> EventWriter<W> {
                 let event = StatsEventJson {
                     timestamp,
                     event_type: "stats",
-                    stats: stats.clone(),
+                    stats: Stats {
+                        alert_latency: self.latency(),
+                        ..stats.clone()
+                    },
                 };
                 serde_json::to_writer(&mut self.out, &event)?;
                 self.out.write_all(b"\n")

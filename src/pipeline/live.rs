@@ -93,7 +93,8 @@ pub fn run_live<W: Write + Send>(
     let names: Vec<String> = captures.iter().map(|c| c.name().to_string()).collect();
     let slots: Vec<Mutex<Published>> = captures.iter().map(|_| Mutex::default()).collect();
     let halt = AtomicBool::new(false);
-    let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    let mut writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    writer.measure_latency();
     let (failed, tables, writer, closed) = run_stages(
         config.flow,
         EndReason::Shutdown,
