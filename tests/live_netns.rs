@@ -354,6 +354,66 @@ fn live_capture_gives_the_same_flows_and_verdicts_as_the_file() {
 }
 
 #[test]
+fn the_two_ports_of_a_tap_merge_into_one_flow_table() {
+    let Some(lab) = Lab::new("the_two_ports_of_a_tap_merge") else {
+        return;
+    };
+    // A second pair: pm2 carries one direction, pm0 the other, as a TAP does.
+    lab.ip(&["link", "add", "pm2", "type", "veth", "peer", "name", "pm3"]);
+    lab.ip(&["link", "set", "pm2", "up"]);
+    lab.ip(&["link", "set", "pm3", "up"]);
+    let file = fixture("sample-contact-center.pcapng");
+    let dir = temp_dir("tap");
+    let cache = dir.join("sides.cache");
+    let cache = cache.to_str().expect("utf-8");
+    // tcpprep decides which side of each packet is the client.
+    lab.exec(&[
+        "tcpprep",
+        "--auto=client",
+        "--pcap",
+        file.to_str().expect("utf-8"),
+        "--cachefile",
+        cache,
+    ]);
+    let (expected, packets) = offline_flows(&file);
+    let live = lab.live(&["-i", "pm3", "--json", "--flows"]);
+    let path = file.to_str().expect("utf-8");
+    lab.exec(&[
+        "tcpreplay",
+        "-q",
+        "-c",
+        cache,
+        "-i",
+        "pm0",
+        "-I",
+        "pm2",
+        "--multiplier",
+        "20",
+        path,
+    ]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    let stats = run.final_stats();
+    let per_interface: Vec<u64> = stats["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .map(|i| i["packets"].as_u64().expect("packets"))
+        .collect();
+    assert_eq!(per_interface.len(), 2);
+    assert!(per_interface.iter().all(|&n| n > 0), "{per_interface:?}");
+    assert_eq!(per_interface.iter().sum::<u64>(), packets);
+    assert_nothing_dropped(stats);
+    let got: BTreeSet<String> = run.of_type("flow").into_iter().map(flow_identity).collect();
+    assert_eq!(
+        got, expected,
+        "one flow per connection, both directions counted"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn alerts_reach_the_output_within_100_ms_at_a_light_rate() {
     let Some(lab) = Lab::new("alerts_reach_the_output_within_100_ms") else {
         return;

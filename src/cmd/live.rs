@@ -13,12 +13,9 @@ use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::classify::Classifier;
 use portmatrix::matrix::PortMatrix;
 use portmatrix::output::{write_summary, EventFile};
-use portmatrix::pipeline::{run_live, LiveConfig, LiveControl};
+use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use crate::cli::LiveArgs;
-
-/// How long libpcap may hold packets in a ring block before handing them over.
-const RING_TIMEOUT_MS: u16 = 10;
 
 pub fn run(args: LiveArgs) -> Result<ExitCode> {
     let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);

@@ -90,6 +90,8 @@ fn merge<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
 }
 
 pub(super) struct Ingest {
+    /// Which front this is (see [`super::merge`]).
+    front: usize,
     senders: Vec<Sender<WorkerMsg>>,
     batches: Vec<Vec<Record>>,
     defrag: Defragmenter,
@@ -103,9 +105,15 @@ pub(super) struct Ingest {
 impl Ingest {
     /// Offline, a tick per second of packet time is plenty; live, ticks come
     /// often so that no record waits in a partial batch (alert latency).
-    pub fn new(senders: Vec<Sender<WorkerMsg>>, delivery: Delivery, tick_nanos: i64) -> Ingest {
+    pub fn new(
+        front: usize,
+        senders: Vec<Sender<WorkerMsg>>,
+        delivery: Delivery,
+        tick_nanos: i64,
+    ) -> Ingest {
         let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
         Ingest {
+            front,
             senders,
             batches,
             defrag: Defragmenter::new(),
@@ -170,10 +178,14 @@ impl Ingest {
                 self.send_batch(w);
             }
             if let Some(ts) = tick {
+                let msg = WorkerMsg::Tick {
+                    front: self.front,
+                    ts,
+                };
                 // A lost tick is harmless: the next one carries a later clock.
                 let _ = match self.delivery {
-                    Delivery::Wait => self.senders[w].send(WorkerMsg::Tick(ts)).ok(),
-                    Delivery::DropWhenFull => self.senders[w].try_send(WorkerMsg::Tick(ts)).ok(),
+                    Delivery::Wait => self.senders[w].send(msg).ok(),
+                    Delivery::DropWhenFull => self.senders[w].try_send(msg).ok(),
                 };
             }
         }

@@ -15,19 +15,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead, Timestamp};
 use crate::classify::Classifier;
 use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
 use super::ingest::{Delivery, Ingest, IngestCounts};
-use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages, WorkerMsg};
+use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.
 const TICK_NANOS: i64 = 10_000_000;
+/// The longest libpcap holds packets in a ring block before handing them over.
+pub const RING_TIMEOUT_MS: u16 = 10;
 /// How often a capture thread publishes its counters for the stats events.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How often the supervisor looks at signals and the stats clock.
@@ -95,8 +95,10 @@ pub fn run_live<W: Write + Send>(
     let halt = AtomicBool::new(false);
     let mut writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
     writer.measure_latency();
+    let fronts = captures.len();
     let (failed, tables, writer, closed) = run_stages(
         config.flow,
+        fronts,
         EndReason::Shutdown,
         &classifier,
         writer,
@@ -105,11 +107,17 @@ pub fn run_live<W: Write + Send>(
                 let handles: Vec<_> = captures
                     .into_iter()
                     .zip(&slots)
-                    .map(|(capture, slot)| {
-                        let senders = stages.senders.clone();
+                    .enumerate()
+                    .map(|(front, (capture, slot))| {
+                        let ingest = Ingest::new(
+                            front,
+                            stages.senders.clone(),
+                            Delivery::DropWhenFull,
+                            TICK_NANOS,
+                        );
                         let (halt, closed) = (&halt, stages.closed);
                         scope.spawn(move || {
-                            capture_loop(capture, senders, slot, halt, closed, config)
+                            capture_loop(capture, ingest, slot, halt, closed, config)
                         })
                     })
                     .collect();
@@ -140,13 +148,12 @@ pub fn run_live<W: Write + Send>(
 /// Read one interface until halted; returns whether it failed for good.
 fn capture_loop(
     mut capture: LiveCapture,
-    senders: Vec<Sender<WorkerMsg>>,
+    mut ingest: Ingest,
     slot: &Mutex<Published>,
     halt: &AtomicBool,
     closed: &AtomicBool,
     config: &LiveConfig,
 ) -> bool {
-    let mut ingest = Ingest::new(senders, Delivery::DropWhenFull, TICK_NANOS);
     // Counters of earlier openings of this interface (`--retry`).
     let mut kernel_before = KernelStats::default();
     let mut error = None;
@@ -172,7 +179,7 @@ fn capture_loop(
             Ok(LiveRead::Idle) => Ok(()),
             Err(e) => Err(e),
         };
-        ingest.flush(Some(Timestamp::now()));
+        ingest.flush(Some(idle_clock()));
         if let Err(e) = idle {
             eprintln!("portmatrix: error: {e}");
             error = Some(e.to_string());
@@ -183,7 +190,7 @@ fn capture_loop(
                 halt.store(true, Ordering::Relaxed);
                 return true;
             }
-            match reopen(capture.name(), config, halt) {
+            match reopen(capture.name(), config, halt, &mut ingest) {
                 Some(again) => capture = again,
                 // Stopped while waiting: the error is in the stats.
                 None => return false,
@@ -194,17 +201,32 @@ fn capture_loop(
             publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
         }
     }
-    ingest.flush(Some(Timestamp::now()));
+    ingest.flush(Some(idle_clock()));
     publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
     false
 }
 
+/// The clock of an idle front: packets captured up to a ring timeout ago
+/// may still sit in a ring block the kernel has not handed over, so the
+/// front cannot promise anything newer (see [`super::merge`]).
+fn idle_clock() -> Timestamp {
+    let lag = 2 * i64::from(RING_TIMEOUT_MS) * 1_000_000;
+    Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_sub(lag))
+}
+
 /// Wait for `name` to come back; `None` if halted first.
-fn reopen(name: &str, config: &LiveConfig, halt: &AtomicBool) -> Option<LiveCapture> {
+fn reopen(
+    name: &str,
+    config: &LiveConfig,
+    halt: &AtomicBool,
+    ingest: &mut Ingest,
+) -> Option<LiveCapture> {
     eprintln!("portmatrix: waiting for `{name}` to come back (--retry)");
     let mut last_try = Instant::now();
     while !halt.load(Ordering::Relaxed) {
         std::thread::sleep(SUPERVISE_EVERY);
+        // Keep the clock going: the other interfaces' packets must not wait for this one.
+        ingest.flush(Some(idle_clock()));
         if last_try.elapsed() < RETRY_EVERY {
             continue;
         }

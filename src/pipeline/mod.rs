@@ -13,6 +13,7 @@
 
 mod ingest;
 pub mod live;
+mod merge;
 pub mod offline;
 
 use std::io::Write;
@@ -27,7 +28,7 @@ use crate::decode::PacketMeta;
 use crate::flow::{EndReason, Flow, FlowEvent, FlowTable, TableStats, Timeouts};
 use crate::output::{EventWriter, Stats};
 
-pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome};
+pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
 pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 
 /// Batches in flight per worker.
@@ -43,10 +44,16 @@ struct Record {
     wire_len: u32,
 }
 
+/// What a front sends a worker.
 enum WorkerMsg {
     Batch(Vec<Record>),
-    /// The front's clock: lets idle workers expire flows.
-    Tick(Timestamp),
+    /// The front's clock: it will send nothing older (`front` tells the fronts
+    /// apart for [`merge`]). Lets idle workers
+    /// expire flows, and releases records held for time order.
+    Tick {
+        front: usize,
+        ts: Timestamp,
+    },
 }
 
 enum OutputMsg {
@@ -91,9 +98,11 @@ impl Stages<'_> {
 
 /// Start the workers and the writer, run `front` on this thread, and wait for
 /// everything to drain once the front returns (dropping its senders). Flows
-/// still open at the end are closed with `end`.
+/// still open at the end are closed with `end`. `fronts` is the number of
+/// threads feeding the workers, whose records are merged in time order.
 fn run_stages<W: Write + Send, R>(
     settings: FlowSettings,
+    fronts: usize,
     end: EndReason,
     classifier: &Arc<Classifier>,
     writer: EventWriter<W>,
@@ -119,7 +128,7 @@ fn run_stages<W: Write + Send, R>(
         for (rx, slot) in receivers.into_iter().zip(&tables) {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows);
             let tx = out_tx.clone();
-            worker_handles.push(scope.spawn(move || work(table, rx, tx, slot, end)));
+            worker_handles.push(scope.spawn(move || work(table, fronts, rx, tx, slot, end)));
         }
         let result = front(Stages {
             senders,
@@ -154,9 +163,10 @@ fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
         .collect();
 }
 
-/// A worker: its own flow table, fed by batches, until the front hangs up.
+/// A worker: its own flow table, fed by batches, until the fronts hang up.
 fn work(
     mut table: FlowTable,
+    fronts: usize,
     rx: Receiver<WorkerMsg>,
     tx: Sender<OutputMsg>,
     published: &Mutex<TableStats>,
@@ -171,21 +181,31 @@ fn work(
         // The writer only goes away when output is closed; then drop quietly.
         let _ = tx.send(msg);
     };
+    let mut merge = merge::Merge::new(fronts);
     for msg in rx {
+        let mut apply = |r: &Record| {
+            now = now.max(r.ts);
+            table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+        };
         match msg {
-            WorkerMsg::Batch(batch) => {
-                for r in &batch {
-                    now = now.max(r.ts);
-                    table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+            WorkerMsg::Batch(records) => {
+                for r in &records {
+                    merge.push(*r, &mut apply);
                 }
             }
-            WorkerMsg::Tick(ts) => {
-                now = now.max(ts);
-                table.advance(now, &mut emit);
-                *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
+            WorkerMsg::Tick { front, ts } => {
+                if let Some(horizon) = merge.tick(front, ts, &mut apply) {
+                    now = now.max(horizon);
+                    table.advance(now, &mut emit);
+                    *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
+                }
             }
         }
     }
+    merge.release(None, &mut |r: &Record| {
+        now = now.max(r.ts);
+        table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+    });
     table.finish(now, end, &mut emit);
     table.stats()
 }

@@ -52,6 +52,7 @@ pub fn run_offline<W: Write + Send>(
     let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
     let (read, tables, writer, closed) = run_stages(
         config.flow,
+        1,
         EndReason::EndOfInput,
         &classifier,
         writer,
@@ -77,7 +78,7 @@ struct ReadResult {
 
 /// Every file in time order, decoded and sharded.
 fn read_all(files: &[PathBuf], stages: Stages<'_>, progress: bool) -> ReadResult {
-    let mut ingest = Ingest::new(stages.senders, Delivery::Wait, TICK_NANOS);
+    let mut ingest = Ingest::new(0, stages.senders, Delivery::Wait, TICK_NANOS);
     let mut file_stats_all = Vec::with_capacity(files.len());
     let mut errors = 0;
     let progress = Progress::new(progress, files);
