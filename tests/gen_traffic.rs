@@ -1,0 +1,202 @@
+//! `scripts/gen-traffic`, the benchmark capture generator: its output is
+//! deterministic, and portmatrix reads it whole with the verdicts its mix is
+//! built to produce.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+const PACKETS: u64 = 20_000;
+const SCANNER: &str = "10.20.250.99";
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("portmatrix-gen-traffic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn python3_missing() -> bool {
+    !Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs the generator; returns the flow count from its summary line.
+fn generate(out: &Path, seed: u64) -> u64 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-traffic");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg("-o")
+        .arg(out)
+        .args([
+            "--packets",
+            &PACKETS.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "gen-traffic failed: {stderr}");
+    // "gen-traffic: FILE: 20000 packets, 303 flows, ..."
+    let flows = stderr
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" flows"))
+        .unwrap_or_else(|| panic!("no flow count in: {stderr}"));
+    flows.parse().expect("flow count")
+}
+
+/// The final event, strictly: a new field must be added here on purpose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StatsEvent {
+    timestamp: String,
+    event_type: String,
+    stats: Stats,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Stats {
+    packets: u64,
+    bytes: u64,
+    tcp_udp_packets: u64,
+    flows: u64,
+    flows_per_verdict: BTreeMap<String, u64>,
+    other_protocols: BTreeMap<String, u64>,
+    decode_failures: BTreeMap<String, u64>,
+    evictions: u64,
+    timeouts: u64,
+    files: Vec<serde_json::Value>,
+}
+
+/// The fields of a `flow` event this test looks at.
+#[derive(Debug, Deserialize)]
+struct FlowEvent {
+    proto: String,
+    src_ip: String,
+    dest_ip: String,
+    dest_port: u16,
+    verdict: String,
+    vlan: Option<u16>,
+}
+
+#[test]
+fn generated_traffic_is_deterministic_and_classified_as_intended() {
+    if python3_missing() {
+        eprintln!("skipped: python3 is not installed, scripts/gen-traffic needs it");
+        return;
+    }
+    let dir = TempDir::new();
+    let (a, b, c) = (
+        dir.0.join("a.pcap"),
+        dir.0.join("b.pcap"),
+        dir.0.join("c.pcap"),
+    );
+    let flows_made = generate(&a, 7);
+    generate(&b, 7);
+    generate(&c, 8);
+    let bytes = |p: &Path| std::fs::read(p).expect("capture");
+    assert!(
+        bytes(&a) == bytes(&b),
+        "same seed, same arguments: same bytes"
+    );
+    assert!(bytes(&a) != bytes(&c), "another seed gives another capture");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(["analyze", "--json", "--flows", "-q"])
+        .arg(&a)
+        .output()
+        .expect("portmatrix runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let mut flows = Vec::new();
+    let mut stats = None;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        match v["event_type"].as_str() {
+            Some("flow") => flows.push(serde_json::from_value::<FlowEvent>(v).expect("flow")),
+            Some("stats") => stats = Some(serde_json::from_value::<StatsEvent>(v).expect("stats")),
+            _ => {}
+        }
+    }
+    let stats = stats.expect("a final stats event").stats;
+
+    // Every packet is Ethernet/IP/TCP or UDP and decodes.
+    assert_eq!(stats.packets, PACKETS);
+    assert_eq!(stats.tcp_udp_packets, PACKETS);
+    assert!(
+        stats.decode_failures.values().all(|&n| n == 0),
+        "{:?}",
+        stats.decode_failures
+    );
+    // Each generated flow is its own 5-tuple, so the counts agree.
+    assert_eq!(stats.flows, flows_made);
+    assert_eq!(flows.len() as u64, stats.flows);
+
+    let verdict = |v: &str| stats.flows_per_verdict.get(v).copied().unwrap_or(0);
+    assert!(
+        verdict("documented") > stats.flows / 2,
+        "{:?}",
+        stats.flows_per_verdict
+    );
+    assert!(verdict("undocumented") > 0, "{:?}", stats.flows_per_verdict);
+
+    // RSM statistics: 12 multicast groups, all documented (2.2.2#3).
+    let multicast: Vec<&FlowEvent> = flows
+        .iter()
+        .filter(|f| f.dest_ip.starts_with("230."))
+        .collect();
+    assert_eq!(multicast.len(), 12);
+    assert!(
+        multicast.iter().all(|f| f.verdict == "documented"),
+        "{multicast:?}"
+    );
+
+    // RTP to the AAMS media range, all documented (2.2.5#17).
+    let rtp: Vec<&FlowEvent> = flows
+        .iter()
+        .filter(|f| {
+            f.proto == "UDP"
+                && f.dest_ip.starts_with("10.10.1.2")
+                && (6000..=32599).contains(&f.dest_port)
+        })
+        .collect();
+    assert!(rtp.len() > 20, "{} RTP flows", rtp.len());
+    assert!(rtp.iter().all(|f| f.verdict == "documented"), "{rtp:?}");
+
+    // The scan: one flow per probe (packets / 200 by default), most undocumented.
+    let scan: Vec<&FlowEvent> = flows.iter().filter(|f| f.src_ip == SCANNER).collect();
+    assert_eq!(scan.len() as u64, PACKETS / 200);
+    let undocumented = scan.iter().filter(|f| f.verdict == "undocumented").count();
+    assert!(
+        undocumented > scan.len() / 2,
+        "{undocumented} of {}",
+        scan.len()
+    );
+    // And undocumented services besides the scan (telnet, 4444, proxy 8080, DNS).
+    assert!(flows
+        .iter()
+        .any(|f| f.src_ip != SCANNER && f.verdict == "undocumented"));
+
+    // Some flows are tagged, some are IPv6.
+    assert!(flows.iter().any(|f| f.vlan.is_some()));
+    assert!(flows.iter().any(|f| f.dest_ip.contains(':')));
+}
