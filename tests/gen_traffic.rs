@@ -82,6 +82,7 @@ struct Stats {
     flows_per_verdict: BTreeMap<String, u64>,
     other_protocols: BTreeMap<String, u64>,
     decode_failures: BTreeMap<String, u64>,
+    encapsulated: BTreeMap<String, u64>,
     evictions: u64,
     timeouts: u64,
     files: Vec<serde_json::Value>,
