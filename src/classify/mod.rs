@@ -6,11 +6,13 @@
 //! depend on how many rules there are. `rules explain` and flow classification
 //! both call [`Classifier::classify`], so they cannot disagree.
 
+mod app;
 mod verdict;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use app::{AppCheck, AppExpectation};
 pub use verdict::{Severities, Severity, Verdict};
 
 use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx};

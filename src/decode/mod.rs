@@ -18,6 +18,7 @@
 //! [`MAX_ENCAP_DEPTH`] of them. Fragmented outer packets are not entered: a
 //! tunnel is read only when its whole header is in one unfragmented packet.
 
+mod app;
 mod defrag;
 mod encap;
 mod ip;
@@ -29,6 +30,7 @@ use std::net::IpAddr;
 
 use crate::transport::Transport;
 
+pub use app::{identify, AppGuess};
 pub use defrag::Defragmenter;
 pub use encap::{Encap, EncapKind, MAX_ENCAP_DEPTH};
 pub use ip::MAX_IPV6_EXT_HEADERS;
