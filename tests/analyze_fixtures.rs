@@ -63,6 +63,7 @@ struct FlowEvent {
     vlan: Option<u16>,
     encap: Option<Vec<String>>,
     vni: Option<u32>,
+    app_protocol_seen: Option<String>,
     start: Option<String>,
     end: Option<String>,
     pkts_toserver: Option<u64>,

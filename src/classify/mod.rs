@@ -72,6 +72,8 @@ pub struct Classifier {
     /// `[transport][multicast][port]` -> index into `decisions`.
     table: Box<[u16]>,
     decisions: Vec<Decision>,
+    /// Per decision: which payload protocols its deciding rules allow.
+    apps: Vec<AppExpectation>,
 }
 
 const PORTS: usize = 1 << 16;
@@ -162,12 +164,24 @@ impl Classifier {
             }
         }
         let severities = matrix.severities();
+        let apps = decisions
+            .iter()
+            .map(|d| {
+                let deciding = d.rules.get(..d.deciding).unwrap_or_default();
+                AppExpectation::of(
+                    deciding
+                        .iter()
+                        .map(|&i| matrix.rule(i).app_protocol.as_str()),
+                )
+            })
+            .collect();
         Classifier {
             matrix,
             product,
             severities,
             table,
             decisions,
+            apps,
         }
     }
 
@@ -190,6 +204,19 @@ impl Classifier {
     }
 
     /// The rules of a decision taken earlier, every matching rule first-deciding.
+    /// The payload protocols a flow with this decision may carry.
+    pub fn app_expectation(&self, decision: DecisionId) -> AppExpectation {
+        self.apps
+            .get(usize::from(decision.0))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The severity of a verdict (with the rules files' overrides).
+    pub fn severity(&self, verdict: Verdict) -> Severity {
+        self.severities.of(verdict)
+    }
+
     pub fn rule_ids(&self, decision: DecisionId) -> &[RuleIdx] {
         self.decisions
             .get(usize::from(decision.0))

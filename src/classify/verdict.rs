@@ -21,10 +21,13 @@ pub enum Verdict {
     Deprecated,
     /// Only rules of the other product cover it.
     OutOfProfile,
+    /// Documented, but the payload is clearly another protocol than the
+    /// rules name (HTTP on the SIP port, plain text where TLS is documented).
+    ProtocolMismatch,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 7] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Documented,
         Verdict::Undocumented,
         Verdict::WrongTransport,
@@ -32,6 +35,7 @@ impl Verdict {
         Verdict::ClosedByDefault,
         Verdict::Deprecated,
         Verdict::OutOfProfile,
+        Verdict::ProtocolMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Verdict {
             Verdict::ClosedByDefault => "closed_by_default",
             Verdict::Deprecated => "deprecated",
             Verdict::OutOfProfile => "out_of_profile",
+            Verdict::ProtocolMismatch => "protocol_mismatch",
         }
     }
 
@@ -73,9 +78,10 @@ impl Verdict {
             Verdict::Documented => Severity::Info,
             Verdict::ClosedByDefault => Severity::Low,
             Verdict::Deprecated | Verdict::OutOfProfile => Severity::Medium,
-            Verdict::WrongTransport | Verdict::InternalOnly | Verdict::Undocumented => {
-                Severity::High
-            }
+            Verdict::WrongTransport
+            | Verdict::InternalOnly
+            | Verdict::Undocumented
+            | Verdict::ProtocolMismatch => Severity::High,
         }
     }
 }
@@ -126,7 +132,7 @@ impl std::fmt::Display for Severity {
 
 /// Severity per verdict: the defaults, changed by `[severity]` tables in rules files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Severities([Severity; 7]);
+pub struct Severities([Severity; Verdict::ALL.len()]);
 
 impl Default for Severities {
     fn default() -> Self {

@@ -182,13 +182,19 @@ fn text_protocol(p: &[u8]) -> Option<AppGuess> {
     if line.starts_with(b"* OK") || line.starts_with(b"* PREAUTH") {
         return Some(AppGuess::Imap);
     }
-    if line.starts_with(b"<?xml") || line.starts_with(b"<stream:stream") {
+    // XMPP opens a stream (after an optional XML declaration); any other XML
+    // is only text.
+    if (line.starts_with(b"<?xml") || line.starts_with(b"<stream:"))
+        && contains(p, b"<stream:stream")
+    {
         return Some(AppGuess::Xmpp);
     }
     None
 }
 
-/// An LDAP message: a BER SEQUENCE holding an INTEGER message id.
+/// An LDAP message: a BER SEQUENCE holding an INTEGER message id, then an
+/// APPLICATION-class protocol operation (SNMP, also BER, has an OCTET STRING
+/// or a SEQUENCE there instead).
 fn is_ldap_message(p: &[u8]) -> bool {
     if p.len() < 7 || p[0] != 0x30 {
         return false;
@@ -199,7 +205,13 @@ fn is_ldap_message(p: &[u8]) -> bool {
         0x81..=0x84 => 2 + usize::from(p[1] & 0x7f),
         _ => return false,
     };
-    p.get(at) == Some(&0x02) && p.get(at + 1).is_some_and(|&n| (1..=4).contains(&n))
+    let Some(&id_len) = p.get(at + 1) else {
+        return false;
+    };
+    p.get(at) == Some(&0x02)
+        && (1..=4).contains(&id_len)
+        && p.get(at + 2 + usize::from(id_len))
+            .is_some_and(|&tag| tag & 0xc0 == 0x40)
 }
 
 fn first_line(p: &[u8]) -> &[u8] {
@@ -226,7 +238,7 @@ mod tests {
 
     #[test]
     fn text_protocols_by_their_first_line() {
-        let cases: [(&[u8], AppGuess); 14] = [
+        let cases: [(&[u8], AppGuess); 15] = [
             (b"GET /index.html HTTP/1.1\r\nHost: x\r\n", AppGuess::Http),
             (b"HTTP/1.1 200 OK\r\n", AppGuess::Http),
             (b"OPTIONS * HTTP/1.1\r\n", AppGuess::Http),
@@ -242,7 +254,11 @@ mod tests {
             (b"220 ProFTPD Server ready\r\n", AppGuess::Ftp),
             (b"+OK POP3 ready\r\n", AppGuess::Pop3),
             (b"* OK IMAP4rev1 ready\r\n", AppGuess::Imap),
-            (b"<?xml version='1.0'?><stream:stream", AppGuess::Xmpp),
+            (
+                b"<?xml version='1.0'?><stream:stream to='x'",
+                AppGuess::Xmpp,
+            ),
+            (b"<?xml version=\"1.0\"?><soap:Envelope>", AppGuess::Text),
             (b"hello there, plain words\r\n", AppGuess::Text),
         ];
         for (payload, want) in cases {
@@ -268,6 +284,11 @@ mod tests {
         // LDAP bindRequest: SEQUENCE { INTEGER 1, [APPLICATION 0] … }
         let bind = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03];
         assert_eq!(identify(Tcp, &bind), AppGuess::Ldap);
+        // SNMPv2c get: SEQUENCE { INTEGER 1 (version), OCTET STRING "public", … }
+        let snmp = [
+            0x30, 0x26, 0x02, 0x01, 0x01, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c',
+        ];
+        assert_eq!(identify(Udp, &snmp), AppGuess::Unknown);
         let mut rtp = [0u8; 172];
         rtp[0] = 0x80;
         assert_eq!(identify(Udp, &rtp), AppGuess::Rtp);

@@ -144,6 +144,7 @@ impl Defragmenter {
                 payload_len,
                 vlan: f.vlan,
                 encap: f.encap,
+                app: None,
             })
         };
         if let Some(first) = f.first {

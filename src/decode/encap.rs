@@ -98,15 +98,18 @@ impl fmt::Display for EncapKind {
     }
 }
 
-/// A VNI is 24 bits, so this value never is one: it stands for "none" and
-/// keeps [`Encap`] at 12 bytes instead of 16 with an `Option<u32>`.
-const NO_VNI: u32 = u32::MAX;
+/// "No VNI", in three bytes so that [`Encap`] stays byte-aligned: the one
+/// VNI that cannot be reported is 16,777,215 (all ones), which no
+/// deployment uses as a segment id in practice.
+const NO_VNI: [u8; 3] = [0xff; 3];
 
 /// The layers entered, outermost first (at most [`MAX_ENCAP_DEPTH`]), and the
-/// outermost VNI. `Copy`, 12 bytes, no allocation.
+/// outermost VNI. `Copy`, 8 bytes (byte-aligned), no allocation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Encap {
-    vni: u32,
+    /// 24 bits, big-endian; [`NO_VNI`] when there is none. Bytes, not a
+    /// `u32`, so the struct stays byte-aligned and `PacketMeta` small.
+    vni: [u8; 3],
     /// `layers[..len]` are the layers; the rest stay [`EncapKind::Gre`], so
     /// the derived equality compares only what was pushed.
     layers: [EncapKind; MAX_ENCAP_DEPTH],
@@ -132,7 +135,8 @@ impl Encap {
 
     /// The outermost VXLAN or Geneve VNI.
     pub fn vni(&self) -> Option<u32> {
-        (self.vni != NO_VNI).then_some(self.vni)
+        let [a, b, c] = self.vni;
+        (self.vni != NO_VNI).then_some(u32::from_be_bytes([0, a, b, c]))
     }
 
     /// Records one more (inner) layer, or refuses past [`MAX_ENCAP_DEPTH`].
@@ -149,7 +153,8 @@ impl Encap {
     /// Keeps the first (outermost) VNI seen; `vni` must fit in 24 bits.
     pub(super) fn set_vni(&mut self, vni: u32) {
         if self.vni == NO_VNI {
-            self.vni = vni & 0x00ff_ffff;
+            let [_, a, b, c] = vni.to_be_bytes();
+            self.vni = [a, b, c];
         }
     }
 }

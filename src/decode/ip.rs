@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::transport::Transport;
 
+use super::app::{identify, AppGuess};
 use super::{DecodeError, Decoded, FirstFragment, FragmentMeta, OtherProto, Outside, PacketMeta};
 
 /// Most IPv6 extension headers followed before the packet is called malformed.
@@ -63,6 +64,8 @@ struct L4 {
     dst_port: u16,
     tcp_flags: u8,
     payload_len: u32,
+    /// What the captured payload looks like; `None` without captured payload.
+    app: Option<AppGuess>,
 }
 
 /// Parses the TCP or UDP header at the start of `l4` (captured bytes), of
@@ -87,6 +90,7 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
                 dst_port: be16(l4, 2),
                 tcp_flags: l4[13],
                 payload_len: (claimed - hdr) as u32,
+                app: guess(t, l4, hdr, claimed),
             })
         }
         Transport::Udp => {
@@ -101,10 +105,22 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
                 dst_port: be16(l4, 2),
                 tcp_flags: 0,
                 payload_len: (claimed - 8) as u32,
+                app: guess(t, l4, 8, claimed),
             })
         }
     }
 }
+
+/// The guess for the payload between the header (`hdr` bytes) and the end
+/// the IP header claims (Ethernet padding is not payload). Fewer than
+/// [`MIN_GUESS_BYTES`] bytes (a keep-alive, a NAT probe) tell nothing.
+fn guess(t: Transport, l4: &[u8], hdr: usize, claimed: usize) -> Option<AppGuess> {
+    let payload = l4.get(hdr..claimed.min(l4.len()))?;
+    (payload.len() >= MIN_GUESS_BYTES).then(|| identify(t, payload))
+}
+
+/// Shorter payloads get no protocol guess.
+const MIN_GUESS_BYTES: usize = 8;
 
 /// The ports of a first fragment. Unlike [`layer4`] this accepts a layer-4
 /// header split across fragments (a "tiny fragment"): the ports need only 4
@@ -192,6 +208,7 @@ impl<'a> Ip<'a> {
                 payload_len: l4.payload_len,
                 vlan: self.outside.vlan,
                 encap: self.outside.encap,
+                app: l4.app,
             }),
             Err(e) => Decoded::Malformed(e),
         }

@@ -57,6 +57,9 @@ pub struct PacketMeta {
     /// The tunnels the packet was found in; the addresses and ports above
     /// are those of the innermost packet.
     pub encap: Encap,
+    /// What the captured payload looks like (`None`: no payload captured, or
+    /// a reassembled fragment). Flows look at it for their first packets.
+    pub app: Option<AppGuess>,
 }
 
 /// TCP flag bits of [`PacketMeta::tcp_flags`].

@@ -83,6 +83,7 @@ fn syn_meta(vlan: Option<u16>) -> PacketMeta {
         payload_len: 0,
         vlan,
         encap: Encap::NONE,
+        app: None,
     }
 }
 

@@ -13,7 +13,7 @@ pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
 use crate::capture::Timestamp;
 use crate::classify::{DecisionId, Severity, Verdict};
-use crate::decode::Encap;
+use crate::decode::{AppGuess, Encap};
 use crate::transport::Transport;
 
 /// How the client and server of a flow were told apart.
@@ -113,6 +113,13 @@ pub struct Flow {
     pub verdict: Verdict,
     pub severity: Severity,
     pub decision: DecisionId,
+    /// What the payload of its first packets looked like: the first named
+    /// protocol, else `Unknown` if payload was seen but not recognised.
+    pub app_seen: Option<AppGuess>,
+    /// Payload packets still to look at, and how many of those seen so far
+    /// went against the rules' protocol (see `table::inspect`).
+    app_budget: u8,
+    app_doubts: u8,
     fin_from_client: bool,
     fin_from_server: bool,
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::key::{mix, Endpoint, FlowKey};
 use super::{Direction, EndReason, Flow, TcpState};
 use crate::capture::Timestamp;
-use crate::classify::{Classifier, FlowQuery, Verdict};
-use crate::decode::{tcp_flags, PacketMeta};
+use crate::classify::{AppCheck, Classifier, FlowQuery, Verdict};
+use crate::decode::{tcp_flags, AppGuess, PacketMeta};
 use crate::transport::Transport;
 
 const NANOS: i64 = 1_000_000_000;
@@ -138,6 +138,11 @@ impl FlowTable {
         if let Some(flow) = self.flows.get_mut(&key) {
             if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
                 account(flow, ts, meta, sender, wire_len);
+                if flow.app_budget > 0 && inspect(flow, meta, &self.classifier) {
+                    self.stats.flows_per_verdict[Verdict::Documented.index()] -= 1;
+                    self.stats.flows_per_verdict[flow.verdict.index()] += 1;
+                    out(FlowEvent::Alert(*flow));
+                }
                 self.advance(ts, out);
                 return;
             }
@@ -151,6 +156,7 @@ impl FlowTable {
         }
         let mut flow = self.start_flow(&key, ts, meta, sender, receiver);
         account(&mut flow, ts, meta, sender, wire_len);
+        inspect(&mut flow, meta, &self.classifier);
         self.stats.flows += 1;
         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
         if flow.verdict != Verdict::Documented {
@@ -258,6 +264,9 @@ impl FlowTable {
             verdict: c.verdict,
             severity: c.severity,
             decision: c.decision,
+            app_seen: None,
+            app_budget: INSPECT_PACKETS,
+            app_doubts: 0,
             fin_from_client: false,
             fin_from_server: false,
         }
@@ -322,6 +331,55 @@ fn natural_end(flow: &Flow, stats: &mut TableStats) -> EndReason {
 }
 
 /// Count a packet on its flow and follow the TCP state.
+/// Payload packets of a flow that are looked at: enough to get past a
+/// handshake's empty segments and a banner, few enough to cost nothing.
+const INSPECT_PACKETS: u8 = 4;
+
+/// Look at one more packet's payload guess: record what the flow carries and,
+/// when its rules name a protocol the payload clearly is not, turn a
+/// documented flow into `protocol_mismatch`. Returns whether it did.
+///
+/// A named protocol (HTTP where SIP is documented) is clear at once;
+/// unrecognised bytes or plain text against the rules (in the RTP ranges,
+/// where TLS is documented) must come twice before any packet fits, so that
+/// one keep-alive or probe ahead of the real stream is not enough.
+fn inspect(flow: &mut Flow, meta: &PacketMeta, classifier: &Classifier) -> bool {
+    let Some(guess) = meta.app else {
+        return false;
+    };
+    flow.app_budget = flow.app_budget.saturating_sub(1);
+    if flow.app_seen.is_none_or(|s| s == AppGuess::Unknown) {
+        flow.app_seen = Some(guess);
+    }
+    let named = !matches!(guess, AppGuess::Unknown | AppGuess::Text);
+    let contradicted = match classifier.app_expectation(flow.decision).check(guess) {
+        AppCheck::Fits => {
+            flow.app_budget = 0;
+            false
+        }
+        AppCheck::Contradicts => {
+            flow.app_doubts += 1;
+            named || flow.app_doubts >= 2
+        }
+        AppCheck::Undecided => {
+            if named {
+                flow.app_budget = 0;
+            }
+            false
+        }
+    };
+    if !contradicted {
+        return false;
+    }
+    flow.app_budget = 0;
+    if flow.verdict != Verdict::Documented {
+        return false;
+    }
+    flow.verdict = Verdict::ProtocolMismatch;
+    flow.severity = classifier.severity(Verdict::ProtocolMismatch);
+    true
+}
+
 fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, wire_len: u32) {
     // A flow from a socket to itself counts every packet towards the server.
     let to_server = sender == flow.client;

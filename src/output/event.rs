@@ -55,6 +55,10 @@ pub struct FlowEventJson<'a> {
     /// traffic mirroring), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vni: Option<u32>,
+    /// What the first payload bytes looked like (`http`, `tls`, `sip`, `rtp`,
+    /// `unknown`…); absent when no payload was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_protocol_seen: Option<&'static str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowFields>,
 }
@@ -125,6 +129,7 @@ impl<'a> FlowEventJson<'a> {
             vlan: flow.vlan,
             encap: flow.encap,
             vni: flow.encap.vni(),
+            app_protocol_seen: flow.app_seen.map(|a| a.as_str()),
             flow: fields,
         }
     }

@@ -124,6 +124,7 @@ mod tests {
                 payload_len: 0,
                 vlan: None,
                 encap: Encap::default(),
+                app: None,
             },
             wire_len: 60,
         }

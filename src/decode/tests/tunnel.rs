@@ -497,7 +497,7 @@ fn encap_names_and_size() {
         assert_eq!(k.to_string(), k.as_str());
     }
     assert_eq!(IpInIp.as_str(), "ip_in_ip");
-    assert_eq!(std::mem::size_of::<Encap>(), 12);
+    assert_eq!(std::mem::size_of::<Encap>(), 8);
     // A packet record still fits in a cache line.
     assert!(std::mem::size_of::<PacketMeta>() <= 64);
     let e = encap(&[Gre, Erspan2], None);

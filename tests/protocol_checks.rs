@@ -1,0 +1,297 @@
+//! Protocol checks on documented ports: the first payload bytes against the
+//! rules' `app_protocol`, end to end through `portmatrix analyze`.
+//!
+//! Small captures are written here byte by byte (a TCP handshake and one
+//! payload per flow), so each case states exactly what crossed the wire; the
+//! corpus cases use real captures from `../shared/corpus` when present.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
+
+/// A classic pcap (Ethernet, microseconds) built in memory.
+struct Pcap {
+    bytes: Vec<u8>,
+    usec: u32,
+}
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&65535u32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        Pcap { bytes, usec: 0 }
+    }
+
+    fn frame(&mut self, ip_payload_proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + l4.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, ip_payload_proto, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(l4);
+        self.usec += 1000;
+        self.bytes
+            .extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        self.bytes.extend_from_slice(&self.usec.to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&f);
+    }
+
+    fn tcp(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, payload: &[u8]) {
+        let mut seg = Vec::new();
+        seg.extend_from_slice(&src.1.to_be_bytes());
+        seg.extend_from_slice(&dst.1.to_be_bytes());
+        seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        seg.extend_from_slice(payload);
+        self.frame(6, src.0, dst.0, &seg);
+    }
+
+    fn udp(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) {
+        let mut dgram = Vec::new();
+        dgram.extend_from_slice(&src.1.to_be_bytes());
+        dgram.extend_from_slice(&dst.1.to_be_bytes());
+        dgram.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        dgram.extend_from_slice(&[0, 0]);
+        dgram.extend_from_slice(payload);
+        self.frame(17, src.0, dst.0, &dgram);
+    }
+
+    /// A connection: handshake, the client's first payload, the server's reply.
+    fn conversation(
+        &mut self,
+        client: ([u8; 4], u16),
+        server: ([u8; 4], u16),
+        ask: &[u8],
+        answer: &[u8],
+    ) {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const PSH: u8 = 0x08;
+        self.tcp(client, server, SYN, b"");
+        self.tcp(server, client, SYN | ACK, b"");
+        self.tcp(client, server, ACK, b"");
+        if !ask.is_empty() {
+            self.tcp(client, server, PSH | ACK, ask);
+        }
+        if !answer.is_empty() {
+            self.tcp(server, client, PSH | ACK, answer);
+        }
+    }
+
+    fn write(&self, name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("portmatrix-protocol-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, &self.bytes).expect("write capture");
+        path
+    }
+}
+
+fn analyze(path: &Path) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["analyze", "-q", "--json", "--flows"])
+        .arg(path)
+        .output()
+        .expect("run analyze");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+/// The flow event to `port`: (verdict, app_protocol_seen).
+fn flow_to(events: &[Value], port: u64) -> (String, Option<String>) {
+    let f = events
+        .iter()
+        .find(|e| e["event_type"] == "flow" && e["dest_port"] == port)
+        .unwrap_or_else(|| panic!("no flow to port {port}"));
+    (
+        f["verdict"].as_str().expect("verdict").to_string(),
+        f["app_protocol_seen"].as_str().map(str::to_string),
+    )
+}
+
+const AGENT: [u8; 4] = [10, 10, 20, 51];
+const AACC: [u8; 4] = [10, 10, 1, 10];
+const SM: [u8; 4] = [10, 10, 1, 30];
+const AAMS: [u8; 4] = [10, 10, 1, 20];
+
+#[test]
+fn documented_ports_carrying_another_protocol_are_flagged() {
+    let mut p = Pcap::new();
+    let tls_hello = [
+        0x16, 0x03, 0x01, 0x00, 0x30, 0x01, 0x00, 0x00, 0x2c, 0x03, 0x03,
+    ];
+    // Fits: TLS on 443, SIP on 5060, HTTP on 80.
+    p.conversation((AGENT, 50001), (AACC, 443), &tls_hello, &tls_hello);
+    p.conversation(
+        (SM, 50002),
+        (AACC, 5060),
+        b"OPTIONS sip:aacc@10.10.1.10 SIP/2.0\r\n",
+        b"SIP/2.0 200 OK\r\n",
+    );
+    p.conversation(
+        (AGENT, 50003),
+        (AACC, 80),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+    );
+    // Contradicts: HTTP on the SIP port, SSH on 443, plain text where HTTPS is documented.
+    p.conversation(
+        (AGENT, 50004),
+        (AACC, 5060),
+        b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\n",
+    );
+    p.conversation(
+        (AGENT, 50005),
+        (AACC, 8443),
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+    );
+    p.conversation(
+        (AGENT, 50006),
+        (AACC, 8445),
+        b"hello, are you there?\r\n",
+        b"yes, plain text here\r\n",
+    );
+    // Undecided: encrypted or unrecognised payload never changes a verdict.
+    p.conversation(
+        (SM, 50007),
+        (AACC, 5061),
+        &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4],
+        &[9, 8, 7, 6, 5, 4, 3, 2],
+    );
+    p.conversation((AGENT, 50008), (AACC, 29373), b"", b"");
+    // RTP range: RTP fits, even after a probe; two packets of something else do not.
+    let mut rtp = [0u8; 172];
+    rtp[0] = 0x80;
+    p.udp((AGENT, 2050), (AAMS, 6544), b"TEST\0");
+    p.udp((AGENT, 2050), (AAMS, 6544), &rtp);
+    p.udp((AAMS, 6544), (AGENT, 2050), &rtp);
+    p.udp(
+        (AGENT, 2052),
+        (AAMS, 6546),
+        b"\x01\x02\x03\x04\x05\x06\x07\x08\x09",
+    );
+    p.udp(
+        (AGENT, 2052),
+        (AAMS, 6546),
+        b"\x01\x02\x03\x04\x05\x06\x07\x08\x09",
+    );
+    p.udp(
+        (AGENT, 2054),
+        (AAMS, 6548),
+        b"INVITE sip:x@10.10.1.20 SIP/2.0\r\n",
+    );
+    let events = analyze(&p.write("mixed.pcap"));
+
+    let fits = |port, app: &str| {
+        assert_eq!(
+            flow_to(&events, port),
+            ("documented".into(), Some(app.into())),
+            "port {port}"
+        );
+    };
+    fits(443, "tls");
+    fits(80, "http");
+    fits(6544, "rtp");
+    let flagged = |port, app: &str| {
+        assert_eq!(
+            flow_to(&events, port),
+            ("protocol_mismatch".into(), Some(app.into())),
+            "port {port}"
+        );
+    };
+    flagged(8443, "ssh");
+    flagged(8445, "text");
+    flagged(6546, "unknown");
+    flagged(6548, "sip");
+    let on_5060: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event_type"] == "flow" && e["dest_port"] == 5060)
+        .map(|e| {
+            (
+                e["verdict"].as_str().unwrap_or(""),
+                e["app_protocol_seen"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(on_5060.contains(&("documented", "sip")), "{on_5060:?}");
+    assert!(
+        on_5060.contains(&("protocol_mismatch", "http")),
+        "{on_5060:?}"
+    );
+    assert_eq!(
+        flow_to(&events, 5061),
+        ("documented".into(), Some("unknown".into()))
+    );
+    assert_eq!(flow_to(&events, 29373), ("documented".into(), None));
+
+    // Each mismatch is alerted once, high, naming the rules and what was seen.
+    let alerts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert" && e["verdict"] == "protocol_mismatch")
+        .collect();
+    assert_eq!(alerts.len(), 5, "{alerts:?}");
+    for a in &alerts {
+        assert_eq!(a["severity"], "high");
+        assert!(!a["rule_ids"].as_array().expect("rule ids").is_empty());
+        assert!(a["app_protocol_seen"].is_string());
+    }
+    let stats = &events.last().expect("stats")["stats"];
+    assert_eq!(stats["flows_per_verdict"]["protocol_mismatch"], 5);
+}
+
+fn corpus(file: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(file);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} is not here", p.display());
+        None
+    }
+}
+
+#[test]
+fn real_calls_pass_and_a_spoofed_invite_into_the_media_range_does_not() {
+    if let Some(path) = corpus("voip/sipnab__sip-rtp-g711.pcap") {
+        let events = analyze(&path);
+        let rtp: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event_type"] == "flow" && e["app_protocol_seen"] == "rtp")
+            .collect();
+        assert!(rtp.len() >= 2, "the call's RTP streams");
+        // Wireshark's sample sends a "TEST" probe ahead of one stream: still RTP.
+        assert!(rtp.iter().all(|e| e["verdict"] == "documented"), "{rtp:?}");
+        assert!(!events.iter().any(|e| e["verdict"] == "protocol_mismatch"));
+    }
+    if let Some(path) = corpus("voip/sipnab__metasploit-sip-invite-spoof.pcap") {
+        let events = analyze(&path);
+        let (verdict, app) = flow_to(&events, 10270);
+        assert_eq!(
+            (verdict.as_str(), app.as_deref()),
+            ("protocol_mismatch", Some("sip"))
+        );
+    }
+}
