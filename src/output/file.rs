@@ -13,6 +13,9 @@ pub struct EventFile {
     path: PathBuf,
     file: BufWriter<File>,
     reopen: Arc<AtomicBool>,
+    /// Written at the top of every file this starts (a CSV header): a file
+    /// that already holds something is continued as it is.
+    header: Option<&'static str>,
 }
 
 impl EventFile {
@@ -21,7 +24,24 @@ impl EventFile {
             path: path.to_path_buf(),
             file: BufWriter::with_capacity(1 << 16, open_append(path)?),
             reopen,
+            header: None,
         })
+    }
+
+    /// Start every new, empty file with `header`, this one included.
+    pub fn with_header(mut self, header: &'static str) -> io::Result<EventFile> {
+        self.header = Some(header);
+        self.write_header_if_empty()?;
+        Ok(self)
+    }
+
+    fn write_header_if_empty(&mut self) -> io::Result<()> {
+        if let Some(h) = self.header {
+            if self.file.get_ref().metadata()?.len() == 0 {
+                self.file.write_all(h.as_bytes())?;
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -46,7 +66,10 @@ impl Write for EventFile {
         self.file.flush()?;
         if self.reopen.swap(false, Ordering::Relaxed) {
             match open_append(&self.path) {
-                Ok(f) => self.file = BufWriter::with_capacity(1 << 16, f),
+                Ok(f) => {
+                    self.file = BufWriter::with_capacity(1 << 16, f);
+                    self.write_header_if_empty()?;
+                }
                 // Keep writing to the old file rather than lose events.
                 Err(e) => eprintln!(
                     "portmatrix: error: cannot reopen {}: {e}; still writing to the file opened before",

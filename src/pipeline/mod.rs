@@ -217,7 +217,7 @@ fn write_events<W: Write>(
         }
         let result = match msg {
             OutputMsg::Alert(f) => writer.alert(&f),
-            OutputMsg::End(f, r) => writer.flow_ended(&f, r),
+            OutputMsg::End(f, r) => writer.flow_ended(&f, r, None),
             OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
             OutputMsg::Flush => writer.flush(),
         };
