@@ -15,6 +15,7 @@
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
+//! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
 //! - [`report`]: the events read back into one self-contained HTML report.
 
 pub mod capture;

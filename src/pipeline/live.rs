@@ -15,15 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead, Timestamp};
 use crate::classify::Classifier;
+use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
+use super::extract::Extraction;
 use super::ingest::{Delivery, Ingest, IngestCounts};
-use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages, WorkerMsg};
+use super::{active_filters, fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.
@@ -40,9 +40,13 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub flow: FlowSettings,
+    /// Text mode adds a status line on stderr at every stats interval.
     pub format: Format,
-    pub flows: bool,
     pub stats_interval: Duration,
+    /// Which packets to look at, besides the kernel's `--bpf` (hosts and ports).
+    pub focus: Focus,
+    /// Which flows are reported (the writer selects; the stats name it).
+    pub verdicts: VerdictSet,
     /// Wait for a failed interface to come back instead of stopping.
     pub retry: bool,
     /// How to reopen an interface (`--retry`).
@@ -86,19 +90,21 @@ pub fn run_live<W: Write + Send>(
     config: &LiveConfig,
     captures: Vec<LiveCapture>,
     classifier: Arc<Classifier>,
-    out: W,
+    writer: EventWriter<W>,
+    extraction: Option<Extraction>,
     control: &LiveControl,
 ) -> (LiveOutcome, EventWriter<W>) {
     let started = Instant::now();
     let names: Vec<String> = captures.iter().map(|c| c.name().to_string()).collect();
     let slots: Vec<Mutex<Published>> = captures.iter().map(|_| Mutex::default()).collect();
     let halt = AtomicBool::new(false);
-    let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    let extraction = extraction.as_ref();
     let (failed, tables, writer, closed) = run_stages(
         config.flow,
         EndReason::Shutdown,
         &classifier,
         writer,
+        extraction,
         |stages| {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = captures
@@ -107,12 +113,20 @@ pub fn run_live<W: Write + Send>(
                     .map(|(capture, slot)| {
                         let senders = stages.senders.clone();
                         let (halt, closed) = (&halt, stages.closed);
+                        let frames = extraction.is_some();
                         scope.spawn(move || {
-                            capture_loop(capture, senders, slot, halt, closed, config)
+                            let ingest = Ingest::new(
+                                senders,
+                                Delivery::DropWhenFull,
+                                TICK_NANOS,
+                                &config.focus,
+                                frames,
+                            );
+                            capture_loop(capture, ingest, slot, halt, closed, config)
                         })
                     })
                     .collect();
-                supervise(&stages, &names, &slots, &halt, control, config);
+                supervise(&stages, &names, &slots, &halt, control, config, extraction);
                 halt.store(true, Ordering::Relaxed);
                 handles
                     .into_iter()
@@ -123,7 +137,7 @@ pub fn run_live<W: Write + Send>(
             // Returning drops the last senders: the workers close every flow.
         },
     );
-    let mut stats = gather(&names, &slots);
+    let mut stats = gather(&names, &slots, config, extraction);
     fill_table_stats(&mut stats, &tables);
     stats.active_flows = Some(tables.active);
     let outcome = LiveOutcome {
@@ -139,13 +153,12 @@ pub fn run_live<W: Write + Send>(
 /// Read one interface until halted; returns whether it failed for good.
 fn capture_loop(
     mut capture: LiveCapture,
-    senders: Vec<Sender<WorkerMsg>>,
+    mut ingest: Ingest,
     slot: &Mutex<Published>,
     halt: &AtomicBool,
     closed: &AtomicBool,
     config: &LiveConfig,
 ) -> bool {
-    let mut ingest = Ingest::new(senders, Delivery::DropWhenFull, TICK_NANOS);
     // Counters of earlier openings of this interface (`--retry`).
     let mut kernel_before = KernelStats::default();
     let mut error = None;
@@ -234,6 +247,7 @@ fn supervise(
     halt: &AtomicBool,
     control: &LiveControl,
     config: &LiveConfig,
+    extraction: Option<&Extraction>,
 ) {
     let mut next_stats = Instant::now() + config.stats_interval;
     let mut dropped_before = (0, 0);
@@ -247,7 +261,7 @@ fn supervise(
         }
         if Instant::now() >= next_stats {
             next_stats += config.stats_interval;
-            let mut stats = gather(names, slots);
+            let mut stats = gather(names, slots, config, extraction);
             let tables = stages.table_stats();
             fill_table_stats(&mut stats, &tables);
             stats.active_flows = Some(tables.active);
@@ -263,8 +277,14 @@ fn supervise(
     }
 }
 
-/// Sum what the capture threads published into one stats record.
-fn gather(names: &[String], slots: &[Mutex<Published>]) -> Stats {
+/// Sum what the capture threads published into one stats record, with the
+/// filters and what extraction wrote so far.
+fn gather(
+    names: &[String],
+    slots: &[Mutex<Published>],
+    config: &LiveConfig,
+    extraction: Option<&Extraction>,
+) -> Stats {
     let mut counts = IngestCounts::default();
     let mut interfaces = Vec::with_capacity(slots.len());
     for (name, slot) in names.iter().zip(slots) {
@@ -280,7 +300,9 @@ fn gather(names: &[String], slots: &[Mutex<Published>]) -> Stats {
         });
     }
     let mut stats = Stats::default();
-    counts.fill(&mut stats);
+    counts.fill(&mut stats, config.focus.is_active());
+    stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
+    stats.extract = extraction.map(Extraction::stats);
     stats.queue_drops = Some(BTreeMap::from([(
         "worker_queue_full",
         counts.queue_dropped,
