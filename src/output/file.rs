@@ -80,3 +80,43 @@ impl Write for EventFile {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_starts_every_new_file_and_never_continues_one() {
+        let dir = std::env::temp_dir().join(format!("portmatrix-eventfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("events.csv");
+        let _ = std::fs::remove_file(&path);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let mut f = EventFile::create(&path, Arc::clone(&reopen))
+            .and_then(|f| f.with_header("h\r\n"))
+            .expect("create");
+        f.write_all(b"row1\r\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        // Rotated away: the new file gets the header again.
+        std::fs::rename(&path, dir.join("events.csv.1")).expect("rotate");
+        reopen.store(true, Ordering::Relaxed);
+        f.flush().expect("reopen");
+        f.write_all(b"row2\r\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        drop(f);
+        // Appending to a file that has rows adds none.
+        let mut again = EventFile::create(&path, reopen)
+            .and_then(|f| f.with_header("h\r\n"))
+            .expect("append");
+        again
+            .write_all(b"row3\r\n")
+            .and_then(|()| again.flush())
+            .expect("write");
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read");
+        assert_eq!(read(&dir.join("events.csv.1")), "h\r\nrow1\r\n");
+        assert_eq!(read(&path), "h\r\nrow2\r\nrow3\r\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

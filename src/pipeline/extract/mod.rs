@@ -230,3 +230,22 @@ struct Packet {
     /// The flow's first packet: its index in `flows`.
     opens: Option<usize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_stops_for_good_once_a_packet_does_not_fit() {
+        let budget = Budget {
+            max: 100,
+            used: AtomicU64::new(0),
+            exhausted: AtomicBool::new(false),
+        };
+        assert!(budget.take(60));
+        assert!(budget.take(40));
+        assert!(!budget.take(1));
+        // Even what would have fit before is refused now.
+        assert!(!budget.take(0));
+    }
+}
