@@ -600,6 +600,46 @@ fn live_extraction_writes_each_flagged_flows_packets_and_the_gate_fails() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn live_focus_keeps_the_same_flows_as_the_file_and_counts_the_rest() {
+    let Some(lab) = Lab::new("live_focus_keeps_the_same_flows_as_the_file") else {
+        return;
+    };
+    let file = fixture("sample-contact-center.pcapng");
+    let focus = ["--host", "10.10.99.5", "--port", "8100", "--port", "139"];
+    let out = Command::new(BIN)
+        .args(["analyze", "-q", "--json", "--flows"])
+        .args(focus)
+        .arg(&file)
+        .output()
+        .expect("run analyze");
+    assert!(out.status.success());
+    let expected: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|e| e["event_type"] == "flow")
+        .map(|e| flow_identity(&e))
+        .collect();
+    assert_eq!(expected.len(), 2);
+    let mut args = vec!["--json", "--flows"];
+    args.extend_from_slice(&focus);
+    let live = lab.live(&args);
+    lab.replay(&file, &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    let got: BTreeSet<String> = run.of_type("flow").into_iter().map(flow_identity).collect();
+    assert_eq!(got, expected);
+    let stats = run.final_stats();
+    assert_eq!(stats["filters"]["host"], serde_json::json!(["10.10.99.5"]));
+    assert_eq!(stats["filters"]["port"], serde_json::json!([8100, 139]));
+    assert_eq!(
+        stats["filtered"].as_u64().expect("filtered")
+            + stats["tcp_udp_packets"].as_u64().expect("n"),
+        780
+    );
+}
+
 impl Lab {
     /// Run a command in the namespace, whatever its exit status.
     fn exec_status(&self, args: &[&str]) -> Output {

@@ -302,6 +302,11 @@ fn gather(
     let mut stats = Stats::default();
     counts.fill(&mut stats, config.focus.is_active());
     stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
+    // The kernel applies --bpf: what it keeps out is never seen, so not
+    // counted in `filtered`, but the filter is named with the others.
+    if let Some(expression) = &config.options.filter {
+        stats.filters.get_or_insert_with(Default::default).bpf = Some(expression.clone());
+    }
     stats.extract = extraction.map(Extraction::stats);
     stats.queue_drops = Some(BTreeMap::from([(
         "worker_queue_full",
