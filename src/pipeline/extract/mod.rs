@@ -26,7 +26,7 @@
 mod admit;
 mod files;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -106,10 +106,6 @@ impl Extraction {
                 config,
             }),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.shared.config.dir
     }
 
     /// What was written and cut so far.
