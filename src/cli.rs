@@ -4,12 +4,15 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use portmatrix::classify::Verdict;
+use portmatrix::filter::{parse_verdict, Cidr, Focus, TimeBound, VerdictSet};
 use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{MatrixSources, Product};
+use portmatrix::output::evidence::ExtractBy;
 use portmatrix::output::Format;
-use portmatrix::pipeline::FlowSettings;
+use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::transport::Transport;
 
 #[derive(Debug, Parser)]
@@ -20,7 +23,8 @@ use portmatrix::transport::Transport;
     long_about = "portmatrix classifies every TCP/UDP flow against the vendor's port matrix for \
 Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules).",
-    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage."
+    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
+3 a flow had a verdict given to --fail-on."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -87,9 +91,14 @@ impl MatrixArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes: 0 every input was read to its end; 1 an input could not be \
-read (everything before the damage is still reported); 2 wrong usage.\n\n\
+read (everything before the damage is still reported), or an evidence file or the report \
+could not be written; 2 wrong usage; 3 every input was read and some flow had a verdict \
+given to --fail-on. An input that could not be read gives 1 even when --fail-on also \
+matched: the events and stats still show the flagged flows, but the analysis is incomplete.\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
-event with --json); errors, progress and the summary go to stderr."
+event with --format json); errors, progress and the summary go to stderr.\n\n\
+Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
+--extract evidence --report report.html --fail-on undocumented capture.pcapng"
 )]
 pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng) or directories of them; read in time order.
@@ -97,6 +106,20 @@ pub struct AnalyzeArgs {
     pub captures: Vec<PathBuf>,
     #[command(flatten)]
     pub events: EventArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Only packets matching this BPF expression (tcpdump syntax), on the
+    /// outer headers as captured.
+    #[arg(long, value_name = "EXPR", help_heading = "Focus")]
+    pub bpf: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
+    /// Also write the HTML report of this run to FILE (as `portmatrix report` would
+    /// from the run's JSON events with --flows).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub flow: FlowArgs,
     #[command(flatten)]
@@ -106,10 +129,26 @@ pub struct AnalyzeArgs {
     pub quiet: bool,
 }
 
+impl AnalyzeArgs {
+    pub fn focus(&self) -> Focus {
+        Focus {
+            since: self.window.since,
+            until: self.window.until,
+            bpf: self.bpf.clone(),
+            ..self.select.focus()
+        }
+    }
+}
+
 /// What to write.
 #[derive(Debug, Args)]
 pub struct EventArgs {
-    /// Write one JSON object per line (EVE-style alert, flow and stats events).
+    /// How to write events: text (one line a person reads), json (one EVE-style
+    /// object per line, with a final stats event) or csv (a header row and one row
+    /// per flow event; implies --flows).
+    #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
+    pub format: Option<FormatArg>,
+    /// The same as --format json.
     #[arg(long)]
     pub json: bool,
     /// Also write a flow event for every flow when it ends (documented ones included).
@@ -117,13 +156,134 @@ pub struct EventArgs {
     pub flows: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+    Csv,
+}
+
 impl EventArgs {
     pub fn format(&self) -> Format {
-        if self.json {
-            Format::Json
-        } else {
-            Format::Text
+        match (self.json, self.format) {
+            (true, _) | (false, Some(FormatArg::Json)) => Format::Json,
+            (false, Some(FormatArg::Csv)) => Format::Csv,
+            (false, Some(FormatArg::Text) | None) => Format::Text,
         }
+    }
+
+    /// Flow events are written with --flows, and always in CSV (which holds nothing else).
+    pub fn flows(&self) -> bool {
+        self.flows || self.format() == Format::Csv
+    }
+}
+
+/// The time window (files only).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Focus")]
+pub struct WindowArgs {
+    /// Only packets from this time on: RFC 3339 UTC (2021-08-02T09:10:00Z) or an
+    /// offset from the first packet (+90s, +10m, +1h).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<TimeBound>,
+    /// Only packets before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<TimeBound>,
+}
+
+/// Which packets and flows matter, and which verdicts fail the run.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Focus")]
+pub struct SelectArgs {
+    /// Only packets to or from this address or block (repeatable: any of them).
+    #[arg(long = "host", value_name = "IP|CIDR")]
+    pub hosts: Vec<Cidr>,
+    /// Only packets to or from this port (repeatable: any of them).
+    #[arg(long = "port", value_name = "N")]
+    pub ports: Vec<u16>,
+    /// Report only flows with these verdicts (comma-separated or repeated); every
+    /// flow is still counted in the stats and the summary.
+    #[arg(long = "verdict", value_name = "V[,V…]", value_delimiter = ',', value_parser = parse_verdict)]
+    pub verdicts: Vec<Verdict>,
+    /// Exit with code 3 when any flow has one of these verdicts (comma-separated or
+    /// repeated), e.g. --fail-on undocumented,wrong_transport for a scheduled audit.
+    #[arg(long = "fail-on", value_name = "V[,V…]", value_delimiter = ',', value_parser = parse_verdict)]
+    pub fail_on: Vec<Verdict>,
+}
+
+impl SelectArgs {
+    /// The packet filters of these options (hosts and ports).
+    pub fn focus(&self) -> Focus {
+        Focus {
+            hosts: self.hosts.clone(),
+            ports: self.ports.clone(),
+            ..Focus::default()
+        }
+    }
+
+    /// The verdicts to report: all when none is named.
+    pub fn verdicts(&self) -> VerdictSet {
+        if self.verdicts.is_empty() {
+            VerdictSet::ALL
+        } else {
+            self.verdicts.iter().copied().collect()
+        }
+    }
+
+    pub fn fail_on(&self) -> VerdictSet {
+        self.fail_on.iter().copied().collect()
+    }
+}
+
+/// Evidence: the packets of flagged flows as pcapng files.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Evidence")]
+pub struct ExtractArgs {
+    /// Write the packets of every flagged flow (verdict not documented; see
+    /// --verdict) to pcapng files in DIR, created if missing; each file says in
+    /// comments why its flows were flagged. Flow events name their file in `evidence`.
+    #[arg(long = "extract", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// One file per flow (`<flow_id>-<verdict>-<proto>-<client>_<port>-<server>_<port>.pcapng`)
+    /// or one per verdict (`<verdict>.pcapng`).
+    #[arg(
+        long = "extract-by",
+        value_name = "BY",
+        value_enum,
+        default_value = "flow"
+    )]
+    pub by: ExtractByArg,
+    /// Packets written per flow, from its first.
+    #[arg(long = "extract-max-packets", value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_packets: u64,
+    /// Captured bytes written in all, in MiB; extraction stops there (the stats count what it left out).
+    #[arg(long = "extract-max-mb", value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub max_mb: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExtractByArg {
+    Flow,
+    Verdict,
+}
+
+impl ExtractArgs {
+    /// `None` without --extract. `snaplen`: the capture's, if known (0 otherwise).
+    pub fn config(&self, verdicts: VerdictSet, snaplen: u32) -> Option<ExtractConfig> {
+        let dir = self.dir.clone()?;
+        Some(ExtractConfig {
+            dir,
+            by: match self.by {
+                ExtractByArg::Flow => ExtractBy::Flow,
+                ExtractByArg::Verdict => ExtractBy::Verdict,
+            },
+            max_packets: self.max_packets,
+            max_bytes: self.max_mb.saturating_mul(1 << 20),
+            snaplen,
+            verdicts,
+        })
     }
 }
 
@@ -167,8 +327,10 @@ impl FlowArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
-1 an interface could not be opened, or failed during the run (without --retry); 2 wrong usage, \
-including a bad --bpf expression or a --user that does not exist.\n\n\
+1 an interface could not be opened, or failed during the run (without --retry), or an \
+evidence file could not be written; 2 wrong usage, including a bad --bpf expression or a \
+--user that does not exist; 3 stopped as for 0, and some flow had a verdict given to --fail-on \
+(1 wins over 3).\n\n\
 Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
 write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
 (for logrotate).\n\n\
@@ -198,6 +360,10 @@ pub struct LiveArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub events: EventArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub extract: ExtractArgs,
     /// Write a stats event (and, without --json, a status line on stderr) this often:
     /// e.g. 60s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]

@@ -13,11 +13,15 @@
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+//! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
+//!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
+//! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
 //! - [`report`]: the events read back into one self-contained HTML report.
 
 pub mod capture;
 pub mod classify;
 pub mod decode;
+pub mod filter;
 pub mod flow;
 pub mod matrix;
 pub mod output;

@@ -641,6 +641,123 @@ fn an_interface_going_down_ends_the_run_with_its_data_unless_retry() {
     assert_eq!(run.final_stats()["packets"], 36);
 }
 
+#[test]
+fn live_extraction_writes_each_flagged_flows_packets_and_the_gate_fails() {
+    let Some(lab) = Lab::new("live_extraction_writes_each_flagged_flows_packets") else {
+        return;
+    };
+    let dir = temp_dir("extract");
+    let evidence = dir.join("evidence");
+    let _ = std::fs::remove_dir_all(&evidence);
+    let live = lab.live(&[
+        "--json",
+        "--flows",
+        "--extract",
+        evidence.to_str().expect("utf-8"),
+        "--fail-on",
+        "undocumented",
+    ]);
+    lab.replay(
+        &fixture("sample-contact-center.pcapng"),
+        &["--multiplier", "20"],
+    );
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    // Stopped by a signal, and an undocumented flow was seen: the gate's code.
+    assert_eq!(run.status.code(), Some(3), "{}", run.stderr);
+    let stats = run.final_stats();
+    assert_nothing_dropped(stats);
+    let tshark = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tshark {
+        assert!(
+            std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
+            "tshark is not installed (scripts/setup --test installs it)"
+        );
+        eprintln!("SKIPPED the tshark checks of live extraction: tshark is not installed");
+    }
+    let mut files = 0;
+    let mut packets = 0;
+    for f in run.of_type("flow") {
+        let Some(path) = f["evidence"].as_str() else {
+            assert_eq!(f["verdict"], "documented", "{f}");
+            continue;
+        };
+        files += 1;
+        let n = f["pkts_toserver"].as_u64().expect("n") + f["pkts_toclient"].as_u64().expect("n");
+        packets += n;
+        let mut cap = portmatrix::capture::CaptureFile::open(Path::new(path)).expect("open");
+        let mut read = 0;
+        while cap.next_packet().expect("read").is_some() {
+            read += 1;
+        }
+        assert_eq!(read, n, "{path}");
+        if tshark {
+            let out = ok(Command::new("tshark").args([
+                "-n",
+                "-r",
+                path,
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ]));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).lines().count() as u64,
+                n,
+                "{path}"
+            );
+        }
+    }
+    assert_eq!(files, 15, "one file per flagged flow of the sample");
+    assert_eq!(stats["extract"]["files"], 15);
+    assert_eq!(stats["extract"]["packets"], packets);
+    assert_eq!(stats["extract"]["capped_packets"], 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn live_focus_keeps_the_same_flows_as_the_file_and_counts_the_rest() {
+    let Some(lab) = Lab::new("live_focus_keeps_the_same_flows_as_the_file") else {
+        return;
+    };
+    let file = fixture("sample-contact-center.pcapng");
+    let focus = ["--host", "10.10.99.5", "--port", "8100", "--port", "139"];
+    let out = Command::new(BIN)
+        .args(["analyze", "-q", "--json", "--flows"])
+        .args(focus)
+        .arg(&file)
+        .output()
+        .expect("run analyze");
+    assert!(out.status.success());
+    let expected: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|e| e["event_type"] == "flow")
+        .map(|e| flow_identity(&e))
+        .collect();
+    assert_eq!(expected.len(), 2);
+    let mut args = vec!["--json", "--flows"];
+    args.extend_from_slice(&focus);
+    let live = lab.live(&args);
+    lab.replay(&file, &["--multiplier", "20"]);
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    let got: BTreeSet<String> = run.of_type("flow").into_iter().map(flow_identity).collect();
+    assert_eq!(got, expected);
+    let stats = run.final_stats();
+    assert_eq!(stats["filters"]["host"], serde_json::json!(["10.10.99.5"]));
+    assert_eq!(stats["filters"]["port"], serde_json::json!([8100, 139]));
+    assert_eq!(
+        stats["filtered"].as_u64().expect("filtered")
+            + stats["tcp_udp_packets"].as_u64().expect("n"),
+        780
+    );
+}
+
 impl Lab {
     /// Run a command in the namespace, whatever its exit status.
     fn exec_status(&self, args: &[&str]) -> Output {

@@ -1,30 +1,63 @@
-//! `portmatrix analyze`: capture files -> events on stdout, summary on stderr.
+//! `portmatrix analyze`: capture files -> events on stdout, summary on
+//! stderr; evidence files and the HTML report when asked.
 
 use std::io::{self, BufWriter};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use portmatrix::classify::Classifier;
 use portmatrix::matrix::PortMatrix;
-use portmatrix::output::write_summary;
+use portmatrix::output::{write_summary, EventWriter};
+use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
+use super::report::Draft;
+use super::{gate, USAGE};
 use crate::cli::AnalyzeArgs;
 
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
+    let focus = args.focus();
+    if let Err(e) = focus.check() {
+        eprintln!("portmatrix: error: {e}");
+        return Ok(ExitCode::from(USAGE));
+    }
+    if args.report.as_deref() == Some(Path::new("-")) {
+        eprintln!(
+            "portmatrix: error: --report needs a file (stdout carries the events); \
+to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report - -o -`"
+        );
+        return Ok(ExitCode::from(USAGE));
+    }
     let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
     let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let verdicts = args.select.verdicts();
+    let extraction = match args.extract.config(verdicts, 0) {
+        Some(config) => Some(Extraction::new(config)?),
+        None => None,
+    };
+    let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
+    let format = args.events.format();
+    let mut writer = EventWriter::new(stdout, format, args.events.flows(), Arc::clone(&classifier))
+        .select(verdicts);
+    let draft = match &args.report {
+        Some(path) => {
+            let (draft, events) = Draft::create(path)?;
+            writer = writer.tee(Box::new(events));
+            Some(draft)
+        }
+        None => None,
+    };
     let config = AnalyzeConfig {
         inputs: args.captures,
         flow: args.flow.settings(),
-        format: args.events.format(),
-        flows: args.events.flows,
         progress: !args.quiet,
+        focus,
+        verdicts,
     };
-    let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
-    let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), stdout)?;
+    let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, extraction)?;
     if outcome.output_closed {
         return Ok(ExitCode::SUCCESS);
     }
@@ -46,9 +79,29 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             outcome.elapsed,
         )?;
     }
-    Ok(if outcome.input_errors > 0 {
+    let mut failed = outcome.input_errors > 0;
+    failed |= outcome.stats.extract.is_some_and(|x| x.errors > 0);
+    if let Some(draft) = draft {
+        let tee = writer.take_tee();
+        let written = match tee {
+            Some(Ok(events)) => {
+                drop(events);
+                let (matrix, profile) = (classifier.matrix(), args.matrix.profile);
+                draft.finish("portmatrix report", matrix, profile, !args.quiet)
+            }
+            Some(Err(e)) => {
+                Err(anyhow::Error::new(e)).context("cannot keep the events for --report")
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = written {
+            eprintln!("portmatrix: error: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed {
         ExitCode::from(1)
     } else {
-        ExitCode::SUCCESS
+        gate(&outcome.stats, args.select.fail_on())
     })
 }

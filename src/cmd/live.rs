@@ -12,14 +12,18 @@ use signal_hook::flag;
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::classify::Classifier;
 use portmatrix::matrix::PortMatrix;
-use portmatrix::output::{write_summary, EventFile};
+use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
+use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
+use super::{gate, USAGE};
 use crate::cli::LiveArgs;
 
 pub fn run(args: LiveArgs) -> Result<ExitCode> {
     let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
     let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let focus = args.select.focus();
+    let verdicts = args.select.verdicts();
     let control = LiveControl::default();
     register_signals(&control)?;
 
@@ -37,22 +41,34 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             Err(e) => {
                 eprintln!("portmatrix: error: {e}");
                 let usage = matches!(e, LiveError::Filter { .. });
-                return Ok(ExitCode::from(if usage { 2 } else { 1 }));
+                return Ok(ExitCode::from(if usage { USAGE } else { 1 }));
             }
         }
     }
-    // Opened before the privileges go, so the file may live where only root writes.
+    let format = args.events.format();
+    // Opened before the privileges go, so the files may live where only root writes.
     let out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(
-            EventFile::create(path, Arc::clone(&control.reopen))
-                .with_context(|| format!("cannot open the events file {}", path.display()))?,
-        ),
+        Some(path) => {
+            let opened = EventFile::create(path, Arc::clone(&control.reopen));
+            let file = match format {
+                // Every file the rotation starts gets its own header.
+                Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
+                _ => opened,
+            };
+            Box::new(
+                file.with_context(|| format!("cannot open the events file {}", path.display()))?,
+            )
+        }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+    };
+    let extraction = match args.extract.config(verdicts, args.snaplen) {
+        Some(config) => Some(Extraction::new(config)?),
+        None => None,
     };
     if let Some(user) = &args.user {
         if let Err(e) = drop_privileges(user) {
             eprintln!("portmatrix: error: {e:#}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(USAGE));
         }
     }
     if !args.quiet {
@@ -71,13 +87,26 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
 
     let config = LiveConfig {
         flow: args.flow.settings(),
-        format: args.events.format(),
-        flows: args.events.flows,
+        format,
         stats_interval: args.stats_interval,
+        focus,
+        verdicts,
         retry: args.retry,
         options,
     };
-    let (outcome, mut writer) = run_live(&config, captures, Arc::clone(&classifier), out, &control);
+    let mut writer = EventWriter::new(out, format, args.events.flows(), Arc::clone(&classifier))
+        .select(verdicts);
+    if args.output.is_some() {
+        writer = writer.without_csv_header();
+    }
+    let (outcome, mut writer) = run_live(
+        &config,
+        captures,
+        Arc::clone(&classifier),
+        writer,
+        extraction,
+        &control,
+    );
     if !outcome.output_closed {
         let written = writer
             .stats(outcome.stopped_at, &outcome.stats)
@@ -103,10 +132,11 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if outcome.failed > 0 {
+    let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
+    Ok(if outcome.failed > 0 || evidence_failed {
         ExitCode::from(1)
     } else {
-        ExitCode::SUCCESS
+        gate(&outcome.stats, args.select.fail_on())
     })
 }
 

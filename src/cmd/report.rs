@@ -1,14 +1,15 @@
 //! `portmatrix report`: events files -> one HTML file; problems on stderr.
+//! `analyze --report` goes through the same steps ([`Draft`]).
 
 use std::fs::File;
-use std::io::{self, BufReader, Write};
-use std::path::Path;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use portmatrix::matrix::PortMatrix;
-use portmatrix::report::{render, ModelBuilder, Page};
+use portmatrix::matrix::{PortMatrix, Product};
+use portmatrix::report::{render, Model, ModelBuilder, Page};
 
 use crate::cli::ReportArgs;
 
@@ -40,6 +41,22 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         }
     }
     let model = builder.finish();
+    report_bad_lines(&model);
+    let page = Page {
+        title: &args.title,
+        model: &model,
+        matrix: &matrix,
+        product: args.matrix.profile,
+    };
+    write_page(&args.output, &page, true)?;
+    Ok(if failed_inputs > 0 || model.bad_lines > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report_bad_lines(model: &Model) {
     for e in model.line_errors.iter().take(LINES_ON_STDERR) {
         eprintln!("portmatrix: {e} (line skipped)");
     }
@@ -54,35 +71,95 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             }
         );
     }
-    let html = render(&Page {
-        title: &args.title,
-        model: &model,
-        matrix: &matrix,
-        product: args.matrix.profile,
-    })?;
-    if args.output == Path::new("-") {
+}
+
+/// Render `page` and write it to `output` (`-`: stdout); `announce` says
+/// so on stderr.
+fn write_page(output: &Path, page: &Page<'_>, announce: bool) -> Result<()> {
+    let html = render(page)?;
+    let model = page.model;
+    if output == Path::new("-") {
         let mut out = io::stdout().lock();
         out.write_all(html.as_bytes())
             .and_then(|()| out.flush())
             .context("cannot write the report to stdout")?;
     } else {
-        std::fs::write(&args.output, html).with_context(|| {
+        std::fs::write(output, html).with_context(|| {
             format!(
                 "cannot write the report to {}; check the folder exists and is writable",
-                args.output.display()
+                output.display()
             )
         })?;
+        if !announce {
+            return Ok(());
+        }
         eprintln!(
             "portmatrix: wrote {}: {} flows, {} flagged, from {} event line(s)",
-            args.output.display(),
+            output.display(),
             model.flows,
             model.flagged_total,
             model.inputs.iter().map(|i| i.lines).sum::<u64>()
         );
     }
-    Ok(if failed_inputs > 0 || model.bad_lines > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
+}
+
+/// `analyze --report FILE`: the run's events, as JSON lines whatever the
+/// output format, kept in a hidden file beside FILE (so memory does not grow
+/// with the number of flows, and FILE's folder is known to be writable
+/// before the run starts), then read back exactly as `portmatrix report`
+/// reads an events file. The draft is removed when dropped.
+pub struct Draft {
+    events: PathBuf,
+    output: PathBuf,
+}
+
+impl Draft {
+    /// Create the events file; returns it as the writer's tee.
+    pub fn create(output: &Path) -> Result<(Draft, BufWriter<File>)> {
+        let name = output
+            .file_name()
+            .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+        let events = output.with_file_name(format!(".{name}.{}.events.jsonl", std::process::id()));
+        let file = File::create(&events).with_context(|| {
+            format!(
+                "cannot write beside the report {}; check the folder exists and is writable",
+                output.display()
+            )
+        })?;
+        let draft = Draft {
+            events,
+            output: output.to_path_buf(),
+        };
+        Ok((draft, BufWriter::with_capacity(1 << 16, file)))
+    }
+
+    /// Build the page from the events written and write it (`announce`: say so on stderr).
+    pub fn finish(
+        self,
+        title: &str,
+        matrix: &PortMatrix,
+        product: Product,
+        announce: bool,
+    ) -> Result<()> {
+        let file = File::open(&self.events)
+            .with_context(|| format!("cannot read back {}", self.events.display()))?;
+        let mut builder = ModelBuilder::new();
+        builder.read("analyze", BufReader::with_capacity(1 << 16, file))?;
+        let model = builder.finish();
+        report_bad_lines(&model);
+        let page = Page {
+            title,
+            model: &model,
+            matrix,
+            product,
+        };
+        write_page(&self.output, &page, announce)
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.events);
+    }
 }

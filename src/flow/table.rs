@@ -118,6 +118,12 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// The flow `key` names, while tracked: after [`FlowTable::update`], the
+    /// flow that packet was counted on (evidence extraction asks).
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+        self.flows.get(key)
+    }
+
     /// Account one packet; may report a new flow's alert and ended flows.
     pub fn update(
         &mut self,

@@ -61,6 +61,11 @@ pub struct FlowEventJson<'a> {
     pub app_protocol_seen: Option<&'static str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowFields>,
+    /// The pcapng file holding the flow's packets (`--extract`): the
+    /// evidence folder as given joined with the file's name. Only on `flow`
+    /// events, and only when the file holds at least the first packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<&'a str>,
 }
 
 /// What a `flow` event adds to an alert's fields.
@@ -86,7 +91,12 @@ impl<'a> FlowEventJson<'a> {
     }
 
     /// The record of a flow that ended: stamped with its last packet.
-    pub fn ended(flow: &Flow, reason: EndReason, classifier: &'a Classifier) -> Self {
+    pub fn ended(
+        flow: &Flow,
+        reason: EndReason,
+        classifier: &'a Classifier,
+        evidence: Option<&'a str>,
+    ) -> Self {
         let fields = FlowFields {
             start: flow.start,
             end: flow.last,
@@ -97,7 +107,10 @@ impl<'a> FlowEventJson<'a> {
             tcp_state: flow.tcp_state.map(|s| s.as_str()),
             reason,
         };
-        Self::build(flow, classifier, "flow", flow.last, Some(fields))
+        FlowEventJson {
+            evidence,
+            ..Self::build(flow, classifier, "flow", flow.last, Some(fields))
+        }
     }
 
     fn build(
@@ -131,6 +144,7 @@ impl<'a> FlowEventJson<'a> {
             vni: flow.encap.vni(),
             app_protocol_seen: flow.app_seen.map(|a| a.as_str()),
             flow: fields,
+            evidence: None,
         }
     }
 }
@@ -166,6 +180,17 @@ pub struct Stats {
     /// queue). Present whenever drops are possible, zeros included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_drops: Option<BTreeMap<&'static str, u64>>,
+    /// Packets read but outside the focus (`--since`, `--until`, `--host`,
+    /// `--port`, `--bpf` on files); present when a packet filter is active.
+    /// They count in `packets` and `bytes` and nowhere else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<u64>,
+    /// The filters of the run, when any was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<ActiveFilters>,
+    /// What `--extract` wrote and what its caps cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extract: Option<ExtractStats>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileStats>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -201,4 +226,39 @@ pub struct FileStats {
     pub bytes_read: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The filters a run applied, as the user gave them; relative times are
+/// shown resolved (RFC 3339) once the capture's first packet is known.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct ActiveFilters {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub port: Vec<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<String>,
+    /// Which flows were reported (`--verdict`); all were counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdict: Vec<&'static str>,
+}
+
+/// What `--extract` did: files, packets and bytes written (block headers
+/// included), and what the caps left out.
+#[derive(Debug, Default, Serialize, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub files: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets of flagged flows not written: past `--extract-max-packets` in
+    /// their flow, or after the total reached `--extract-max-mb`.
+    pub capped_packets: u64,
+    /// Flagged flows with at least one packet not written for those caps.
+    pub capped_flows: u64,
+    /// Packets that could not be written (the file system refused).
+    pub errors: u64,
 }

@@ -13,6 +13,9 @@ pub struct EventFile {
     path: PathBuf,
     file: BufWriter<File>,
     reopen: Arc<AtomicBool>,
+    /// Written at the top of every file this starts (a CSV header): a file
+    /// that already holds something is continued as it is.
+    header: Option<&'static str>,
 }
 
 impl EventFile {
@@ -21,7 +24,24 @@ impl EventFile {
             path: path.to_path_buf(),
             file: BufWriter::with_capacity(1 << 16, open_append(path)?),
             reopen,
+            header: None,
         })
+    }
+
+    /// Start every new, empty file with `header`, this one included.
+    pub fn with_header(mut self, header: &'static str) -> io::Result<EventFile> {
+        self.header = Some(header);
+        self.write_header_if_empty()?;
+        Ok(self)
+    }
+
+    fn write_header_if_empty(&mut self) -> io::Result<()> {
+        if let Some(h) = self.header {
+            if self.file.get_ref().metadata()?.len() == 0 {
+                self.file.write_all(h.as_bytes())?;
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -46,7 +66,10 @@ impl Write for EventFile {
         self.file.flush()?;
         if self.reopen.swap(false, Ordering::Relaxed) {
             match open_append(&self.path) {
-                Ok(f) => self.file = BufWriter::with_capacity(1 << 16, f),
+                Ok(f) => {
+                    self.file = BufWriter::with_capacity(1 << 16, f);
+                    self.write_header_if_empty()?;
+                }
                 // Keep writing to the old file rather than lose events.
                 Err(e) => eprintln!(
                     "portmatrix: error: cannot reopen {}: {e}; still writing to the file opened before",
@@ -55,5 +78,45 @@ impl Write for EventFile {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_starts_every_new_file_and_never_continues_one() {
+        let dir = std::env::temp_dir().join(format!("portmatrix-eventfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("events.csv");
+        let _ = std::fs::remove_file(&path);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let mut f = EventFile::create(&path, Arc::clone(&reopen))
+            .and_then(|f| f.with_header("h\r\n"))
+            .expect("create");
+        f.write_all(b"row1\r\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        // Rotated away: the new file gets the header again.
+        std::fs::rename(&path, dir.join("events.csv.1")).expect("rotate");
+        reopen.store(true, Ordering::Relaxed);
+        f.flush().expect("reopen");
+        f.write_all(b"row2\r\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        drop(f);
+        // Appending to a file that has rows adds none.
+        let mut again = EventFile::create(&path, reopen)
+            .and_then(|f| f.with_header("h\r\n"))
+            .expect("append");
+        again
+            .write_all(b"row3\r\n")
+            .and_then(|()| again.flush())
+            .expect("write");
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read");
+        assert_eq!(read(&dir.join("events.csv.1")), "h\r\nrow1\r\n");
+        assert_eq!(read(&path), "h\r\nrow2\r\nrow3\r\n");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,4 +1,4 @@
-//! Writes events as JSON lines or text, and keeps the run's summary.
+//! Writes events as JSON lines, text or CSV, and keeps the run's summary.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
+use crate::filter::VerdictSet;
 use crate::flow::{EndReason, Flow};
 use crate::transport::Transport;
 
-use super::event::{FlowEventJson, Stats, StatsEventJson};
+use super::csv::{write_row, CSV_HEADER};
+use super::event::{ActiveFilters, FlowEventJson, Stats, StatsEventJson};
 use super::latency::{LatencyHistogram, LatencySummary};
 
 /// How events are written to stdout.
@@ -20,6 +22,9 @@ pub enum Format {
     Text,
     /// One JSON object per line (the EVE-style contract).
     Json,
+    /// A header row, then one row per `flow` event (alerts are not written:
+    /// each flagged flow has its row when it ends).
+    Csv,
 }
 
 /// Receives every alert and every ended flow, writes what was asked for, and
@@ -33,6 +38,35 @@ pub struct EventWriter<W: Write> {
     summary: Summary,
     /// Live mode: how long alerts took from capture to here.
     latency: Option<LatencyHistogram>,
+    /// The verdicts whose flows are written (`--verdict`); the summary and
+    /// the tee see every flow.
+    verdicts: VerdictSet,
+    /// The CSV header is still to be written (before the first row).
+    csv_header: bool,
+    /// Every event as JSON, whatever the format and selection: what
+    /// `analyze --report` builds its page from.
+    tee: Option<Tee>,
+}
+
+/// A second, JSON-only destination; its first error is kept, not fatal to
+/// the run (the events on stdout go on).
+struct Tee {
+    out: Box<dyn Write + Send>,
+    error: Option<io::Error>,
+}
+
+impl Tee {
+    fn write(&mut self, event: &impl serde::Serialize) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = serde_json::to_writer(&mut self.out, event)
+            .map_err(io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
 }
 
 /// What the end-of-run summary reports, gathered from ended flows.
@@ -57,6 +91,9 @@ impl<W: Write> EventWriter<W> {
                 flows_per_rule: vec![0; rules],
                 ..Summary::default()
             },
+            verdicts: VerdictSet::ALL,
+            csv_header: format == Format::Csv,
+            tee: None,
             latency: None,
         }
     }
@@ -72,6 +109,37 @@ impl<W: Write> EventWriter<W> {
         self.latency = Some(LatencyHistogram::default());
     }
 
+    /// Write only the flows with these verdicts (`--verdict`).
+    pub fn select(mut self, verdicts: VerdictSet) -> Self {
+        self.verdicts = verdicts;
+        self
+    }
+
+    /// Do not write the CSV header: the destination writes it itself (an
+    /// events file writes it whenever it starts a new, empty file).
+    pub fn without_csv_header(mut self) -> Self {
+        self.csv_header = false;
+        self
+    }
+
+    /// Also write every alert, flow and stats event as JSON to `out`.
+    pub fn tee(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.tee = Some(Tee { out, error: None });
+        self
+    }
+
+    /// Flush and hand back the tee, with its first error if any.
+    pub fn take_tee(&mut self) -> Option<io::Result<Box<dyn Write + Send>>> {
+        let mut tee = self.tee.take()?;
+        if tee.error.is_none() {
+            tee.error = tee.out.flush().err();
+        }
+        Some(match tee.error {
+            Some(e) => Err(e),
+            None => Ok(tee.out),
+        })
+    }
+
     pub fn summary(&self) -> &Summary {
         &self.summary
     }
@@ -79,6 +147,12 @@ impl<W: Write> EventWriter<W> {
     pub fn alert(&mut self, flow: &Flow) -> io::Result<()> {
         self.summary.alerts += 1;
         let event = FlowEventJson::alert(flow, &self.classifier);
+        if let Some(tee) = &mut self.tee {
+            tee.write(&event);
+        }
+        if self.format == Format::Csv || !self.verdicts.contains(flow.verdict) {
+            return Ok(());
+        }
         write_event(&mut self.out, self.format, &event)?;
         if let Some(h) = &mut self.latency {
             h.record(flow.start, Timestamp::now());
@@ -86,7 +160,13 @@ impl<W: Write> EventWriter<W> {
         Ok(())
     }
 
-    pub fn flow_ended(&mut self, flow: &Flow, reason: EndReason) -> io::Result<()> {
+    /// A flow ended; `evidence` names the capture of its packets, if one was written.
+    pub fn flow_ended(
+        &mut self,
+        flow: &Flow,
+        reason: EndReason,
+        evidence: Option<&str>,
+    ) -> io::Result<()> {
         for &i in self.classifier.rule_ids(flow.decision) {
             if let Some(n) = self.summary.flows_per_rule.get_mut(usize::from(i)) {
                 *n += 1;
@@ -104,35 +184,61 @@ impl<W: Write> EventWriter<W> {
                 .entry(flow.server.ip)
                 .or_default() += 1;
         }
-        if !self.flows {
+        let wanted = self.flows && self.verdicts.contains(flow.verdict);
+        if !wanted && self.tee.is_none() {
             return Ok(());
         }
-        let event = FlowEventJson::ended(flow, reason, &self.classifier);
+        let event = FlowEventJson::ended(flow, reason, &self.classifier, evidence);
+        if let Some(tee) = &mut self.tee {
+            tee.write(&event);
+        }
+        if !wanted {
+            return Ok(());
+        }
+        csv_header(&mut self.out, &mut self.csv_header)?;
         write_event(&mut self.out, self.format, &event)
     }
 
     pub fn stats(&mut self, timestamp: Timestamp, stats: &Stats) -> io::Result<()> {
+        let event = StatsEventJson {
+            timestamp,
+            event_type: "stats",
+            stats: Stats {
+                alert_latency: self.latency(),
+                ..stats.clone()
+            },
+        };
+        if let Some(tee) = &mut self.tee {
+            tee.write(&event);
+        }
         match self.format {
             Format::Json => {
-                let event = StatsEventJson {
-                    timestamp,
-                    event_type: "stats",
-                    stats: Stats {
-                        alert_latency: self.latency(),
-                        ..stats.clone()
-                    },
-                };
                 serde_json::to_writer(&mut self.out, &event)?;
                 self.out.write_all(b"\n")
             }
-            // People get the summary on stderr instead.
+            // People get the summary on stderr instead; a CSV holds flows only.
             Format::Text => Ok(()),
+            Format::Csv => csv_header(&mut self.out, &mut self.csv_header),
         }
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(tee) = &mut self.tee {
+            if tee.error.is_none() {
+                tee.error = tee.out.flush().err();
+            }
+        }
         self.out.flush()
     }
+}
+
+/// The CSV header if still `pending`: before the first row (or at the end,
+/// so that a run without flows still gives a valid, empty table).
+fn csv_header(out: &mut impl Write, pending: &mut bool) -> io::Result<()> {
+    if std::mem::take(pending) {
+        out.write_all(CSV_HEADER.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn write_event(out: &mut impl Write, format: Format, e: &FlowEventJson<'_>) -> io::Result<()> {
@@ -142,6 +248,7 @@ fn write_event(out: &mut impl Write, format: Format, e: &FlowEventJson<'_>) -> i
             out.write_all(b"\n")
         }
         Format::Text => write_text(out, e),
+        Format::Csv => write_row(out, e),
     }
 }
 
@@ -176,6 +283,9 @@ fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
             f.bytes_toclient,
             f.reason.as_str()
         )?;
+    }
+    if let Some(path) = e.evidence {
+        write!(out, " evidence {path}")?;
     }
     if e.rule_ids.is_empty() {
         write!(out, " ({})", e.direction.as_str())?;
@@ -289,7 +399,59 @@ pub fn write_summary(
             writeln!(out, "  incomplete: {err}")?;
         }
     }
+    if let Some(filters) = &stats.filters {
+        writeln!(
+            out,
+            "  filters: {}; {} packets outside them",
+            describe_filters(filters),
+            stats.filtered.unwrap_or(0)
+        )?;
+    }
+    if let Some(x) = &stats.extract {
+        writeln!(
+            out,
+            "  evidence: {} files, {} packets, {} bytes written; capped: {} packets of {} flows{}",
+            x.files,
+            x.packets,
+            x.bytes,
+            x.capped_packets,
+            x.capped_flows,
+            if x.errors > 0 {
+                format!("; {} packets could not be written", x.errors)
+            } else {
+                String::new()
+            }
+        )?;
+    }
     Ok(())
+}
+
+/// `since 2021-…Z, host 10.10.1.0/24 10.10.2.7, port 1972, verdict undocumented`.
+fn describe_filters(f: &ActiveFilters) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &f.since {
+        parts.push(format!("since {t}"));
+    }
+    if let Some(t) = &f.until {
+        parts.push(format!("until {t}"));
+    }
+    if !f.host.is_empty() {
+        parts.push(format!("host {}", f.host.join(" ")));
+    }
+    if !f.port.is_empty() {
+        let ports: Vec<String> = f.port.iter().map(u16::to_string).collect();
+        parts.push(format!("port {}", ports.join(" ")));
+    }
+    if let Some(e) = &f.bpf {
+        parts.push(format!("bpf `{e}`"));
+    }
+    if !f.verdict.is_empty() {
+        parts.push(format!(
+            "verdict {} (reported; all counted)",
+            f.verdict.join(",")
+        ));
+    }
+    parts.join(", ")
 }
 
 fn or_none(s: &str) -> &str {

@@ -1,6 +1,7 @@
-//! The front of the pipeline, shared by files and live capture: decode each
-//! packet into a small [`Record`], count what is not TCP/UDP, and shard the
-//! records by flow over the workers' queues in batches.
+//! The front of the pipeline, shared by files and live capture: leave out
+//! what is outside the focus (counted), decode each packet into a small
+//! [`Record`], count what is not TCP/UDP, and shard the records by flow over
+//! the workers' queues in batches (with their bytes, for `--extract`).
 
 use std::collections::BTreeMap;
 
@@ -8,14 +9,17 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto};
-use crate::flow::{Endpoint, FlowKey};
+use crate::filter::{Focus, PacketFilter};
 use crate::output::Stats;
 
-use super::{Record, WorkerMsg};
+use super::{key_of, Batch, Frames, Record, WorkerMsg};
 
 /// Packets per batch: large enough to amortize channel costs, small enough
 /// that a batch never waits long.
 const BATCH: usize = 256;
+/// A batch carrying frames (`--extract`) is also sent once its bytes reach
+/// this, so that a capture of jumbo frames keeps batches small.
+const BATCH_BYTES: usize = 4 << 20;
 
 /// What to do when a worker's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +43,11 @@ pub(super) struct IngestCounts {
     pub encapsulated: BTreeMap<EncapKind, u64>,
     /// Packets dropped because a worker's queue was full.
     pub queue_dropped: u64,
+    /// Packets outside the focus.
+    pub filtered: u64,
     pub last_ts: Timestamp,
+    /// The first packet read (relative `--since`/`--until` count from it).
+    pub first_ts: Option<Timestamp>,
 }
 
 impl IngestCounts {
@@ -51,11 +59,18 @@ impl IngestCounts {
         merge(&mut self.failures, &other.failures);
         merge(&mut self.encapsulated, &other.encapsulated);
         self.queue_dropped += other.queue_dropped;
+        self.filtered += other.filtered;
         self.last_ts = self.last_ts.max(other.last_ts);
+        self.first_ts = match (self.first_ts, other.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
-    /// Write the packet-level counters into `stats`.
-    pub fn fill(&self, stats: &mut Stats) {
+    /// Write the packet-level counters into `stats`; `filtered` only when
+    /// a packet filter was active.
+    pub fn fill(&self, stats: &mut Stats, filtering: bool) {
+        stats.filtered = filtering.then_some(self.filtered);
         stats.packets = self.packets;
         stats.bytes = self.bytes;
         stats.tcp_udp_packets = self.tcp_udp_packets;
@@ -94,6 +109,10 @@ pub(super) struct Ingest {
     front: usize,
     senders: Vec<Sender<WorkerMsg>>,
     batches: Vec<Vec<Record>>,
+    /// Per worker, the frames of its batch (`--extract`); empty otherwise.
+    frames: Vec<Frames>,
+    /// `None` when nothing is filtered.
+    filter: Option<PacketFilter>,
     defrag: Defragmenter,
     delivery: Delivery,
     /// Packet time between clock ticks (which also flush partial batches).
@@ -105,17 +124,28 @@ pub(super) struct Ingest {
 impl Ingest {
     /// Offline, a tick per second of packet time is plenty; live, ticks come
     /// often so that no record waits in a partial batch (alert latency).
+    /// `front`: which front this is, for the workers' time-order merge.
+    /// `frames`: carry each record's captured bytes to the workers (`--extract`).
     pub fn new(
         front: usize,
         senders: Vec<Sender<WorkerMsg>>,
         delivery: Delivery,
         tick_nanos: i64,
+        focus: &Focus,
+        frames: bool,
     ) -> Ingest {
         let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        let frames = if frames {
+            senders.iter().map(|_| Frames::default()).collect()
+        } else {
+            Vec::new()
+        };
         Ingest {
             front,
             senders,
             batches,
+            frames,
+            filter: PacketFilter::new(focus),
             defrag: Defragmenter::new(),
             delivery,
             tick_nanos,
@@ -131,29 +161,53 @@ impl Ingest {
         c.bytes += u64::from(packet.orig_len);
         let ts = packet.ts;
         c.last_ts = c.last_ts.max(ts);
+        c.first_ts.get_or_insert(ts);
+        self.route(packet);
+        if self
+            .last_tick
+            .is_none_or(|t| ts.nanos_since(t) >= self.tick_nanos)
+        {
+            self.flush(Some(ts));
+        }
+    }
+
+    /// Is a packet filter active (then `filtered` is reported)?
+    pub fn filtering(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// Filter, decode, count, and queue a TCP/UDP packet for its worker.
+    fn route(&mut self, packet: &RawPacket<'_>) {
+        let c = &mut self.counts;
+        if let Some(f) = &mut self.filter {
+            if !f.frame(packet) {
+                c.filtered += 1;
+                return;
+            }
+        }
         let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
+        // Fragments resolve before the focus: later ones get their ports here.
+        let decoded = self.defrag.resolve(decoded);
+        if self.filter.as_ref().is_some_and(|f| !f.decoded(&decoded)) {
+            c.filtered += 1;
+            return;
+        }
         c.count_encap(encap);
-        match self.defrag.resolve(decoded) {
+        match decoded {
             Decoded::Packet(meta) => {
                 c.tcp_udp_packets += 1;
-                let key = FlowKey::new(
-                    meta.transport,
-                    Endpoint {
-                        ip: meta.src,
-                        port: meta.src_port,
-                    },
-                    Endpoint {
-                        ip: meta.dst,
-                        port: meta.dst_port,
-                    },
-                );
-                let w = (key.stable_hash() % self.senders.len() as u64) as usize;
+                let w = (key_of(&meta).stable_hash() % self.senders.len() as u64) as usize;
                 self.batches[w].push(Record {
-                    ts,
+                    ts: packet.ts,
                     meta,
                     wire_len: packet.orig_len,
                 });
-                if self.batches[w].len() >= BATCH {
+                let mut full = self.batches[w].len() >= BATCH;
+                if let Some(frames) = self.frames.get_mut(w) {
+                    frames.push(packet.link_type, packet.data);
+                    full |= frames.bytes.len() >= BATCH_BYTES;
+                }
+                if full {
                     self.send_batch(w);
                 }
             }
@@ -162,12 +216,6 @@ impl Ingest {
             // Unresolved fragments are reported by the defragmenter as
             // Malformed; anything else left over is counted the same way.
             Decoded::Fragment(_) => *c.failures.entry("fragment_unresolved").or_default() += 1,
-        }
-        if self
-            .last_tick
-            .is_none_or(|t| ts.nanos_since(t) >= self.tick_nanos)
-        {
-            self.flush(Some(ts));
         }
     }
 
@@ -195,8 +243,19 @@ impl Ingest {
     }
 
     fn send_batch(&mut self, w: usize) {
-        let full = std::mem::replace(&mut self.batches[w], Vec::with_capacity(BATCH));
-        let msg = WorkerMsg::Batch(full);
+        let records = std::mem::replace(&mut self.batches[w], Vec::with_capacity(BATCH));
+        let frames = self.frames.get_mut(w).map(|f| {
+            // The next batch likely needs as much room as this one took.
+            let room = f.bytes.len();
+            std::mem::replace(
+                f,
+                Frames {
+                    bytes: Vec::with_capacity(room),
+                    spans: Vec::with_capacity(BATCH),
+                },
+            )
+        });
+        let msg = WorkerMsg::Batch(Batch { records, frames });
         match self.delivery {
             // The worker only hangs up when the output is closed: nothing to keep.
             Delivery::Wait => {
@@ -206,7 +265,7 @@ impl Ingest {
                 if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) =
                     self.senders[w].try_send(msg)
                 {
-                    self.counts.queue_dropped += lost.len() as u64;
+                    self.counts.queue_dropped += lost.records.len() as u64;
                 }
             }
         }

@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead, Timestamp};
 use crate::classify::Classifier;
+use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
+use super::extract::Extraction;
 use super::ingest::{Delivery, Ingest, IngestCounts};
-use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
+use super::{active_filters, fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.
@@ -40,9 +42,13 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub flow: FlowSettings,
+    /// Text mode adds a status line on stderr at every stats interval.
     pub format: Format,
-    pub flows: bool,
     pub stats_interval: Duration,
+    /// Which packets to look at, besides the kernel's `--bpf` (hosts and ports).
+    pub focus: Focus,
+    /// Which flows are reported (the writer selects; the stats name it).
+    pub verdicts: VerdictSet,
     /// Wait for a failed interface to come back instead of stopping.
     pub retry: bool,
     /// How to reopen an interface (`--retry`).
@@ -86,22 +92,25 @@ pub fn run_live<W: Write + Send>(
     config: &LiveConfig,
     captures: Vec<LiveCapture>,
     classifier: Arc<Classifier>,
-    out: W,
+    writer: EventWriter<W>,
+    extraction: Option<Extraction>,
     control: &LiveControl,
 ) -> (LiveOutcome, EventWriter<W>) {
     let started = Instant::now();
     let names: Vec<String> = captures.iter().map(|c| c.name().to_string()).collect();
     let slots: Vec<Mutex<Published>> = captures.iter().map(|_| Mutex::default()).collect();
     let halt = AtomicBool::new(false);
-    let mut writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    let mut writer = writer;
     writer.measure_latency();
     let fronts = captures.len();
+    let extraction = extraction.as_ref();
     let (failed, tables, writer, closed) = run_stages(
         config.flow,
         fronts,
         EndReason::Shutdown,
         &classifier,
         writer,
+        extraction,
         |stages| {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = captures
@@ -114,6 +123,8 @@ pub fn run_live<W: Write + Send>(
                             stages.senders.clone(),
                             Delivery::DropWhenFull,
                             TICK_NANOS,
+                            &config.focus,
+                            extraction.is_some(),
                         );
                         let (halt, closed) = (&halt, stages.closed);
                         scope.spawn(move || {
@@ -121,7 +132,7 @@ pub fn run_live<W: Write + Send>(
                         })
                     })
                     .collect();
-                supervise(&stages, &names, &slots, &halt, control, config);
+                supervise(&stages, &names, &slots, &halt, control, config, extraction);
                 halt.store(true, Ordering::Relaxed);
                 handles
                     .into_iter()
@@ -132,7 +143,7 @@ pub fn run_live<W: Write + Send>(
             // Returning drops the last senders: the workers close every flow.
         },
     );
-    let mut stats = gather(&names, &slots);
+    let mut stats = gather(&names, &slots, config, extraction);
     fill_table_stats(&mut stats, &tables);
     stats.active_flows = Some(tables.active);
     let outcome = LiveOutcome {
@@ -257,6 +268,7 @@ fn supervise(
     halt: &AtomicBool,
     control: &LiveControl,
     config: &LiveConfig,
+    extraction: Option<&Extraction>,
 ) {
     let mut next_stats = Instant::now() + config.stats_interval;
     let mut dropped_before = (0, 0);
@@ -270,7 +282,7 @@ fn supervise(
         }
         if Instant::now() >= next_stats {
             next_stats += config.stats_interval;
-            let mut stats = gather(names, slots);
+            let mut stats = gather(names, slots, config, extraction);
             let tables = stages.table_stats();
             fill_table_stats(&mut stats, &tables);
             stats.active_flows = Some(tables.active);
@@ -286,8 +298,14 @@ fn supervise(
     }
 }
 
-/// Sum what the capture threads published into one stats record.
-fn gather(names: &[String], slots: &[Mutex<Published>]) -> Stats {
+/// Sum what the capture threads published into one stats record, with the
+/// filters and what extraction wrote so far.
+fn gather(
+    names: &[String],
+    slots: &[Mutex<Published>],
+    config: &LiveConfig,
+    extraction: Option<&Extraction>,
+) -> Stats {
     let mut counts = IngestCounts::default();
     let mut interfaces = Vec::with_capacity(slots.len());
     for (name, slot) in names.iter().zip(slots) {
@@ -303,7 +321,14 @@ fn gather(names: &[String], slots: &[Mutex<Published>]) -> Stats {
         });
     }
     let mut stats = Stats::default();
-    counts.fill(&mut stats);
+    counts.fill(&mut stats, config.focus.is_active());
+    stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
+    // The kernel applies --bpf: what it keeps out is never seen, so not
+    // counted in `filtered`, but the filter is named with the others.
+    if let Some(expression) = &config.options.filter {
+        stats.filters.get_or_insert_with(Default::default).bpf = Some(expression.clone());
+    }
+    stats.extract = extraction.map(Extraction::stats);
     stats.queue_drops = Some(BTreeMap::from([(
         "worker_queue_full",
         counts.queue_dropped,

@@ -14,44 +14,43 @@ use std::collections::BinaryHeap;
 
 use crate::capture::Timestamp;
 
-use super::Record;
-
-/// A record waiting for the other fronts, ordered by time, then arrival.
-struct Pending {
+/// An item waiting for the other fronts, ordered by time, then arrival.
+struct Pending<T> {
     ts: Timestamp,
     seq: u64,
-    record: Record,
+    item: T,
 }
 
-impl PartialEq for Pending {
+impl<T> PartialEq for Pending<T> {
     fn eq(&self, other: &Self) -> bool {
         (self.ts, self.seq) == (other.ts, other.seq)
     }
 }
 
-impl Eq for Pending {}
+impl<T> Eq for Pending<T> {}
 
-impl PartialOrd for Pending {
+impl<T> PartialOrd for Pending<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Pending {
+impl<T> Ord for Pending<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.ts, self.seq).cmp(&(other.ts, other.seq))
     }
 }
 
-pub(super) struct Merge {
+/// Items (records, with whatever travels with them) in time order.
+pub(super) struct Merge<T> {
     /// Each front's watermark; `None` until it ticked once.
     clocks: Vec<Option<Timestamp>>,
-    pending: BinaryHeap<Reverse<Pending>>,
+    pending: BinaryHeap<Reverse<Pending<T>>>,
     seq: u64,
 }
 
-impl Merge {
-    pub fn new(fronts: usize) -> Merge {
+impl<T> Merge<T> {
+    pub fn new(fronts: usize) -> Merge<T> {
         Merge {
             clocks: vec![None; fronts.max(1)],
             pending: BinaryHeap::new(),
@@ -59,17 +58,18 @@ impl Merge {
         }
     }
 
-    /// Hand a record over: straight to `apply` with one front, else once it is safe.
-    pub fn push(&mut self, record: Record, apply: &mut impl FnMut(&Record)) {
+    /// Hand an item captured at `ts` over: straight to `apply` with one
+    /// front, else once it is safe.
+    pub fn push(&mut self, ts: Timestamp, item: T, apply: &mut impl FnMut(T)) {
         if self.clocks.len() == 1 {
-            apply(&record);
+            apply(item);
             return;
         }
         self.seq += 1;
         self.pending.push(Reverse(Pending {
-            ts: record.ts,
+            ts,
             seq: self.seq,
-            record,
+            item,
         }));
     }
 
@@ -79,7 +79,7 @@ impl Merge {
         &mut self,
         front: usize,
         ts: Timestamp,
-        apply: &mut impl FnMut(&Record),
+        apply: &mut impl FnMut(T),
     ) -> Option<Timestamp> {
         if let Some(clock) = self.clocks.get_mut(front) {
             *clock = Some(clock.map_or(ts, |c| c.max(ts)));
@@ -90,13 +90,13 @@ impl Merge {
     }
 
     /// Apply every pending record up to `horizon` (all of them if `None`), in time order.
-    pub fn release(&mut self, horizon: Option<Timestamp>, apply: &mut impl FnMut(&Record)) {
+    pub fn release(&mut self, horizon: Option<Timestamp>, apply: &mut impl FnMut(T)) {
         while let Some(Reverse(next)) = self.pending.peek() {
             if horizon.is_some_and(|h| next.ts > h) {
                 break;
             }
             if let Some(Reverse(p)) = self.pending.pop() {
-                apply(&p.record);
+                apply(p.item);
             }
         }
     }
@@ -106,6 +106,7 @@ impl Merge {
 mod tests {
     use super::*;
     use crate::decode::{Encap, PacketMeta};
+    use crate::pipeline::Record;
     use crate::transport::Transport;
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -134,8 +135,9 @@ mod tests {
     fn one_front_passes_straight_through() {
         let mut m = Merge::new(1);
         let mut seen = Vec::new();
-        m.push(rec(5), &mut |r| seen.push(r.ts.as_nanos()));
-        m.push(rec(3), &mut |r| seen.push(r.ts.as_nanos()));
+        for r in [rec(5), rec(3)] {
+            m.push(r.ts, r, &mut |r: Record| seen.push(r.ts.as_nanos()));
+        }
         assert_eq!(seen, [5, 3]);
     }
 
@@ -143,13 +145,15 @@ mod tests {
     fn two_fronts_are_released_in_time_order_behind_the_slower_clock() {
         let mut m = Merge::new(2);
         let mut seen = Vec::new();
-        let mut apply = |r: &Record| seen.push(r.ts.as_nanos());
+        let mut apply = |r: Record| seen.push(r.ts.as_nanos());
         // Front 1 (the replies) is ahead of front 0 (the requests).
-        m.push(rec(20), &mut apply);
-        m.push(rec(40), &mut apply);
+        for r in [rec(20), rec(40)] {
+            m.push(r.ts, r, &mut apply);
+        }
         assert_eq!(m.tick(1, Timestamp::from_nanos(40), &mut apply), None);
-        m.push(rec(10), &mut apply);
-        m.push(rec(30), &mut apply);
+        for r in [rec(10), rec(30)] {
+            m.push(r.ts, r, &mut apply);
+        }
         let horizon = m.tick(0, Timestamp::from_nanos(30), &mut apply);
         assert_eq!(horizon, Some(Timestamp::from_nanos(30)));
         m.release(None, &mut apply);
@@ -164,9 +168,10 @@ mod tests {
         first.wire_len = 1;
         let mut second = rec(7);
         second.wire_len = 2;
-        m.push(first, &mut |r| seen.push(r.wire_len));
-        m.push(second, &mut |r| seen.push(r.wire_len));
-        m.release(None, &mut |r| seen.push(r.wire_len));
+        for r in [first, second] {
+            m.push(r.ts, r, &mut |r: Record| seen.push(r.wire_len));
+        }
+        m.release(None, &mut |r: Record| seen.push(r.wire_len));
         assert_eq!(seen, [1, 2]);
     }
 }

@@ -5,12 +5,14 @@
 //!
 //! ```text
 //!  reader / capture ──batches──▶ worker 0..N (FlowTable) ──events──▶ writer ──▶ out
+//!                                      └──evidence (--extract)──▶ extract ──▶ DIR/*.pcapng
 //! ```
 //! The set of events does not depend on the number of workers: each flow lives
 //! in exactly one worker, time is packet time, and expiry depends only on a
 //! flow's own packets and the front's clock. Files and live capture differ only
 //! in their front ([`offline`], [`live`]); both go through [`run_stages`].
 
+pub mod extract;
 mod ingest;
 pub mod live;
 mod merge;
@@ -25,9 +27,13 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::decode::PacketMeta;
-use crate::flow::{EndReason, Flow, FlowEvent, FlowTable, TableStats, Timeouts};
-use crate::output::{EventWriter, Stats};
+use crate::filter::{Focus, VerdictSet};
+use crate::flow::{EndReason, Endpoint, Flow, FlowEvent, FlowKey, FlowTable, TableStats, Timeouts};
+use crate::output::{ActiveFilters, EventWriter, Stats};
 
+use extract::{Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
+
+pub use extract::{ExtractConfig, ExtractError};
 pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
 pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 
@@ -44,12 +50,50 @@ struct Record {
     wire_len: u32,
 }
 
+/// The frames of a batch's records, when evidence is extracted: record `i`'s
+/// captured bytes are `bytes[spans[i]]`. One arena per batch, so copying
+/// costs no allocation per packet.
+#[derive(Debug, Default)]
+struct Frames {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    at: usize,
+    len: usize,
+    link_type: u16,
+}
+
+impl Frames {
+    fn push(&mut self, link_type: u16, data: &[u8]) {
+        self.spans.push(Span {
+            at: self.bytes.len(),
+            len: data.len(),
+            link_type,
+        });
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Record `i`'s frame and link type.
+    fn get(&self, i: usize) -> Option<(&[u8], u16)> {
+        let s = self.spans.get(i)?;
+        Some((self.bytes.get(s.at..s.at + s.len)?, s.link_type))
+    }
+}
+
+struct Batch {
+    records: Vec<Record>,
+    frames: Option<Frames>,
+}
+
 /// What a front sends a worker.
 enum WorkerMsg {
-    Batch(Vec<Record>),
+    Batch(Batch),
     /// The front's clock: it will send nothing older (`front` tells the fronts
-    /// apart for [`merge`]). Lets idle workers
-    /// expire flows, and releases records held for time order.
+    /// apart for [`merge`]). Lets idle workers expire flows, and releases
+    /// records held for time order.
     Tick {
         front: usize,
         ts: Timestamp,
@@ -58,7 +102,8 @@ enum WorkerMsg {
 
 enum OutputMsg {
     Alert(Flow),
-    End(Flow, EndReason),
+    /// With the `evidence` path, when the flow's packets were extracted.
+    End(Flow, EndReason, Option<String>),
     /// A periodic stats event (live mode).
     Stats(Timestamp, Box<Stats>),
     /// Nothing to write: wakes the writer so it flushes (and, for a file,
@@ -96,16 +141,63 @@ impl Stages<'_> {
     }
 }
 
-/// Start the workers and the writer, run `front` on this thread, and wait for
-/// everything to drain once the front returns (dropping its senders). Flows
-/// still open at the end are closed with `end`. `fronts` is the number of
-/// threads feeding the workers, whose records are merged in time order.
+/// The key of the flow a packet belongs to (either direction).
+fn key_of(meta: &PacketMeta) -> FlowKey {
+    FlowKey::new(
+        meta.transport,
+        Endpoint {
+            ip: meta.src,
+            port: meta.src_port,
+        },
+        Endpoint {
+            ip: meta.dst,
+            port: meta.dst_port,
+        },
+    )
+}
+
+/// The `filters` object of the stats: what the user gave, relative times
+/// resolved once the capture's first packet (`start`) is known.
+fn active_filters(
+    focus: &Focus,
+    verdicts: VerdictSet,
+    start: Option<Timestamp>,
+) -> Option<ActiveFilters> {
+    if !focus.is_active() && verdicts == VerdictSet::ALL {
+        return None;
+    }
+    let bound = |b: Option<crate::filter::TimeBound>| {
+        b.map(|b| match start {
+            Some(s) => b.resolve(s).to_string(),
+            None => b.to_string(),
+        })
+    };
+    Some(ActiveFilters {
+        since: bound(focus.since),
+        until: bound(focus.until),
+        host: focus.hosts.iter().map(ToString::to_string).collect(),
+        port: focus.ports.clone(),
+        bpf: focus.bpf.clone(),
+        verdict: if verdicts == VerdictSet::ALL {
+            Vec::new()
+        } else {
+            verdicts.iter().map(Verdict::as_str).collect()
+        },
+    })
+}
+
+/// Start the workers, the writer and (with `--extract`) the extract thread,
+/// run `front` on this thread, and wait for everything to drain once the
+/// front returns (dropping its senders). Flows still open at the end are
+/// closed with `end`. `fronts` is the number of threads feeding the workers,
+/// whose records are merged in time order.
 fn run_stages<W: Write + Send, R>(
     settings: FlowSettings,
     fronts: usize,
     end: EndReason,
     classifier: &Arc<Classifier>,
     writer: EventWriter<W>,
+    extraction: Option<&Extraction>,
     front: impl FnOnce(Stages<'_>) -> R,
 ) -> (R, TableStats, EventWriter<W>, bool) {
     let workers = settings.workers.max(1);
@@ -124,12 +216,25 @@ fn run_stages<W: Write + Send, R>(
 
     let (result, table_stats, writer) = std::thread::scope(|scope| {
         let writer_handle = scope.spawn(|| write_events(writer, out_rx, &closed));
+        let evidence_tx = extraction.map(|x| {
+            let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
+            let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
+            scope.spawn(move || files.run(rx));
+            (tx, x)
+        });
         let mut worker_handles = Vec::with_capacity(workers);
         for (rx, slot) in receivers.into_iter().zip(&tables) {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows);
-            let tx = out_tx.clone();
-            worker_handles.push(scope.spawn(move || work(table, fronts, rx, tx, slot, end)));
+            let sink = Sink {
+                events: out_tx.clone(),
+                evidence: evidence_tx
+                    .as_ref()
+                    .map(|(tx, x)| Admission::new(Arc::clone(x.shared()), tx.clone())),
+            };
+            worker_handles.push(scope.spawn(move || work(table, fronts, rx, sink, slot, end)));
         }
+        // The workers hold the only senders now: the extract thread ends after them.
+        drop(evidence_tx);
         let result = front(Stages {
             senders,
             events: out_tx,
@@ -163,50 +268,95 @@ fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
         .collect();
 }
 
+/// A record on its way through the time-order merge, with its frame when
+/// evidence is extracted (the batch's arena, shared by its records).
+struct Item {
+    record: Record,
+    frame: Option<(Arc<Frames>, usize)>,
+}
+
+/// Count one packet on its flow, and hand its frame to the evidence writer
+/// if the flow is one to keep.
+fn account(table: &mut FlowTable, sink: &mut Sink, item: &Item) {
+    let r = &item.record;
+    table.update(r.ts, &r.meta, r.wire_len, &mut |e| sink.emit(e));
+    if let (Some((frames, i)), Some(evidence)) = (&item.frame, &mut sink.evidence) {
+        // The flow this packet was just counted on.
+        let flow = table.get(&key_of(&r.meta));
+        if let (Some(flow), Some((frame, link_type))) = (flow, frames.get(*i)) {
+            evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
+        }
+    }
+}
+
+/// Where a worker's results go: events to the writer, evidence (with
+/// `--extract`) to the extract thread.
+struct Sink {
+    events: Sender<OutputMsg>,
+    evidence: Option<Admission>,
+}
+
+impl Sink {
+    fn emit(&mut self, e: FlowEvent) {
+        let msg = match e {
+            FlowEvent::Alert(f) => OutputMsg::Alert(f),
+            FlowEvent::End(f, r) => {
+                let evidence = self.evidence.as_mut().and_then(|x| x.ended(&f));
+                OutputMsg::End(f, r, evidence)
+            }
+        };
+        // The writer only goes away when output is closed; then drop quietly.
+        let _ = self.events.send(msg);
+    }
+
+    fn flush_evidence(&mut self) {
+        if let Some(x) = &mut self.evidence {
+            x.flush();
+        }
+    }
+}
+
 /// A worker: its own flow table, fed by batches, until the fronts hang up.
 fn work(
     mut table: FlowTable,
     fronts: usize,
     rx: Receiver<WorkerMsg>,
-    tx: Sender<OutputMsg>,
+    mut sink: Sink,
     published: &Mutex<TableStats>,
     end: EndReason,
 ) -> TableStats {
     let mut now = Timestamp::EPOCH;
-    let mut emit = |e: FlowEvent| {
-        let msg = match e {
-            FlowEvent::Alert(f) => OutputMsg::Alert(f),
-            FlowEvent::End(f, r) => OutputMsg::End(f, r),
-        };
-        // The writer only goes away when output is closed; then drop quietly.
-        let _ = tx.send(msg);
-    };
     let mut merge = merge::Merge::new(fronts);
     for msg in rx {
-        let mut apply = |r: &Record| {
-            now = now.max(r.ts);
-            table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+        let mut apply = |item: Item| {
+            now = now.max(item.record.ts);
+            account(&mut table, &mut sink, &item);
         };
         match msg {
-            WorkerMsg::Batch(records) => {
-                for r in &records {
-                    merge.push(*r, &mut apply);
+            WorkerMsg::Batch(batch) => {
+                let frames = batch.frames.map(Arc::new);
+                for (i, r) in batch.records.iter().enumerate() {
+                    let frame = frames.as_ref().map(|f| (Arc::clone(f), i));
+                    merge.push(r.ts, Item { record: *r, frame }, &mut apply);
                 }
+                sink.flush_evidence();
             }
             WorkerMsg::Tick { front, ts } => {
                 if let Some(horizon) = merge.tick(front, ts, &mut apply) {
                     now = now.max(horizon);
-                    table.advance(now, &mut emit);
+                    table.advance(now, &mut |e| sink.emit(e));
+                    sink.flush_evidence();
                     *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
                 }
             }
         }
     }
-    merge.release(None, &mut |r: &Record| {
-        now = now.max(r.ts);
-        table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+    merge.release(None, &mut |item: Item| {
+        now = now.max(item.record.ts);
+        account(&mut table, &mut sink, &item);
     });
-    table.finish(now, end, &mut emit);
+    table.finish(now, end, &mut |e| sink.emit(e));
+    sink.flush_evidence();
     table.stats()
 }
 
@@ -237,7 +387,7 @@ fn write_events<W: Write>(
         }
         let result = match msg {
             OutputMsg::Alert(f) => writer.alert(&f),
-            OutputMsg::End(f, r) => writer.flow_ended(&f, r),
+            OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence.as_deref()),
             OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
             OutputMsg::Flush => writer.flush(),
         };

@@ -8,11 +8,13 @@ use std::time::Instant;
 
 use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Timestamp};
 use crate::classify::Classifier;
+use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
-use crate::output::{EventWriter, FileStats, Format, Stats};
+use crate::output::{EventWriter, FileStats, Stats};
 
+use super::extract::Extraction;
 use super::ingest::{Delivery, Ingest};
-use super::{fill_table_stats, run_stages, FlowSettings, Stages};
+use super::{active_filters, fill_table_stats, run_stages, FlowSettings, Stages};
 
 /// Workers get the clock every second of packet time, so idle ones expire flows.
 const TICK_NANOS: i64 = 1_000_000_000;
@@ -22,9 +24,11 @@ const TICK_NANOS: i64 = 1_000_000_000;
 pub struct AnalyzeConfig {
     pub inputs: Vec<PathBuf>,
     pub flow: FlowSettings,
-    pub format: Format,
-    pub flows: bool,
     pub progress: bool,
+    /// Which packets to look at.
+    pub focus: Focus,
+    /// Which flows are reported (the writer selects; the stats name it).
+    pub verdicts: VerdictSet,
 }
 
 /// How a run went.
@@ -40,26 +44,30 @@ pub struct RunOutcome {
     pub elapsed: std::time::Duration,
 }
 
-/// Run the offline analysis. `out` receives the events; errors about inputs
-/// are reported on stderr as they happen and counted in the outcome.
+/// Run the offline analysis. `writer` receives the events, `extraction`
+/// the evidence; errors about inputs are reported on stderr as they happen
+/// and counted in the outcome.
 pub fn run_offline<W: Write + Send>(
     config: &AnalyzeConfig,
     classifier: Arc<Classifier>,
-    out: W,
+    writer: EventWriter<W>,
+    extraction: Option<Extraction>,
 ) -> Result<(RunOutcome, EventWriter<W>), CaptureError> {
     let started = Instant::now();
     let files = list_inputs(&config.inputs)?;
-    let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
     let (read, tables, writer, closed) = run_stages(
         config.flow,
         1,
         EndReason::EndOfInput,
         &classifier,
         writer,
-        |stages| read_all(&files, stages, config.progress),
+        extraction.as_ref(),
+        |stages| read_all(&files, stages, config, extraction.is_some()),
     );
     let mut stats = read.stats;
     fill_table_stats(&mut stats, &tables);
+    stats.filters = active_filters(&config.focus, config.verdicts, read.first_ts);
+    stats.extract = extraction.as_ref().map(Extraction::stats);
     let outcome = RunOutcome {
         stats,
         last_ts: read.last_ts,
@@ -72,16 +80,30 @@ pub fn run_offline<W: Write + Send>(
 
 struct ReadResult {
     stats: Stats,
+    first_ts: Option<Timestamp>,
     last_ts: Timestamp,
     errors: usize,
 }
 
-/// Every file in time order, decoded and sharded.
-fn read_all(files: &[PathBuf], stages: Stages<'_>, progress: bool) -> ReadResult {
-    let mut ingest = Ingest::new(0, stages.senders, Delivery::Wait, TICK_NANOS);
+/// Every file in time order, decoded and sharded (with their bytes when
+/// `frames`, for the evidence).
+fn read_all(
+    files: &[PathBuf],
+    stages: Stages<'_>,
+    config: &AnalyzeConfig,
+    frames: bool,
+) -> ReadResult {
+    let mut ingest = Ingest::new(
+        0,
+        stages.senders,
+        Delivery::Wait,
+        TICK_NANOS,
+        &config.focus,
+        frames,
+    );
     let mut file_stats_all = Vec::with_capacity(files.len());
     let mut errors = 0;
-    let progress = Progress::new(progress, files);
+    let progress = Progress::new(config.progress, files);
 
     'files: for path in files {
         let mut file_stats = FileStats {
@@ -136,11 +158,12 @@ fn read_all(files: &[PathBuf], stages: Stages<'_>, progress: bool) -> ReadResult
     ingest.flush(Some(last_ts));
     progress.finish();
     let mut stats = Stats::default();
-    ingest.counts.fill(&mut stats);
+    ingest.counts.fill(&mut stats, ingest.filtering());
     stats.files = file_stats_all;
     // Returning drops the senders (in `ingest`): the workers see the input ended.
     ReadResult {
         stats,
+        first_ts: ingest.counts.first_ts,
         last_ts,
         errors,
     }

@@ -1,0 +1,247 @@
+//! `--extract`: the packets of flagged flows, written to pcapng files as the
+//! evidence of each finding.
+//!
+//! ```text
+//! front ── records + frame bytes ──▶ worker ── Admission ──▶ extract thread ──▶ DIR/*.pcapng
+//!                                      │ (caps, per flow)     (EvidenceFiles: LRU of open files)
+//!                                      └── flow events name the file ──▶ writer
+//! ```
+//!
+//! How the bytes travel: the front copies each TCP/UDP frame into its batch's
+//! byte arena (one buffer per batch, no allocation per packet), because only
+//! the worker learns the flow's verdict, and a flow is classified on its
+//! first packet: so from the first packet on, the worker knows at once
+//! whether a packet is evidence, and nothing waits for a verdict. The worker
+//! copies the flagged ones into an evidence batch for the extract thread.
+//! Without `--extract` the batches carry no arena and nothing is copied.
+//!
+//! Memory stays bounded in live mode: at most [`EXTRACT_QUEUE`] evidence
+//! batches of about [`FLUSH_BYTES`] are in flight, each worker holds one,
+//! the extract thread keeps at most [`files::MAX_OPEN`] files open (others
+//! are closed and reopened in append mode as their packets come) and a few
+//! bytes per flagged flow that is still open. Nothing else is buffered.
+//! When the extract thread falls behind, workers wait for it, and their full
+//! queues then drop (and count) packets at the front, as for any slow stage.
+
+mod admit;
+mod files;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::capture::Timestamp;
+use crate::classify::Verdict;
+use crate::filter::VerdictSet;
+use crate::flow::Flow;
+use crate::output::evidence::ExtractBy;
+use crate::output::ExtractStats;
+
+pub(super) use admit::Admission;
+pub(super) use files::EvidenceFiles;
+
+/// Evidence batches in flight to the extract thread.
+pub(super) const EXTRACT_QUEUE: usize = 16;
+/// A worker sends its evidence batch when it holds this many bytes (or at
+/// the end of each batch of records, whichever comes first).
+pub(super) const FLUSH_BYTES: usize = 1 << 20;
+
+/// What `--extract` asks for.
+#[derive(Debug, Clone)]
+pub struct ExtractConfig {
+    /// Created if missing; files in it with the same names are replaced.
+    pub dir: PathBuf,
+    pub by: ExtractBy,
+    /// Packets written per flow, from its first (`--extract-max-packets`).
+    pub max_packets: u64,
+    /// Captured bytes written in all (`--extract-max-mb`); pcapng block
+    /// headers and comments come on top (about 32 bytes a packet and under
+    /// 1 KiB a file).
+    pub max_bytes: u64,
+    /// The interfaces' snap length, for the files' interface blocks (0: not known).
+    pub snaplen: u32,
+    /// The flagged verdicts whose flows are extracted (`--verdict`).
+    pub verdicts: VerdictSet,
+}
+
+/// Why extraction cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("cannot create the evidence folder {}: {source}; check the path and its permissions", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Extraction, ready to run: the folder exists, the budget is full.
+#[derive(Debug)]
+pub struct Extraction {
+    shared: Arc<Shared>,
+}
+
+impl Extraction {
+    pub fn new(config: ExtractConfig) -> Result<Extraction, ExtractError> {
+        std::fs::create_dir_all(&config.dir).map_err(|source| ExtractError::Dir {
+            path: config.dir.clone(),
+            source,
+        })?;
+        let mut verdicts = config.verdicts;
+        // Documented flows are never evidence.
+        verdicts = verdicts
+            .iter()
+            .filter(|&v| v != Verdict::Documented)
+            .collect();
+        Ok(Extraction {
+            shared: Arc::new(Shared {
+                dir_text: config.dir.display().to_string(),
+                budget: Budget {
+                    max: config.max_bytes,
+                    used: AtomicU64::new(0),
+                    exhausted: AtomicBool::new(false),
+                },
+                counters: Counters::default(),
+                verdicts,
+                config,
+            }),
+        })
+    }
+
+    /// What was written and cut so far.
+    pub fn stats(&self) -> ExtractStats {
+        self.shared.counters.snapshot()
+    }
+
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+/// What the workers and the extract thread share.
+#[derive(Debug)]
+pub(super) struct Shared {
+    config: ExtractConfig,
+    /// Flagged verdicts to extract (`documented` never is).
+    verdicts: VerdictSet,
+    /// The folder as the user gave it, for the events' `evidence` paths.
+    dir_text: String,
+    budget: Budget,
+    counters: Counters,
+}
+
+impl Shared {
+    /// The `evidence` path of a flow's file: the folder as given, then the name.
+    fn evidence_path(&self, flow: &Flow) -> String {
+        let name = crate::output::evidence::file_name(self.config.by, flow);
+        if self.dir_text.is_empty() || self.dir_text.ends_with('/') {
+            format!("{}{name}", self.dir_text)
+        } else {
+            format!("{}/{name}", self.dir_text)
+        }
+    }
+}
+
+/// `--extract-max-mb`, shared by the workers. Once a packet does not fit,
+/// extraction stops for good: the files then hold everything up to a moment,
+/// not a pattern of holes, and a flow has a file exactly when its first
+/// packet came before that moment.
+#[derive(Debug)]
+struct Budget {
+    max: u64,
+    used: AtomicU64,
+    exhausted: AtomicBool,
+}
+
+impl Budget {
+    fn take(&self, bytes: u64) -> bool {
+        if self.exhausted.load(Ordering::Relaxed) {
+            return false;
+        }
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.max {
+            self.exhausted.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// Cold counters (only flagged packets touch them), read for stats events.
+#[derive(Debug, Default)]
+struct Counters {
+    files: AtomicU64,
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    capped_packets: AtomicU64,
+    capped_flows: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ExtractStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ExtractStats {
+            files: get(&self.files),
+            packets: get(&self.packets),
+            bytes: get(&self.bytes),
+            capped_packets: get(&self.capped_packets),
+            capped_flows: get(&self.capped_flows),
+            errors: get(&self.errors),
+        }
+    }
+}
+
+/// Packets of flagged flows on their way to the extract thread, in the
+/// order the worker counted them, with the end of each flow that has a file.
+#[derive(Debug, Default)]
+pub(super) struct EvidenceBatch {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// The flows whose first packet is in this batch (for names and comments).
+    flows: Vec<Flow>,
+}
+
+#[derive(Debug)]
+enum Item {
+    Packet(Packet),
+    /// The flow ended: its file can be closed for good.
+    End(u64),
+}
+
+#[derive(Debug)]
+struct Packet {
+    flow_id: u64,
+    verdict: Verdict,
+    ts: Timestamp,
+    link_type: u16,
+    /// The frame is `bytes[at..at + len]`.
+    at: usize,
+    len: usize,
+    orig_len: u32,
+    /// The flow's first packet: its index in `flows`.
+    opens: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_stops_for_good_once_a_packet_does_not_fit() {
+        let budget = Budget {
+            max: 100,
+            used: AtomicU64::new(0),
+            exhausted: AtomicBool::new(false),
+        };
+        assert!(budget.take(60));
+        assert!(budget.take(40));
+        assert!(!budget.take(1));
+        // Even what would have fit before is refused now.
+        assert!(!budget.take(0));
+    }
+}
