@@ -31,11 +31,29 @@ pub struct Page<'a> {
 fn shown_by_name(key: &str) -> bool {
     let group = key.split_once('.').map_or("", |(g, _)| g);
     ["packets", "bytes", "tcp_udp_packets", "flows", "evictions"].contains(&key)
-        || ["flows_per_verdict", "other_protocols", "decode_failures"].contains(&group)
+        || [
+            "flows_per_verdict",
+            "other_protocols",
+            "decode_failures",
+            "encapsulated",
+        ]
+        .contains(&group)
 }
 
-/// Health counters that are normal, not a loss.
-const BENIGN_COUNTERS: [&str; 1] = ["timeouts"];
+/// Counters that are normal or chosen by the user (a focus, the evidence
+/// caps), not a loss. Any other counter not named here is shown as a warning
+/// when non-zero: a counter added later errs on the side of being noticed.
+const BENIGN_COUNTERS: &[&str] = &[
+    "timeouts",
+    "active_flows",
+    "filtered",
+    "extract.files",
+    "extract.packets",
+    "extract.bytes",
+    "extract.capped_packets",
+    "extract.capped_flows",
+    "alert_latency.count",
+];
 
 pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     let graph = Graph::build(&p.model.edges);

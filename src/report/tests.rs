@@ -72,6 +72,18 @@ fn stats_counters_are_read_generically() {
 }
 
 #[test]
+fn chosen_limits_and_evidence_counters_are_not_losses() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{},"encapsulated":{"gre":4},"evictions":0,"timeouts":2,"filtered":7,"active_flows":0,"extract":{"files":15,"packets":68,"bytes":18900,"capped_packets":3,"capped_flows":1,"errors":0},"files":[]}}"#;
+    let html = page(&model(stats));
+    assert!(
+        html.contains("The data is complete"),
+        "focus, caps and evidence are choices"
+    );
+    let failed = stats.replace("\"errors\":0", "\"errors\":2");
+    assert!(page(&model(&failed)).contains("The data is incomplete"));
+}
+
+#[test]
 fn only_the_last_stats_event_of_an_input_counts() {
     let later = STATS.replace("\"packets\":780", "\"packets\":900");
     let m = model(&[STATS, later.as_str()].join("\n"));
