@@ -305,6 +305,20 @@ pub struct FlowArgs {
     /// Seconds a UDP flow may stay idle before it ends.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub udp_timeout: u32,
+    /// Drop the second copy of a packet seen again within the window (a SPAN
+    /// mirroring both sides of a routed path); TTL and IP checksum are ignored.
+    /// `--dedup` alone uses a 10 ms window; `--dedup=50ms` another.
+    #[arg(long, value_name = "WINDOW", num_args = 0..=1, require_equals = true, default_missing_value = "10ms", value_parser = parse_dedup_window)]
+    pub dedup: Option<Duration>,
+    /// Keep flows of different VLANs apart (overlapping address spaces); by
+    /// default the VLAN id is not part of a flow's identity.
+    #[arg(long)]
+    pub vlan_key: bool,
+}
+
+/// A dedup window: 1 ms to 10 s.
+fn parse_dedup_window(s: &str) -> Result<Duration, String> {
+    duration_within(s, Duration::from_millis(1), Duration::from_secs(10))
 }
 
 impl FlowArgs {
@@ -320,6 +334,10 @@ impl FlowArgs {
                 tcp_closed_secs: self.tcp_closed_timeout,
                 udp_secs: self.udp_timeout,
             },
+            vlan_key: self.vlan_key,
+            dedup_nanos: self
+                .dedup
+                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
         }
     }
 }
@@ -469,6 +487,11 @@ fn parse_target(s: &str) -> Result<(Transport, u16), String> {
 
 /// `60s`, `5m`, `1h`, `500ms`, or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration_within(s, Duration::from_millis(100), Duration::MAX)
+}
+
+/// `60s`, `5m`, `1h`, `500ms` or plain seconds, between `min` and `max`.
+fn duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let usage = || format!("`{s}`: expected a duration such as 60s, 5m, 1h or 500ms");
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
@@ -480,8 +503,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => return Err(usage()),
     };
-    if d < Duration::from_millis(100) {
-        return Err(format!("`{s}`: the interval must be at least 100ms"));
+    if d < min || d > max {
+        return Err(format!(
+            "`{s}`: must be at least {min:?}{}",
+            if max == Duration::MAX {
+                String::new()
+            } else {
+                format!(" and at most {max:?}")
+            }
+        ));
     }
     Ok(d)
 }
@@ -501,5 +531,8 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("10ms").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_dedup_window("10ms"), Ok(Duration::from_millis(10)));
+        assert!(parse_dedup_window("0ms").is_err());
+        assert!(parse_dedup_window("1m").is_err());
     }
 }

@@ -718,7 +718,7 @@ fn csv_has_a_header_and_one_row_per_flow_event() {
     let text = String::from_utf8(csv.stdout).expect("utf-8");
     let rows = parse_csv(&text);
     let header = &rows[0];
-    assert_eq!(header.len(), 24);
+    assert_eq!(header.len(), 26);
     let json = events(&with(&["--json", "--flows"]));
     let flows = of_type(&json, "flow");
     assert_eq!(rows.len() - 1, flows.len(), "one row per flow, no alerts");
@@ -754,6 +754,12 @@ fn csv_has_a_header_and_one_row_per_flow_event() {
             .collect();
         assert_eq!(cell("rule_ids"), rules.join(" "));
         assert_eq!(cell("evidence"), f["evidence"].as_str().unwrap_or(""));
+        assert_eq!(
+            cell("app_protocol_seen"),
+            f["app_protocol_seen"].as_str().unwrap_or("")
+        );
+        let one_sided = if f["one_sided"] == true { "true" } else { "" };
+        assert_eq!(cell("one_sided"), one_sided);
     }
     assert!(text.contains("\"site,\"\"ftp\"\"\""), "quoted id");
     assert!(rows.iter().any(|r| r.contains(&"site,\"ftp\"".to_string())));

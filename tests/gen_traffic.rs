@@ -85,6 +85,7 @@ struct Stats {
     encapsulated: BTreeMap<String, u64>,
     evictions: u64,
     timeouts: u64,
+    one_sided_flows: u64,
     files: Vec<serde_json::Value>,
 }
 

@@ -10,95 +10,11 @@ use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "common/pcap.rs"]
+mod pcap;
+use pcap::Pcap;
+
 const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
-
-/// A classic pcap (Ethernet, microseconds) built in memory.
-struct Pcap {
-    bytes: Vec<u8>,
-    usec: u32,
-}
-
-impl Pcap {
-    fn new() -> Pcap {
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        bytes.extend_from_slice(&2u16.to_le_bytes());
-        bytes.extend_from_slice(&4u16.to_le_bytes());
-        bytes.extend_from_slice(&[0; 8]);
-        bytes.extend_from_slice(&65535u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        Pcap { bytes, usec: 0 }
-    }
-
-    fn frame(&mut self, ip_payload_proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) {
-        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-        let total = (20 + l4.len()) as u16;
-        f.extend_from_slice(&[0x45, 0]);
-        f.extend_from_slice(&total.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0x40, 0, 64, ip_payload_proto, 0, 0]);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&dst);
-        f.extend_from_slice(l4);
-        self.usec += 1000;
-        self.bytes
-            .extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        self.bytes.extend_from_slice(&self.usec.to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(f.len() as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(f.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&f);
-    }
-
-    fn tcp(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, payload: &[u8]) {
-        let mut seg = Vec::new();
-        seg.extend_from_slice(&src.1.to_be_bytes());
-        seg.extend_from_slice(&dst.1.to_be_bytes());
-        seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        seg.extend_from_slice(payload);
-        self.frame(6, src.0, dst.0, &seg);
-    }
-
-    fn udp(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) {
-        let mut dgram = Vec::new();
-        dgram.extend_from_slice(&src.1.to_be_bytes());
-        dgram.extend_from_slice(&dst.1.to_be_bytes());
-        dgram.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        dgram.extend_from_slice(&[0, 0]);
-        dgram.extend_from_slice(payload);
-        self.frame(17, src.0, dst.0, &dgram);
-    }
-
-    /// A connection: handshake, the client's first payload, the server's reply.
-    fn conversation(
-        &mut self,
-        client: ([u8; 4], u16),
-        server: ([u8; 4], u16),
-        ask: &[u8],
-        answer: &[u8],
-    ) {
-        const SYN: u8 = 0x02;
-        const ACK: u8 = 0x10;
-        const PSH: u8 = 0x08;
-        self.tcp(client, server, SYN, b"");
-        self.tcp(server, client, SYN | ACK, b"");
-        self.tcp(client, server, ACK, b"");
-        if !ask.is_empty() {
-            self.tcp(client, server, PSH | ACK, ask);
-        }
-        if !answer.is_empty() {
-            self.tcp(server, client, PSH | ACK, answer);
-        }
-    }
-
-    fn write(&self, name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("portmatrix-protocol-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join(name);
-        std::fs::write(&path, &self.bytes).expect("write capture");
-        path
-    }
-}
 
 fn analyze(path: &Path) -> Vec<Value> {
     let out = Command::new(BIN)
@@ -202,7 +118,7 @@ fn documented_ports_carrying_another_protocol_are_flagged() {
         (AAMS, 6548),
         b"INVITE sip:x@10.10.1.20 SIP/2.0\r\n",
     );
-    let events = analyze(&p.write("mixed.pcap"));
+    let events = analyze(&p.write("protocol", "mixed.pcap"));
 
     let fits = |port, app: &str| {
         assert_eq!(

@@ -372,6 +372,14 @@ pub fn decode_frame(link_type: u16, data: &[u8]) -> (Decoded, Encap) {
     (decoded, outside.encap)
 }
 
+/// Where the outermost IP header starts in a frame of `link_type`, if it
+/// carries IP at all (for `--dedup`, which identifies packets from there on).
+pub fn network_offset(link_type: u16, data: &[u8]) -> Option<usize> {
+    link::network(link_type, data, &mut Outside::default())
+        .ok()
+        .map(|l3| l3.at)
+}
+
 /// Link layer, then IP, then into tunnels for as long as there are any. Every
 /// round enters one more layer, so [`MAX_ENCAP_DEPTH`] bounds the rounds.
 fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {

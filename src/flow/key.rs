@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::decode::PacketMeta;
 use crate::transport::Transport;
 
 /// One side of a flow.
@@ -12,21 +13,45 @@ pub struct Endpoint {
 }
 
 /// The same for both directions of a flow: the endpoints are stored in order.
-/// VLAN ids and tunnels are not part of it, so a flow tagged or tunnelled on
-/// one direction only is one flow, and the inner 5-tuple alone names a
-/// tunnelled flow (as Suricata and Zeek do by default for VLANs). The price:
-/// the same 5-tuple in two VXLAN segments or VRFs is counted as one flow.
+/// By default VLAN ids and tunnels are not part of it, so a flow tagged or
+/// tunnelled on one direction only is one flow, and the inner 5-tuple alone
+/// names a tunnelled flow (as Suricata and Zeek do by default for VLANs). The
+/// price: the same 5-tuple in two VLANs, VXLAN segments or VRFs is one flow;
+/// `--vlan-key` puts the VLAN id in the key where address spaces overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub transport: Transport,
     pub lo: Endpoint,
     pub hi: Endpoint,
+    /// The outer VLAN id, only with `--vlan-key`.
+    pub vlan: Option<u16>,
 }
 
 impl FlowKey {
     pub fn new(transport: Transport, a: Endpoint, b: Endpoint) -> FlowKey {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        FlowKey { transport, lo, hi }
+        FlowKey {
+            transport,
+            lo,
+            hi,
+            vlan: None,
+        }
+    }
+
+    /// The key of a decoded packet's flow; with `vlan_key`, its VLAN id is part of it.
+    pub fn of(meta: &PacketMeta, vlan_key: bool) -> FlowKey {
+        let a = Endpoint {
+            ip: meta.src,
+            port: meta.src_port,
+        };
+        let b = Endpoint {
+            ip: meta.dst,
+            port: meta.dst_port,
+        };
+        FlowKey {
+            vlan: if vlan_key { meta.vlan } else { None },
+            ..FlowKey::new(meta.transport, a, b)
+        }
     }
 
     /// A hash that is the same in both directions and in every run (unlike
@@ -45,7 +70,10 @@ impl FlowKey {
             }
             h = mix(h, u64::from(ep.port));
         }
-        h
+        match self.vlan {
+            Some(vlan) => mix(h, 0x1_0000 | u64::from(vlan)),
+            None => h,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 #[cfg(test)]
 pub(crate) use key::ep;
+pub(crate) use key::mix;
 pub use key::{Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
@@ -86,6 +87,20 @@ impl EndReason {
     }
 }
 
+impl Flow {
+    /// Only one direction of a TCP connection was seen although the packets
+    /// seen acknowledge the other: the capture is asymmetric (a SPAN that
+    /// mirrors one direction only, or a path that returns another way). An
+    /// unanswered SYN is not one-sided, it is a connection that failed; UDP
+    /// is often one-way by design (multicast, RTP on hold), so it never is.
+    pub fn one_sided(&self) -> bool {
+        use crate::decode::tcp_flags::ACK;
+        self.transport == Transport::Tcp
+            && ((self.pkts_toclient == 0 && self.flags_toserver & ACK != 0)
+                || (self.pkts_toserver == 0 && self.flags_toclient & ACK != 0))
+    }
+}
+
 /// One flow: who opened it, what the matrix says, and what was exchanged.
 /// `Copy` and small, so events carry it by value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +135,9 @@ pub struct Flow {
     /// went against the rules' protocol (see `table::inspect`).
     app_budget: u8,
     app_doubts: u8,
+    /// TCP flags seen towards the server and towards the client, OR-ed.
+    flags_toserver: u8,
+    flags_toclient: u8,
     fin_from_client: bool,
     fin_from_server: bool,
 }

@@ -87,6 +87,8 @@ pub struct FlowTable {
     capacity: usize,
     last_sweep: Option<Timestamp>,
     stats: TableStats,
+    /// The VLAN id is part of the key (`--vlan-key`).
+    vlan_key: bool,
 }
 
 impl FlowTable {
@@ -100,7 +102,18 @@ impl FlowTable {
             capacity: capacity.max(1),
             last_sweep: None,
             stats: TableStats::default(),
+            vlan_key: false,
         }
+    }
+
+    /// Keep flows of different VLANs apart (`--vlan-key`).
+    pub fn keyed_by_vlan(mut self, on: bool) -> FlowTable {
+        self.vlan_key = on;
+        self
+    }
+
+    pub fn vlan_key(&self) -> bool {
+        self.vlan_key
     }
 
     pub fn stats(&self) -> TableStats {
@@ -140,7 +153,7 @@ impl FlowTable {
             ip: meta.dst,
             port: meta.dst_port,
         };
-        let key = FlowKey::new(meta.transport, sender, receiver);
+        let key = FlowKey::of(meta, self.vlan_key);
         if let Some(flow) = self.flows.get_mut(&key) {
             if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
                 account(flow, ts, meta, sender, wire_len);
@@ -273,6 +286,8 @@ impl FlowTable {
             app_seen: None,
             app_budget: INSPECT_PACKETS,
             app_doubts: 0,
+            flags_toserver: 0,
+            flags_toclient: 0,
             fin_from_client: false,
             fin_from_server: false,
         }
@@ -401,9 +416,11 @@ fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, 
     if to_server {
         flow.pkts_toserver += 1;
         flow.bytes_toserver += u64::from(wire_len);
+        flow.flags_toserver |= meta.tcp_flags;
     } else {
         flow.pkts_toclient += 1;
         flow.bytes_toclient += u64::from(wire_len);
+        flow.flags_toclient |= meta.tcp_flags;
     }
     let Some(state) = flow.tcp_state else {
         return;

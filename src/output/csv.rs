@@ -12,7 +12,8 @@ use super::event::FlowEventJson;
 /// The header row, CRLF included.
 pub const CSV_HEADER: &str = "timestamp,flow_id,community_id,proto,src_ip,src_port,dest_ip,\
 dest_port,verdict,severity,rule_ids,direction,vlan,encap,vni,start,end,pkts_toserver,\
-pkts_toclient,bytes_toserver,bytes_toclient,tcp_state,reason,evidence\r\n";
+pkts_toclient,bytes_toserver,bytes_toclient,tcp_state,reason,evidence,app_protocol_seen,\
+one_sided\r\n";
 
 /// One cell: quoted when it holds a comma, a quote or a line break, with
 /// quotes doubled.
@@ -91,6 +92,12 @@ pub fn write_row(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> 
     if let Some(path) = e.evidence {
         text(out, path)?;
     }
+    out.write_all(b",")?;
+    opt(out, e.app_protocol_seen)?;
+    out.write_all(b",")?;
+    if e.flow.as_ref().is_some_and(|f| f.one_sided) {
+        out.write_all(b"true")?;
+    }
     out.write_all(b"\r\n")
 }
 
@@ -114,8 +121,8 @@ mod tests {
     }
 
     #[test]
-    fn the_header_names_24_columns() {
-        assert_eq!(CSV_HEADER.trim_end().split(',').count(), 24);
+    fn the_header_names_26_columns() {
+        assert_eq!(CSV_HEADER.trim_end().split(',').count(), 26);
         assert!(CSV_HEADER.ends_with("\r\n"));
     }
 }

@@ -82,6 +82,9 @@ pub struct FlowFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<&'static str>,
     pub reason: EndReason,
+    /// Only one direction of this TCP connection was captured (see `Flow::one_sided`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub one_sided: bool,
 }
 
 impl<'a> FlowEventJson<'a> {
@@ -106,6 +109,7 @@ impl<'a> FlowEventJson<'a> {
             bytes_toclient: flow.bytes_toclient,
             tcp_state: flow.tcp_state.map(|s| s.as_str()),
             reason,
+            one_sided: flow.one_sided(),
         };
         FlowEventJson {
             evidence,
@@ -173,6 +177,9 @@ pub struct Stats {
     pub encapsulated: BTreeMap<&'static str, u64>,
     pub evictions: u64,
     pub timeouts: u64,
+    /// TCP flows of which only one direction was captured: a SPAN that
+    /// mirrors one direction only shows up here.
+    pub one_sided_flows: u64,
     /// Flows open when the stats were taken (live mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_flows: Option<u64>,
@@ -185,6 +192,10 @@ pub struct Stats {
     /// They count in `packets` and `bytes` and nowhere else.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filtered: Option<u64>,
+    /// Mirrored copies dropped by `--dedup` (present with it). They count in
+    /// `packets` and `bytes` and nowhere else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<u64>,
     /// The filters of the run, when any was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<ActiveFilters>,

@@ -77,6 +77,8 @@ pub struct Summary {
     /// Flows per rule (every rule that matched a flow).
     pub flows_per_rule: Vec<u64>,
     pub alerts: u64,
+    /// TCP flows seen in one direction only (see `Flow::one_sided`).
+    pub one_sided: u64,
 }
 
 impl<W: Write> EventWriter<W> {
@@ -172,6 +174,9 @@ impl<W: Write> EventWriter<W> {
                 *n += 1;
             }
         }
+        if flow.one_sided() {
+            self.summary.one_sided += 1;
+        }
         if flow.verdict == Verdict::Undocumented {
             *self
                 .summary
@@ -205,6 +210,7 @@ impl<W: Write> EventWriter<W> {
             event_type: "stats",
             stats: Stats {
                 alert_latency: self.latency(),
+                one_sided_flows: self.summary.one_sided,
                 ..stats.clone()
             },
         };
@@ -377,6 +383,16 @@ pub fn write_summary(
             "  capture health: {failures} packets not decoded, {} flows evicted",
             stats.evictions
         )?;
+    }
+    if summary.one_sided > 0 {
+        writeln!(
+            out,
+            "  one-sided: {} TCP flows were seen in one direction only (is the SPAN mirroring both directions?)",
+            summary.one_sided
+        )?;
+    }
+    if let Some(n) = stats.duplicates {
+        writeln!(out, "  dedup: {n} mirrored copies dropped")?;
     }
     for i in &stats.interfaces {
         writeln!(

@@ -12,7 +12,9 @@ use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto};
 use crate::filter::{Focus, PacketFilter};
 use crate::output::Stats;
 
-use super::{key_of, Batch, Frames, Record, WorkerMsg};
+use super::dedup::Dedup;
+use super::{Batch, Frames, Record, WorkerMsg};
+use crate::flow::FlowKey;
 
 /// Packets per batch: large enough to amortize channel costs, small enough
 /// that a batch never waits long.
@@ -45,6 +47,8 @@ pub(super) struct IngestCounts {
     pub queue_dropped: u64,
     /// Packets outside the focus.
     pub filtered: u64,
+    /// Mirrored copies dropped by `--dedup`.
+    pub duplicates: u64,
     pub last_ts: Timestamp,
     /// The first packet read (relative `--since`/`--until` count from it).
     pub first_ts: Option<Timestamp>,
@@ -60,6 +64,7 @@ impl IngestCounts {
         merge(&mut self.encapsulated, &other.encapsulated);
         self.queue_dropped += other.queue_dropped;
         self.filtered += other.filtered;
+        self.duplicates += other.duplicates;
         self.last_ts = self.last_ts.max(other.last_ts);
         self.first_ts = match (self.first_ts, other.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -68,9 +73,10 @@ impl IngestCounts {
     }
 
     /// Write the packet-level counters into `stats`; `filtered` only when
-    /// a packet filter was active.
-    pub fn fill(&self, stats: &mut Stats, filtering: bool) {
+    /// a packet filter was active, `duplicates` only with `--dedup`.
+    pub fn fill(&self, stats: &mut Stats, filtering: bool, dedup: bool) {
         stats.filtered = filtering.then_some(self.filtered);
+        stats.duplicates = dedup.then_some(self.duplicates);
         stats.packets = self.packets;
         stats.bytes = self.bytes;
         stats.tcp_udp_packets = self.tcp_udp_packets;
@@ -118,6 +124,10 @@ pub(super) struct Ingest {
     /// Packet time between clock ticks (which also flush partial batches).
     tick_nanos: i64,
     last_tick: Option<Timestamp>,
+    /// The VLAN id is part of the flow key (`--vlan-key`), so of the shard too.
+    vlan_key: bool,
+    /// `--dedup`: drops the second copy of a mirrored packet.
+    dedup: Option<Dedup>,
     pub counts: IngestCounts,
 }
 
@@ -150,8 +160,18 @@ impl Ingest {
             delivery,
             tick_nanos,
             last_tick: None,
+            vlan_key: false,
+            dedup: None,
             counts: IngestCounts::default(),
         }
+    }
+
+    /// How packets are told apart: `vlan_key` as in [`FlowKey::of`], and
+    /// duplicates within `dedup_nanos` dropped (`None`: kept).
+    pub fn identity(mut self, vlan_key: bool, dedup_nanos: Option<i64>) -> Ingest {
+        self.vlan_key = vlan_key;
+        self.dedup = dedup_nanos.map(Dedup::new);
+        self
     }
 
     /// Decode one packet and queue it for the worker that owns its flow.
@@ -179,6 +199,12 @@ impl Ingest {
     /// Filter, decode, count, and queue a TCP/UDP packet for its worker.
     fn route(&mut self, packet: &RawPacket<'_>) {
         let c = &mut self.counts;
+        if let Some(d) = &mut self.dedup {
+            if d.is_copy(packet.ts, packet.link_type, packet.data) {
+                c.duplicates += 1;
+                return;
+            }
+        }
         if let Some(f) = &mut self.filter {
             if !f.frame(packet) {
                 c.filtered += 1;
@@ -196,7 +222,8 @@ impl Ingest {
         match decoded {
             Decoded::Packet(meta) => {
                 c.tcp_udp_packets += 1;
-                let w = (key_of(&meta).stable_hash() % self.senders.len() as u64) as usize;
+                let key = FlowKey::of(&meta, self.vlan_key);
+                let w = (key.stable_hash() % self.senders.len() as u64) as usize;
                 self.batches[w].push(Record {
                     ts: packet.ts,
                     meta,

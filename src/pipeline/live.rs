@@ -125,7 +125,8 @@ pub fn run_live<W: Write + Send>(
                             TICK_NANOS,
                             &config.focus,
                             extraction.is_some(),
-                        );
+                        )
+                        .identity(config.flow.vlan_key, config.flow.dedup_nanos);
                         let (halt, closed) = (&halt, stages.closed);
                         scope.spawn(move || {
                             capture_loop(capture, ingest, slot, halt, closed, config)
@@ -321,7 +322,11 @@ fn gather(
         });
     }
     let mut stats = Stats::default();
-    counts.fill(&mut stats, config.focus.is_active());
+    counts.fill(
+        &mut stats,
+        config.focus.is_active(),
+        config.flow.dedup_nanos.is_some(),
+    );
     stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
     // The kernel applies --bpf: what it keeps out is never seen, so not
     // counted in `filtered`, but the filter is named with the others.

@@ -12,6 +12,7 @@
 //! flow's own packets and the front's clock. Files and live capture differ only
 //! in their front ([`offline`], [`live`]); both go through [`run_stages`].
 
+mod dedup;
 pub mod extract;
 mod ingest;
 pub mod live;
@@ -28,7 +29,7 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::decode::PacketMeta;
 use crate::filter::{Focus, VerdictSet};
-use crate::flow::{EndReason, Endpoint, Flow, FlowEvent, FlowKey, FlowTable, TableStats, Timeouts};
+use crate::flow::{EndReason, Flow, FlowEvent, FlowKey, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
 
 use extract::{Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
@@ -118,6 +119,10 @@ pub struct FlowSettings {
     /// Across all workers.
     pub max_flows: usize,
     pub timeouts: Timeouts,
+    /// Keep flows in different VLANs apart (`--vlan-key`).
+    pub vlan_key: bool,
+    /// Drop mirrored copies seen within this window (`--dedup`).
+    pub dedup_nanos: Option<i64>,
 }
 
 /// What a front gets to talk to the rest of the pipeline.
@@ -139,21 +144,6 @@ impl Stages<'_> {
         }
         sum
     }
-}
-
-/// The key of the flow a packet belongs to (either direction).
-fn key_of(meta: &PacketMeta) -> FlowKey {
-    FlowKey::new(
-        meta.transport,
-        Endpoint {
-            ip: meta.src,
-            port: meta.src_port,
-        },
-        Endpoint {
-            ip: meta.dst,
-            port: meta.dst_port,
-        },
-    )
 }
 
 /// The `filters` object of the stats: what the user gave, relative times
@@ -224,7 +214,8 @@ fn run_stages<W: Write + Send, R>(
         });
         let mut worker_handles = Vec::with_capacity(workers);
         for (rx, slot) in receivers.into_iter().zip(&tables) {
-            let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows);
+            let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)
+                .keyed_by_vlan(settings.vlan_key);
             let sink = Sink {
                 events: out_tx.clone(),
                 evidence: evidence_tx
@@ -282,7 +273,7 @@ fn account(table: &mut FlowTable, sink: &mut Sink, item: &Item) {
     table.update(r.ts, &r.meta, r.wire_len, &mut |e| sink.emit(e));
     if let (Some((frames, i)), Some(evidence)) = (&item.frame, &mut sink.evidence) {
         // The flow this packet was just counted on.
-        let flow = table.get(&key_of(&r.meta));
+        let flow = table.get(&FlowKey::of(&r.meta, table.vlan_key()));
         if let (Some(flow), Some((frame, link_type))) = (flow, frames.get(*i)) {
             evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
         }

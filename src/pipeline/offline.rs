@@ -100,7 +100,8 @@ fn read_all(
         TICK_NANOS,
         &config.focus,
         frames,
-    );
+    )
+    .identity(config.flow.vlan_key, config.flow.dedup_nanos);
     let mut file_stats_all = Vec::with_capacity(files.len());
     let mut errors = 0;
     let progress = Progress::new(config.progress, files);
@@ -158,7 +159,11 @@ fn read_all(
     ingest.flush(Some(last_ts));
     progress.finish();
     let mut stats = Stats::default();
-    ingest.counts.fill(&mut stats, ingest.filtering());
+    ingest.counts.fill(
+        &mut stats,
+        ingest.filtering(),
+        config.flow.dedup_nanos.is_some(),
+    );
     stats.files = file_stats_all;
     // Returning drops the senders (in `ingest`): the workers see the input ended.
     ReadResult {
