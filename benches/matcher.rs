@@ -2,6 +2,7 @@
 //! Target (issue 5): under 50 ns, independent of the number of rules.
 
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -27,6 +28,9 @@ fn queries() -> Vec<FlowQuery> {
                 port: (state >> 8) as u16,
                 multicast: state & 2 == 0,
                 same_host: state & 4 == 0,
+                client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                vlan: None,
             }
         })
         .collect()

@@ -13,6 +13,8 @@
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+//! - [`site`]: the site inventory (which address is which system), its
+//!   severities and accepted deviations; with it, rules check roles too.
 //! - [`report`]: the events read back into one self-contained HTML report.
 
 pub mod capture;
@@ -23,4 +25,5 @@ pub mod matrix;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod site;
 pub mod transport;

@@ -33,6 +33,9 @@ fn judge(
         port,
         multicast: dst.is_multicast(),
         same_host: src == dst,
+        client: src,
+        server: dst,
+        vlan: None,
     });
     let ids = |list: &[u16]| {
         list.iter()

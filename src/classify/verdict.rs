@@ -21,10 +21,13 @@ pub enum Verdict {
     Deprecated,
     /// Only rules of the other product cover it.
     OutOfProfile,
+    /// The port and transport are documented, but not between the systems
+    /// the site inventory says these two hosts are (only with a site file).
+    RoleMismatch,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 7] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Documented,
         Verdict::Undocumented,
         Verdict::WrongTransport,
@@ -32,6 +35,7 @@ impl Verdict {
         Verdict::ClosedByDefault,
         Verdict::Deprecated,
         Verdict::OutOfProfile,
+        Verdict::RoleMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,11 +47,18 @@ impl Verdict {
             Verdict::ClosedByDefault => "closed_by_default",
             Verdict::Deprecated => "deprecated",
             Verdict::OutOfProfile => "out_of_profile",
+            Verdict::RoleMismatch => "role_mismatch",
         }
     }
 
     pub fn parse(s: &str) -> Option<Verdict> {
         Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Only a site inventory can give this verdict: without one it is left
+    /// out of the counters, so runs without a site read as before.
+    pub fn needs_site(self) -> bool {
+        self == Verdict::RoleMismatch
     }
 
     /// Dense index, for per-verdict counters.
@@ -73,9 +84,10 @@ impl Verdict {
             Verdict::Documented => Severity::Info,
             Verdict::ClosedByDefault => Severity::Low,
             Verdict::Deprecated | Verdict::OutOfProfile => Severity::Medium,
-            Verdict::WrongTransport | Verdict::InternalOnly | Verdict::Undocumented => {
-                Severity::High
-            }
+            Verdict::WrongTransport
+            | Verdict::InternalOnly
+            | Verdict::Undocumented
+            | Verdict::RoleMismatch => Severity::High,
         }
     }
 }
@@ -124,9 +136,10 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// Severity per verdict: the defaults, changed by `[severity]` tables in rules files.
+/// Severity per verdict: the defaults, changed by `[severity]` tables in rules
+/// files, then in the site file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Severities([Severity; 7]);
+pub struct Severities([Severity; Verdict::ALL.len()]);
 
 impl Default for Severities {
     fn default() -> Self {

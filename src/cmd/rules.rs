@@ -179,6 +179,9 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
         port,
         multicast: args.dst.is_multicast(),
         same_host: args.src == args.dst,
+        client: args.src,
+        server: args.dst,
+        vlan: None,
     };
     let c = classifier.classify(query);
     let deciding: Vec<RuleIdx> = c.deciding().to_vec();

@@ -157,9 +157,12 @@ fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
     stats.flows = tables.flows;
     stats.evictions = tables.evicted;
     stats.timeouts = tables.timed_out;
+    // Verdicts only a site gives are left out unless seen (the writer adds
+    // them when a site is loaded), so runs without a site read as before.
     stats.flows_per_verdict = Verdict::ALL
         .iter()
         .map(|v| (v.as_str(), tables.flows_per_verdict[v.index()]))
+        .filter(|&(name, n)| n > 0 || Verdict::parse(name).is_some_and(|v| !v.needs_site()))
         .collect();
 }
 

@@ -15,6 +15,7 @@ pub fn colour(v: Verdict) -> &'static str {
         Verdict::ClosedByDefault => "#bcbd22",
         Verdict::Deprecated => "#8c564b",
         Verdict::OutOfProfile => "#1f77b4",
+        Verdict::RoleMismatch => "#e377c2",
     }
 }
 
@@ -37,6 +38,7 @@ pub fn status_text(v: Verdict) -> &'static str {
         Verdict::ClosedByDefault => "closed by default",
         Verdict::Deprecated => "deprecated",
         Verdict::OutOfProfile => "other product",
+        Verdict::RoleMismatch => "wrong systems",
     }
 }
 
@@ -151,5 +153,8 @@ pub fn meaning(v: Verdict) -> &'static str {
         Verdict::ClosedByDefault => "only rules whose default state is closed cover it",
         Verdict::Deprecated => "only rules the document removed, changed, or says to close",
         Verdict::OutOfProfile => "only rules of the other product cover it",
+        Verdict::RoleMismatch => {
+            "the port is documented, but not between the systems the site inventory names"
+        }
     }
 }
