@@ -6,22 +6,20 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use portmatrix::classify::Classifier;
-use portmatrix::matrix::PortMatrix;
 use portmatrix::output::write_summary;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
 use crate::cli::AnalyzeArgs;
 
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
-    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
-    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let config = AnalyzeConfig {
         inputs: args.captures,
         flow: args.flow.settings(),
         format: args.events.format(),
         flows: args.events.flows,
         progress: !args.quiet,
+        alert_burst: args.events.alert_burst as usize,
     };
     let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), stdout)?;
@@ -40,7 +38,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
-            &outcome.stats,
+            &writer.complete_stats(&outcome.stats),
             writer.summary(),
             &classifier,
             outcome.elapsed,

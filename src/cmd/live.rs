@@ -10,16 +10,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
-use portmatrix::classify::Classifier;
-use portmatrix::matrix::PortMatrix;
 use portmatrix::output::{write_summary, EventFile};
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use crate::cli::LiveArgs;
 
 pub fn run(args: LiveArgs) -> Result<ExitCode> {
-    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
-    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let control = LiveControl::default();
     register_signals(&control)?;
 
@@ -76,6 +73,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         stats_interval: args.stats_interval,
         retry: args.retry,
         options,
+        alert_burst: args.events.alert_burst as usize,
     };
     let (outcome, mut writer) = run_live(&config, captures, Arc::clone(&classifier), out, &control);
     if !outcome.output_closed {
@@ -91,7 +89,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
-            &outcome.stats,
+            &writer.complete_stats(&outcome.stats),
             writer.summary(),
             &classifier,
             outcome.elapsed,

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod live;
 pub mod report;
 pub mod rules;
+pub mod site;
 
 /// `portmatrix … | head` closes our stdout early: that is a normal end, not an error.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -1,6 +1,6 @@
 //! Writes events as JSON lines or text, and keeps the run's summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,10 +8,12 @@ use std::sync::Arc;
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::flow::{EndReason, Flow};
+use crate::site::{DeviationQuery, ExceptionMatch};
 use crate::transport::Transport;
 
-use super::event::{FlowEventJson, Stats, StatsEventJson};
+use super::event::{AlertSummaryJson, FlowEventJson, Stats, StatsEventJson, SuppressedStats};
 use super::latency::{LatencyHistogram, LatencySummary};
+use super::storm::{Storm, StormOut};
 
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,12 @@ pub struct EventWriter<W: Write> {
     summary: Summary,
     /// Live mode: how long alerts took from capture to here.
     latency: Option<LatencyHistogram>,
+    /// `--alert-burst`: folds alert floods from one source (`None`: off).
+    storm: Option<Storm>,
+    /// What storm control handed back to write; kept to reuse its memory.
+    pending: Vec<StormOut>,
+    /// Per site exception: (flows accepted, flows named after it expired).
+    exceptions: Vec<(u64, u64)>,
 }
 
 /// What the end-of-run summary reports, gathered from ended flows.
@@ -48,6 +56,7 @@ pub struct Summary {
 impl<W: Write> EventWriter<W> {
     pub fn new(out: W, format: Format, flows: bool, classifier: Arc<Classifier>) -> Self {
         let rules = classifier.matrix().rules().len();
+        let exceptions = classifier.site().map_or(0, |s| s.exceptions.len());
         EventWriter {
             out,
             format,
@@ -58,7 +67,18 @@ impl<W: Write> EventWriter<W> {
                 ..Summary::default()
             },
             latency: None,
+            storm: None,
+            pending: Vec::new(),
+            exceptions: vec![(0, 0); exceptions],
         }
+    }
+
+    /// Fold the alerts of any source beyond `burst` a minute into
+    /// `alert_summary` events (0: never). `workers` report their clocks;
+    /// `ordered` decides alerts in packet-time order (offline), so the
+    /// folded alerts do not depend on the number of workers.
+    pub fn storm_control(&mut self, burst: usize, workers: usize, ordered: bool) {
+        self.storm = (burst > 0).then(|| Storm::new(burst, workers, ordered));
     }
 
     /// Alert latency so far, if measured.
@@ -76,22 +96,30 @@ impl<W: Write> EventWriter<W> {
         &self.summary
     }
 
+    /// A flow just classified as flagged: alerted, unless a site exception
+    /// accepts it or storm control folds it.
     pub fn alert(&mut self, flow: &Flow) -> io::Result<()> {
-        self.summary.alerts += 1;
-        let event = FlowEventJson::alert(flow, &self.classifier);
-        write_event(&mut self.out, self.format, &event)?;
-        if let Some(h) = &mut self.latency {
-            h.record(flow.start, Timestamp::now());
+        if matches!(self.exception(flow), ExceptionMatch::Suppressed(_)) {
+            return Ok(());
         }
-        Ok(())
+        match &mut self.storm {
+            None => self.write_alert(flow),
+            Some(storm) => {
+                storm.alert(*flow, &mut self.pending);
+                self.write_pending()
+            }
+        }
     }
 
     pub fn flow_ended(&mut self, flow: &Flow, reason: EndReason) -> io::Result<()> {
-        for &i in self.classifier.rule_ids(flow.decision) {
-            if let Some(n) = self.summary.flows_per_rule.get_mut(usize::from(i)) {
-                *n += 1;
-            }
-        }
+        let same_host = flow.client.ip == flow.server.ip;
+        let counts = &mut self.summary.flows_per_rule;
+        self.classifier
+            .visit_rules(flow.decision, same_host, |i, _| {
+                if let Some(n) = counts.get_mut(usize::from(i)) {
+                    *n += 1;
+                }
+            });
         if flow.verdict == Verdict::Undocumented {
             *self
                 .summary
@@ -104,11 +132,141 @@ impl<W: Write> EventWriter<W> {
                 .entry(flow.server.ip)
                 .or_default() += 1;
         }
+        match self.exception(flow) {
+            ExceptionMatch::Suppressed(i) => self.exceptions[i].0 += 1,
+            ExceptionMatch::Expired(i) => self.exceptions[i].1 += 1,
+            ExceptionMatch::None => {}
+        }
         if !self.flows {
             return Ok(());
         }
-        let event = FlowEventJson::ended(flow, reason, &self.classifier);
+        match &mut self.storm {
+            None => self.write_flow(flow, reason),
+            Some(storm) => {
+                storm.flow_ended(*flow, reason, &mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// Worker `worker` has sent every event before `ts` (packet time): lets
+    /// storm control release held alerts and close its windows.
+    pub fn clock(&mut self, worker: usize, ts: Timestamp) -> io::Result<()> {
+        match &mut self.storm {
+            None => Ok(()),
+            Some(storm) => {
+                storm.clock(worker, ts, &mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// The events are over: write what storm control still holds.
+    pub fn finish(&mut self) -> io::Result<()> {
+        match &mut self.storm {
+            None => Ok(()),
+            Some(storm) => {
+                storm.finish(&mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// How the site's exceptions apply to a flow (flagged flows only).
+    fn exception(&self, flow: &Flow) -> ExceptionMatch {
+        let Some(site) = self.classifier.site() else {
+            return ExceptionMatch::None;
+        };
+        if site.exceptions.is_empty() || flow.verdict == Verdict::Documented {
+            return ExceptionMatch::None;
+        }
+        let same_host = flow.client.ip == flow.server.ip;
+        let (rules, _) = self.classifier.event_rules(flow.decision, same_host);
+        site.exception_for(&DeviationQuery {
+            transport: flow.transport,
+            client: flow.client.ip,
+            server: flow.server.ip,
+            port: flow.server.port,
+            verdict: flow.verdict,
+            start: flow.start,
+            rules: &rules,
+        })
+    }
+
+    fn write_alert(&mut self, flow: &Flow) -> io::Result<()> {
+        self.summary.alerts += 1;
+        let event = FlowEventJson::alert(flow, &self.classifier);
+        write_event(&mut self.out, self.format, &event)?;
+        if let Some(h) = &mut self.latency {
+            h.record(flow.start, Timestamp::now());
+        }
+        Ok(())
+    }
+
+    fn write_flow(&mut self, flow: &Flow, reason: EndReason) -> io::Result<()> {
+        let mut event = FlowEventJson::ended(flow, reason, &self.classifier);
+        if let ExceptionMatch::Suppressed(i) = self.exception(flow) {
+            event.suppressed = Some(true);
+            event.exception = self
+                .classifier
+                .site()
+                .and_then(|s| s.exceptions.get(i))
+                .map(|e| e.id.as_str());
+        }
         write_event(&mut self.out, self.format, &event)
+    }
+
+    /// Write what storm control handed back, in its order.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut result = Ok(());
+        for item in pending.drain(..) {
+            if result.is_err() {
+                continue;
+            }
+            result = match item {
+                StormOut::Alert(f) => self.write_alert(&f),
+                StormOut::End(f, r) => self.write_flow(&f, r),
+                StormOut::Summary(s) => write_alert_summary(&mut self.out, self.format, &s),
+            };
+        }
+        self.pending = pending;
+        result
+    }
+
+    /// `stats` with what the writer counted: storm control, exceptions, and
+    /// with a site the `role_mismatch` counter even when it is zero.
+    pub fn complete_stats(&self, stats: &Stats) -> Stats {
+        let mut stats = Stats {
+            alert_latency: self.latency(),
+            alert_storms: self.storm.as_ref().and_then(Storm::stats),
+            ..stats.clone()
+        };
+        if let Some(site) = self.classifier.site() {
+            for v in Verdict::ALL.iter().filter(|v| v.needs_site()) {
+                stats.flows_per_verdict.entry(v.as_str()).or_insert(0);
+            }
+            if !site.exceptions.is_empty() {
+                let per: BTreeMap<String, SuppressedStats> = site
+                    .exceptions
+                    .iter()
+                    .zip(&self.exceptions)
+                    .map(|(e, &(flows, expired_flows))| {
+                        (
+                            e.id.clone(),
+                            SuppressedStats {
+                                flows,
+                                expired_flows,
+                                why: e.why.clone(),
+                                until: e.until_text.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                stats.suppressed = Some(per);
+            }
+        }
+        stats
     }
 
     pub fn stats(&mut self, timestamp: Timestamp, stats: &Stats) -> io::Result<()> {
@@ -117,10 +275,7 @@ impl<W: Write> EventWriter<W> {
                 let event = StatsEventJson {
                     timestamp,
                     event_type: "stats",
-                    stats: Stats {
-                        alert_latency: self.latency(),
-                        ..stats.clone()
-                    },
+                    stats: self.complete_stats(stats),
                 };
                 serde_json::to_writer(&mut self.out, &event)?;
                 self.out.write_all(b"\n")
@@ -142,6 +297,42 @@ fn write_event(out: &mut impl Write, format: Format, e: &FlowEventJson<'_>) -> i
             out.write_all(b"\n")
         }
         Format::Text => write_text(out, e),
+    }
+}
+
+fn write_alert_summary(
+    out: &mut impl Write,
+    format: Format,
+    s: &AlertSummaryJson,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, s)?;
+            out.write_all(b"\n")
+        }
+        Format::Text => {
+            let ports: Vec<String> = s
+                .ports
+                .iter()
+                .map(|p| format!("{}/{} ({})", p.proto.to_ascii_lowercase(), p.port, p.count))
+                .collect();
+            let targets: Vec<String> = s
+                .targets
+                .iter()
+                .map(|t| format!("{} ({})", t.ip, t.count))
+                .collect();
+            writeln!(
+                out,
+                "{} alert_summary {:<6} {} folded {} alerts until {}: ports {}; targets {}",
+                s.timestamp,
+                s.severity.as_str(),
+                s.src_ip,
+                s.count,
+                s.window_end,
+                ports.join(", "),
+                targets.join(", ")
+            )
+        }
     }
 }
 
@@ -176,6 +367,12 @@ fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
             f.bytes_toclient,
             f.reason.as_str()
         )?;
+    }
+    if let (Some(src), Some(dst)) = (&e.src_roles, &e.dest_roles) {
+        write!(out, " roles {} -> {}", src.join(","), dst.join(","))?;
+    }
+    if let Some(id) = e.exception {
+        write!(out, " suppressed by {id}")?;
     }
     if e.rule_ids.is_empty() {
         write!(out, " ({})", e.direction.as_str())?;
@@ -259,6 +456,33 @@ pub fn write_summary(
     )?;
     if !unseen.is_empty() {
         writeln!(out, "    never seen: {}", unseen.join(" "))?;
+    }
+    if let Some(storms) = &stats.alert_storms {
+        writeln!(
+            out,
+            "  alert storms: {} alerts folded into {} alert_summary events (flow events keep every verdict)",
+            storms.alerts_folded, storms.summaries
+        )?;
+    }
+    for (id, e) in stats.suppressed.iter().flatten() {
+        let until = e
+            .until
+            .as_deref()
+            .map(|u| format!(", until {u}"))
+            .unwrap_or_default();
+        write!(
+            out,
+            "  exception {id} ({}{until}): {} flows suppressed",
+            e.why, e.flows
+        )?;
+        if e.expired_flows > 0 {
+            write!(
+                out,
+                "; EXPIRED for {} later flows, which were alerted",
+                e.expired_flows
+            )?;
+        }
+        writeln!(out)?;
     }
     let failures: u64 = stats.decode_failures.values().sum();
     if failures > 0 || stats.evictions > 0 {

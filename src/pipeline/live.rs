@@ -47,6 +47,8 @@ pub struct LiveConfig {
     pub retry: bool,
     /// How to reopen an interface (`--retry`).
     pub options: LiveOptions,
+    /// Storm control, as offline; live alerts are decided as they arrive.
+    pub alert_burst: usize,
 }
 
 /// Flags set by signal handlers.
@@ -95,6 +97,7 @@ pub fn run_live<W: Write + Send>(
     let halt = AtomicBool::new(false);
     let mut writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
     writer.measure_latency();
+    writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
     let fronts = captures.len();
     let (failed, tables, writer, closed) = run_stages(
         config.flow,

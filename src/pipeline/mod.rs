@@ -59,6 +59,12 @@ enum WorkerMsg {
 enum OutputMsg {
     Alert(Flow),
     End(Flow, EndReason),
+    /// Worker `worker` has sent every event of packets before `ts`: the
+    /// writer's storm control orders alerts by it.
+    Clock {
+        worker: usize,
+        ts: Timestamp,
+    },
     /// A periodic stats event (live mode).
     Stats(Timestamp, Box<Stats>),
     /// Nothing to write: wakes the writer so it flushes (and, for a file,
@@ -125,10 +131,11 @@ fn run_stages<W: Write + Send, R>(
     let (result, table_stats, writer) = std::thread::scope(|scope| {
         let writer_handle = scope.spawn(|| write_events(writer, out_rx, &closed));
         let mut worker_handles = Vec::with_capacity(workers);
-        for (rx, slot) in receivers.into_iter().zip(&tables) {
+        for (worker, (rx, slot)) in receivers.into_iter().zip(&tables).enumerate() {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows);
             let tx = out_tx.clone();
-            worker_handles.push(scope.spawn(move || work(table, fronts, rx, tx, slot, end)));
+            worker_handles
+                .push(scope.spawn(move || work(worker, table, fronts, rx, tx, slot, end)));
         }
         let result = front(Stages {
             senders,
@@ -168,6 +175,7 @@ fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
 
 /// A worker: its own flow table, fed by batches, until the fronts hang up.
 fn work(
+    worker: usize,
     mut table: FlowTable,
     fronts: usize,
     rx: Receiver<WorkerMsg>,
@@ -200,6 +208,10 @@ fn work(
                 if let Some(horizon) = merge.tick(front, ts, &mut apply) {
                     now = now.max(horizon);
                     table.advance(now, &mut emit);
+                    let _ = tx.send(OutputMsg::Clock {
+                        worker,
+                        ts: horizon,
+                    });
                     *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
                 }
             }
@@ -241,6 +253,7 @@ fn write_events<W: Write>(
         let result = match msg {
             OutputMsg::Alert(f) => writer.alert(&f),
             OutputMsg::End(f, r) => writer.flow_ended(&f, r),
+            OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
             OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
             OutputMsg::Flush => writer.flush(),
         };
@@ -249,7 +262,7 @@ fn write_events<W: Write>(
             closed.store(true, Ordering::Relaxed);
         }
     }
-    if !failed && writer.flush().is_err() {
+    if !failed && writer.finish().and_then(|()| writer.flush()).is_err() {
         closed.store(true, Ordering::Relaxed);
     }
     writer

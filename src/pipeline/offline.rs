@@ -25,6 +25,9 @@ pub struct AnalyzeConfig {
     pub format: Format,
     pub flows: bool,
     pub progress: bool,
+    /// Storm control: alerts a source may produce per minute before the
+    /// rest are folded into `alert_summary` events (0: off).
+    pub alert_burst: usize,
 }
 
 /// How a run went.
@@ -49,7 +52,9 @@ pub fn run_offline<W: Write + Send>(
 ) -> Result<(RunOutcome, EventWriter<W>), CaptureError> {
     let started = Instant::now();
     let files = list_inputs(&config.inputs)?;
-    let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    let mut writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
+    // Offline, alerts are folded in packet-time order: the same whatever --workers.
+    writer.storm_control(config.alert_burst, config.flow.workers.max(1), true);
     let (read, tables, writer, closed) = run_stages(
         config.flow,
         1,

@@ -11,6 +11,7 @@ mod error;
 mod exception;
 mod load;
 mod lookup;
+pub mod suggest;
 
 use std::net::IpAddr;
 
