@@ -251,8 +251,6 @@ pub struct Stats {
 /// What storm control folded.
 #[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
 pub struct StormStats {
-    /// Sources that went over `--alert-burst` alerts a minute at least once.
-    pub sources: u64,
     pub alerts_folded: u64,
     pub summaries: u64,
 }
