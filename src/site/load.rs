@@ -685,6 +685,17 @@ why = "x"
     }
 
     #[test]
+    fn any_prefix_of_a_site_file_parses_or_fails_without_panic() {
+        let example = include_str!("../../rules/site-example.toml");
+        for text in [GOOD, example] {
+            for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let _ = parse_site("cut.toml", &text[..end]);
+            }
+            parse_site("whole.toml", text).expect("the whole file is valid");
+        }
+    }
+
+    #[test]
     fn refuses_any_as_a_host_system_and_a_missing_schema() {
         let p = problems("[systems]\nany = [\"10.0.0.1\"]\n");
         assert!(
