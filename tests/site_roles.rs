@@ -543,7 +543,7 @@ why = "CHG-3: old scan window"
         "{start}"
     );
     assert!(!start.contains("exception `jmx`"), "{start}");
-    assert!(run.stderr.contains("exception scan (CHG-3: old scan window, until 2021-08-02T09:00:30Z): 0 flows suppressed; EXPIRED for 8 later flows"), "{}", run.stderr);
+    assert!(run.stderr.contains("exception scan (CHG-3: old scan window, expired 2021-08-02T09:00:30Z): 0 flows suppressed; 8 flows after it expired were alerted"), "{}", run.stderr);
     assert!(
         run.stderr
             .contains("exception jmx (CHG-2: monitoring, until 2099-12-31): 1 flows suppressed\n"),

@@ -464,21 +464,27 @@ pub fn write_summary(
             storms.alerts_folded, storms.summaries
         )?;
     }
-    for (id, e) in stats.suppressed.iter().flatten() {
-        let until = e
-            .until
-            .as_deref()
-            .map(|u| format!(", until {u}"))
-            .unwrap_or_default();
+    // In file order; "expired" by the wall clock, as at the start of the run.
+    let now = Timestamp::now();
+    let exceptions = classifier.site().map_or(&[][..], |s| &s.exceptions[..]);
+    for x in exceptions {
+        let Some(e) = stats.suppressed.as_ref().and_then(|m| m.get(&x.id)) else {
+            continue;
+        };
+        let until = match (&e.until, x.expired_at(now)) {
+            (Some(u), true) => format!(", expired {u}"),
+            (Some(u), false) => format!(", until {u}"),
+            (None, _) => String::new(),
+        };
         write!(
             out,
-            "  exception {id} ({}{until}): {} flows suppressed",
-            e.why, e.flows
+            "  exception {} ({}{until}): {} flows suppressed",
+            x.id, e.why, e.flows
         )?;
         if e.expired_flows > 0 {
             write!(
                 out,
-                "; EXPIRED for {} later flows, which were alerted",
+                "; {} flows after it expired were alerted",
                 e.expired_flows
             )?;
         }
