@@ -22,7 +22,8 @@ use portmatrix::transport::Transport;
     about = "Check network traffic against the Avaya Aura Contact Center 7.1.2 port matrix",
     long_about = "portmatrix classifies every TCP/UDP flow against the vendor's port matrix for \
 Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
-The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules).",
+The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules). \
+A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
     after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
 3 a flow had a verdict given to --fail-on."
 )]
@@ -53,6 +54,54 @@ Give the same --rules / --no-default-rules / --profile as to analyze, so the cov
 and the rule descriptions match the events."
     )]
     Report(ReportArgs),
+    /// Work with site inventories (--site): draft one from captures, check one.
+    #[command(subcommand)]
+    Site(SiteCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Propose a draft site file from the servers seen answering in captures.
+    #[command(
+        long_about = "Read captures and propose a draft site file (the --site format): every host \
+that answered on ports the matrix documents (a TCP SYN-ACK, or a UDP reply) is given the system \
+whose rules explain most of those ports, with the evidence (ports, flows, first seen) as \
+comments. Clients are not listed: add agent desktops and other clients by subnet. Review the \
+draft before using it."
+    )]
+    Suggest(SuggestArgs),
+    /// Validate site files and report every error.
+    Check(SiteCheckArgs),
+}
+
+/// The site inventory.
+#[derive(Debug, Args)]
+pub struct SiteArgs {
+    /// Site file: which addresses are which systems, severities, accepted
+    /// exceptions (see rules/site-example.toml). Rules then also check roles.
+    #[arg(long = "site", value_name = "FILE")]
+    pub site: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// Capture files (pcap or pcapng) or directories of them.
+    #[arg(value_name = "CAPTURE", required = true)]
+    pub captures: Vec<PathBuf>,
+    /// Write the draft to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteCheckArgs {
+    /// Site files to validate.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +173,8 @@ pub struct AnalyzeArgs {
     pub flow: FlowArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// No progress bar and no summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
@@ -154,6 +205,11 @@ pub struct EventArgs {
     /// Also write a flow event for every flow when it ends (documented ones included).
     #[arg(long)]
     pub flows: bool,
+    /// Storm control: beyond N alerts a minute from one source, fold its
+    /// alerts into one alert_summary event a minute (flow events keep every
+    /// verdict); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub alert_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -396,6 +452,8 @@ pub struct LiveArgs {
     pub flow: FlowArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// No summary and no status lines on stderr (errors and drop warnings are still printed).
     #[arg(long, short)]
     pub quiet: bool,
@@ -449,8 +507,13 @@ pub struct ExplainArgs {
     /// The listening side's address (a multicast group for multicast traffic).
     #[arg(long, value_name = "IP", default_value = "192.0.2.20")]
     pub dst: IpAddr,
+    /// The flow's VLAN, for site entries bound to VLANs.
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u16>,
     #[command(flatten)]
     pub matrix: MatrixArgs,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -16,6 +16,8 @@
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
 //! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
+//! - [`site`]: the site inventory (which address is which system), its
+//!   severities and accepted deviations; with it, rules check roles too.
 //! - [`report`]: the events read back into one self-contained HTML report.
 
 pub mod capture;
@@ -27,4 +29,5 @@ pub mod matrix;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod site;
 pub mod transport;

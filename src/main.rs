@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::Live(args) => cmd::live::run(args),
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
         cli::Command::Report(args) => cmd::report::run(args),
+        cli::Command::Site(cmd) => cmd::site::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -72,6 +72,7 @@ struct FlowEvent {
     bytes_toclient: Option<u64>,
     tcp_state: Option<String>,
     reason: Option<String>,
+    one_sided: Option<bool>,
 }
 
 fn events(o: &Output) -> Vec<Value> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portmatrix::classify::{Classifier, FlowQuery, Severity, Verdict};
 use portmatrix::matrix::{
-    parse_rules, DefaultState, Listener, PortMatrix, Product, Profile, RulesFile,
+    parse_rules, DefaultState, Listener, PortMatrix, Product, Profile, RulesFile, BUILTIN_RULES,
 };
 use portmatrix::transport::Transport::{self, Tcp, Udp};
 
@@ -33,6 +33,9 @@ fn judge(
         port,
         multicast: dst.is_multicast(),
         same_host: src == dst,
+        client: src,
+        server: dst,
+        vlan: None,
     });
     let ids = |list: &[u16]| {
         list.iter()
@@ -365,4 +368,55 @@ fn ids_must_be_unique_across_files() {
     .expect("valid");
     let err = PortMatrix::from_files(vec![builtin_file, site(clash)]).expect_err("clash");
     assert!(err.to_string().contains("duplicate id"), "{err}");
+}
+
+#[test]
+fn every_rule_names_its_client_and_listening_systems() {
+    // Written out in the file, not left to the defaults.
+    let table: toml::Table = toml::from_str(BUILTIN_RULES).expect("TOML");
+    let rows = table["rule"].as_array().expect("rules");
+    assert_eq!(rows.len(), 145);
+    for row in rows {
+        for field in ["client_systems", "listener_systems"] {
+            let list = row.get(field).and_then(|v| v.as_array());
+            assert!(
+                list.is_some_and(|l| !l.is_empty()),
+                "{}: {field}",
+                row["id"]
+            );
+        }
+    }
+    let m = builtin();
+    let systems = |id: &str| {
+        let r = m.find(id).expect("rule");
+        (r.client_systems.names(), r.listener_systems.names())
+    };
+    assert_eq!(systems("2.2.5#17"), (vec!["any"], vec!["aams"]));
+    assert_eq!(
+        systems("2.2.4#6"),
+        (vec!["agent_desktop"], vec!["communication_manager"])
+    );
+    // Multicast rows name the senders as clients.
+    assert_eq!(systems("2.2.2#3"), (vec!["aacc_server"], vec!["any"]));
+    assert_eq!(systems("2.2.2#5").0, vec!["ccma"]);
+    // Reversed rows: whoever listens, whatever column names it.
+    assert_eq!(
+        systems("2.2.2#42"),
+        (
+            vec!["aacc_server"],
+            vec!["aacc_server", "cct", "ccma", "ccmm"]
+        )
+    );
+    assert_eq!(
+        systems("2.2.2#54"),
+        (vec!["any"], vec!["aacc_server", "aams"])
+    );
+    assert_eq!(systems("2.2.2#55"), (vec!["any"], vec!["aacc_server"]));
+    // A generic client cell becomes `any`, and the note says so.
+    for r in m.rules() {
+        if r.client_systems.is_any() && !r.source.is_empty() {
+            let note = r.note.as_deref().unwrap_or("");
+            assert!(note.contains("Systems:"), "{}: {note}", r.id);
+        }
+    }
 }

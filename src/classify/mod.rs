@@ -5,18 +5,29 @@
 //! A lookup is then two array reads: no allocation, and its cost does not
 //! depend on how many rules there are. `rules explain` and flow classification
 //! both call [`Classifier::classify`], so they cannot disagree.
+//!
+//! With a site inventory ([`Classifier::with_site`]) a second step follows the
+//! port lookup: both ends are looked up in the inventory (a binary search
+//! each) and only the rules whose client and listening systems fit the hosts'
+//! roles count (see [`roles`]). The flow keeps the hosts' role classes in its
+//! [`DecisionId`], so its events show the same rules and roles later.
 
 mod app;
+mod roles;
 mod verdict;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use app::{AppCheck, AppExpectation};
 pub use verdict::{Severities, Severity, Verdict};
 
-use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx};
+use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, SystemSet};
+use crate::site::{RoleClass, Site};
 use crate::transport::Transport;
+pub use roles::rule_fits;
+use roles::SiteIndex;
 
 /// What the classifier needs to know about a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +39,13 @@ pub struct FlowQuery {
     pub multicast: bool,
     /// Both ends are the same host: the traffic never crossed the wire.
     pub same_host: bool,
+    /// The client's address: the site inventory's key for its roles.
+    pub client: IpAddr,
+    /// The listening side's address.
+    pub server: IpAddr,
+    /// The flow's VLAN (the first packet's outer tag): site entries may be
+    /// bound to VLANs.
+    pub vlan: Option<u16>,
 }
 
 /// The verdict for a flow and the rules behind it, borrowed from the classifier.
@@ -43,9 +61,16 @@ pub struct Classification<'a> {
     deciding: usize,
 }
 
-/// A copyable handle to a classifier's decision (the rules that matched).
+/// A copyable handle to a classifier's decision: the rules that matched the
+/// port, and with a site the rules needing roles there and the two hosts'
+/// role classes. Eight bytes; flows keep it instead of a borrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct DecisionId(u16);
+pub struct DecisionId {
+    port: u16,
+    role_only: u16,
+    client: RoleClass,
+    server: RoleClass,
+}
 
 impl<'a> Classification<'a> {
     /// The most specific matching rules: the ones the verdict was decided on.
@@ -61,6 +86,9 @@ struct Decision {
     same_host: Verdict,
     rules: Box<[RuleIdx]>,
     deciding: usize,
+    /// `rules[..singles]` match by a single port, the rest by a range: the
+    /// site step needs the split even where the verdict does not.
+    singles: usize,
 }
 
 /// The compiled matrix for one product: immutable, cheap to share across threads.
@@ -74,6 +102,8 @@ pub struct Classifier {
     decisions: Vec<Decision>,
     /// Per decision: which payload protocols its deciding rules allow.
     apps: Vec<AppExpectation>,
+    /// The inventory and what the role step needs; `None` without `--site`.
+    site: Option<SiteIndex>,
 }
 
 const PORTS: usize = 1 << 16;
@@ -83,17 +113,36 @@ fn slot(transport: Transport, multicast: bool, port: u16) -> usize {
 }
 
 impl Classifier {
+    /// Classification by port alone.
     pub fn new(matrix: Arc<PortMatrix>, product: Product) -> Classifier {
+        Classifier::with_site(matrix, product, None)
+    }
+
+    /// With a site inventory, flows are also checked against the systems of
+    /// their two ends, and the site's severities apply on top of the rules'.
+    pub fn with_site(
+        matrix: Arc<PortMatrix>,
+        product: Product,
+        site: Option<Arc<Site>>,
+    ) -> Classifier {
         let mut table = vec![0u16; 4 * PORTS].into_boxed_slice();
         let mut decisions = vec![Decision {
             cross_host: Verdict::Undocumented,
             same_host: Verdict::Undocumented,
             rules: Box::new([]),
             deciding: 0,
+            singles: 0,
         }];
-        let mut interned: HashMap<(Verdict, Verdict, Vec<RuleIdx>, usize), u16> = HashMap::new();
+        type Key = (Verdict, Verdict, Vec<RuleIdx>, usize, usize);
+        let mut interned: HashMap<Key, u16> = HashMap::new();
         let mut intern = |d: Decision, decisions: &mut Vec<Decision>| -> u16 {
-            let key = (d.cross_host, d.same_host, d.rules.to_vec(), d.deciding);
+            let key = (
+                d.cross_host,
+                d.same_host,
+                d.rules.to_vec(),
+                d.deciding,
+                d.singles,
+            );
             *interned.entry(key).or_insert_with(|| {
                 decisions.push(d);
                 // Distinct rule sets are bounded by the number of segments (a few
@@ -158,12 +207,12 @@ impl Classifier {
                         same_host: Verdict::WrongTransport,
                         rules: rules.into_boxed_slice(),
                         deciding,
+                        singles: 0,
                     };
                     table[slot(transport, multicast, port)] = intern(d, &mut decisions);
                 }
             }
         }
-        let severities = matrix.severities();
         let apps = decisions
             .iter()
             .map(|d| {
@@ -175,6 +224,11 @@ impl Classifier {
                 )
             })
             .collect();
+        let mut severities = matrix.severities();
+        for &(verdict, severity) in site.iter().flat_map(|s| &s.severities) {
+            severities.set(verdict, severity);
+        }
+        let site = site.map(|s| SiteIndex::new(s, &matrix));
         Classifier {
             matrix,
             product,
@@ -182,32 +236,49 @@ impl Classifier {
             table,
             decisions,
             apps,
+            site,
         }
     }
 
-    /// The verdict a flow gets. Constant time, no allocation.
+    /// The verdict a flow gets. No allocation; by port alone it is two array
+    /// reads, with a site two binary searches more and a pass over the few
+    /// rules of the port.
     pub fn classify(&self, q: FlowQuery) -> Classification<'_> {
         let id = self.table[slot(q.transport, q.multicast, q.port)];
         let d = &self.decisions[usize::from(id)];
-        let verdict = if q.same_host {
-            d.same_host
-        } else {
-            d.cross_host
+        let (decision, verdict) = match &self.site {
+            None => {
+                let verdict = if q.same_host {
+                    d.same_host
+                } else {
+                    d.cross_host
+                };
+                (
+                    DecisionId {
+                        port: id,
+                        ..DecisionId::default()
+                    },
+                    verdict,
+                )
+            }
+            Some(site) => {
+                let decision = site.decision(id, &q);
+                (decision, self.visit_rules(decision, q.same_host, |_, _| {}))
+            }
         };
         Classification {
             verdict,
             severity: self.severities.of(verdict),
             rule_ids: &d.rules,
-            decision: DecisionId(id),
+            decision,
             deciding: d.deciding,
         }
     }
 
-    /// The rules of a decision taken earlier, every matching rule first-deciding.
     /// The payload protocols a flow with this decision may carry.
     pub fn app_expectation(&self, decision: DecisionId) -> AppExpectation {
         self.apps
-            .get(usize::from(decision.0))
+            .get(usize::from(decision.port))
             .copied()
             .unwrap_or_default()
     }
@@ -217,10 +288,101 @@ impl Classifier {
         self.severities.of(verdict)
     }
 
+    /// The rules the port alone matched for a decision taken earlier (every
+    /// matching rule, the deciding ones first). With a site, events show
+    /// [`Classifier::event_rules`] instead.
     pub fn rule_ids(&self, decision: DecisionId) -> &[RuleIdx] {
         self.decisions
-            .get(usize::from(decision.0))
+            .get(usize::from(decision.port))
             .map_or(&[], |d| &d.rules)
+    }
+
+    /// The rules an event names for a decision, the deciding ones first, and
+    /// how many decide: by port alone, the port's rules; with a site, the
+    /// rules whose systems fit the two hosts, or, for `role_mismatch`, every
+    /// rule of the port (the rules that would allow the flow between the
+    /// right systems).
+    pub fn event_rules(&self, decision: DecisionId, same_host: bool) -> (Vec<RuleIdx>, usize) {
+        let mut rules = Vec::new();
+        let mut deciding = 0;
+        self.visit_rules(decision, same_host, |i, decides| {
+            rules.push(i);
+            deciding += usize::from(decides);
+        });
+        (rules, deciding)
+    }
+
+    /// Call `visit` with each rule [`Classifier::event_rules`] lists (and
+    /// whether it decides), without allocating; returns the verdict. The one
+    /// place the site step is decided, for flows and their events alike.
+    pub fn visit_rules(
+        &self,
+        decision: DecisionId,
+        same_host: bool,
+        mut visit: impl FnMut(RuleIdx, bool),
+    ) -> Verdict {
+        let Some(d) = self.decisions.get(usize::from(decision.port)) else {
+            return Verdict::Undocumented;
+        };
+        let by_port = |visit: &mut dyn FnMut(RuleIdx, bool)| {
+            for (n, &i) in d.rules.iter().enumerate() {
+                visit(i, n < d.deciding);
+            }
+            if same_host {
+                d.same_host
+            } else {
+                d.cross_host
+            }
+        };
+        let Some(site) = &self.site else {
+            return by_port(&mut visit);
+        };
+        // Rules of the other transport (`wrong_transport`) never fit roles.
+        let own: &[RuleIdx] = if d.cross_host == Verdict::WrongTransport {
+            &[]
+        } else {
+            &d.rules
+        };
+        let fit = site.fitting(&self.matrix, decision, own, d.singles);
+        if fit.is_empty() {
+            if own.is_empty() {
+                return by_port(&mut visit);
+            }
+            for &i in own {
+                visit(i, true);
+            }
+            return Verdict::RoleMismatch;
+        }
+        let mut documented = false;
+        let mut worst = Verdict::Documented;
+        fit.for_each(|i, decides| {
+            visit(i, decides);
+            if decides {
+                let s = rule_status(self.matrix.rule(i), self.product, same_host);
+                documented |= s == Verdict::Documented;
+                if s.precedence() > worst.precedence() {
+                    worst = s;
+                }
+            }
+        });
+        if documented {
+            Verdict::Documented
+        } else {
+            worst
+        }
+    }
+
+    /// The roles of a flow's two ends (client, listener), when a site is
+    /// loaded: empty sets for hosts not in the inventory.
+    pub fn roles_of(&self, decision: DecisionId) -> Option<(SystemSet, SystemSet)> {
+        self.site
+            .as_ref()
+            .map(|s| (s.roles(decision.client), s.roles(decision.server)))
+    }
+
+    /// The site inventory, if one is loaded.
+    pub fn site(&self) -> Option<&Site> {
+        self.site.as_ref().map(SiteIndex::site)
     }
 
     /// Whether the matrix documents a listener on this transport and port: used
@@ -255,6 +417,7 @@ fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16)
     } else {
         single.len()
     };
+    let ranged_count = ranged.len();
     single.append(&mut ranged);
     let decisive = &single[..deciding];
     let resolve = |same_host: bool| {
@@ -272,11 +435,13 @@ fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16)
         }
         worst
     };
+    let singles = single.len() - ranged_count;
     Decision {
         cross_host: resolve(false),
         same_host: resolve(true),
         rules: single.into_boxed_slice(),
         deciding,
+        singles,
     }
 }
 

@@ -24,10 +24,13 @@ pub enum Verdict {
     /// Documented, but the payload is clearly another protocol than the
     /// rules name (HTTP on the SIP port, plain text where TLS is documented).
     ProtocolMismatch,
+    /// The port and transport are documented, but not between the systems
+    /// the site inventory says these two hosts are (only with a site file).
+    RoleMismatch,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 9] = [
         Verdict::Documented,
         Verdict::Undocumented,
         Verdict::WrongTransport,
@@ -36,6 +39,7 @@ impl Verdict {
         Verdict::Deprecated,
         Verdict::OutOfProfile,
         Verdict::ProtocolMismatch,
+        Verdict::RoleMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,11 +52,18 @@ impl Verdict {
             Verdict::Deprecated => "deprecated",
             Verdict::OutOfProfile => "out_of_profile",
             Verdict::ProtocolMismatch => "protocol_mismatch",
+            Verdict::RoleMismatch => "role_mismatch",
         }
     }
 
     pub fn parse(s: &str) -> Option<Verdict> {
         Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Only a site inventory can give this verdict: without one it is left
+    /// out of the counters, so runs without a site read as before.
+    pub fn needs_site(self) -> bool {
+        self == Verdict::RoleMismatch
     }
 
     /// Dense index, for per-verdict counters.
@@ -81,6 +92,7 @@ impl Verdict {
             Verdict::WrongTransport
             | Verdict::InternalOnly
             | Verdict::Undocumented
+            | Verdict::RoleMismatch
             | Verdict::ProtocolMismatch => Severity::High,
         }
     }
@@ -130,7 +142,8 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// Severity per verdict: the defaults, changed by `[severity]` tables in rules files.
+/// Severity per verdict: the defaults, changed by `[severity]` tables in rules
+/// files, then in the site file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Severities([Severity; Verdict::ALL.len()]);
 

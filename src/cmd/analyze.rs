@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use portmatrix::classify::Classifier;
-use portmatrix::matrix::PortMatrix;
 use portmatrix::output::{write_summary, EventWriter};
 use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
@@ -31,8 +29,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         );
         return Ok(ExitCode::from(USAGE));
     }
-    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
-    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let verdicts = args.select.verdicts();
     let extraction = match args.extract.config(verdicts, 0) {
         Some(config) => Some(Extraction::new(config)?),
@@ -56,6 +53,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         progress: !args.quiet,
         focus,
         verdicts,
+        alert_burst: args.events.alert_burst as usize,
     };
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, extraction)?;
     if outcome.output_closed {
@@ -73,7 +71,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
-            &outcome.stats,
+            &writer.complete_stats(&outcome.stats),
             writer.summary(),
             &classifier,
             outcome.elapsed,

@@ -10,8 +10,6 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
-use portmatrix::classify::Classifier;
-use portmatrix::matrix::PortMatrix;
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
 use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
@@ -20,8 +18,7 @@ use super::{gate, USAGE};
 use crate::cli::LiveArgs;
 
 pub fn run(args: LiveArgs) -> Result<ExitCode> {
-    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
-    let classifier = Arc::new(Classifier::new(matrix, args.matrix.profile));
+    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let focus = args.select.focus();
     let verdicts = args.select.verdicts();
     let control = LiveControl::default();
@@ -93,6 +90,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         verdicts,
         retry: args.retry,
         options,
+        alert_burst: args.events.alert_burst as usize,
     };
     let mut writer = EventWriter::new(out, format, args.events.flows(), Arc::clone(&classifier))
         .select(verdicts);
@@ -120,7 +118,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
-            &outcome.stats,
+            &writer.complete_stats(&outcome.stats),
             writer.summary(),
             &classifier,
             outcome.elapsed,

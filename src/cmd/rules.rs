@@ -3,16 +3,16 @@
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use portmatrix::classify::{rule_status, Classifier, FlowQuery, Verdict};
+use portmatrix::classify::{rule_fits, rule_status, FlowQuery, Verdict};
 use portmatrix::matrix::{
     parse_rules, read_rules_file, DefaultState, Listener, MatrixError, PortMatrix, Product,
-    Profile, Rule, RuleIdx, RulesFile, BUILTIN_ORIGIN, BUILTIN_RULES,
+    Profile, Rule, RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
 };
+use portmatrix::output::role_names;
 use portmatrix::transport::Transport;
 
 use crate::cli::{CheckArgs, ExplainArgs, ListArgs, RulesCommand};
@@ -142,6 +142,11 @@ struct Explanation<'a> {
     port: u16,
     src_ip: IpAddr,
     dest_ip: IpAddr,
+    /// With `--site`: the systems of each end, `["unknown"]` outside the inventory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_roles: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_roles: Option<Vec<&'static str>>,
     profile: Product,
     multicast: bool,
     same_host: bool,
@@ -170,31 +175,34 @@ struct NotApplied<'a> {
 }
 
 fn explain(args: ExplainArgs) -> Result<ExitCode> {
-    let matrix = Arc::new(PortMatrix::load(&args.matrix.sources())?);
+    let classifier = super::site::classifier(&args.matrix, &args.site, true)?;
+    let matrix = classifier.matrix();
     let product = args.matrix.profile;
-    let classifier = Classifier::new(Arc::clone(&matrix), product);
     let (transport, port) = args.target;
     let query = FlowQuery {
         transport,
         port,
         multicast: args.dst.is_multicast(),
         same_host: args.src == args.dst,
+        client: args.src,
+        server: args.dst,
+        vlan: args.vlan,
     };
     let c = classifier.classify(query);
-    let deciding: Vec<RuleIdx> = c.deciding().to_vec();
+    let (listed, deciding) = classifier.event_rules(c.decision, query.same_host);
+    let roles = classifier.roles_of(c.decision);
     let ids = |list: &[RuleIdx]| -> Vec<&str> {
         list.iter().map(|&i| matrix.rule(i).id.as_str()).collect()
     };
-    let rules: Vec<MatchedRule<'_>> = c
-        .rule_ids
+    let rules: Vec<MatchedRule<'_>> = listed
         .iter()
-        .map(|&i| MatchedRule {
-            status: if c.verdict == Verdict::WrongTransport {
-                Verdict::WrongTransport
-            } else {
-                rule_status(matrix.rule(i), product, query.same_host)
+        .enumerate()
+        .map(|(n, &i)| MatchedRule {
+            status: match c.verdict {
+                Verdict::WrongTransport | Verdict::RoleMismatch => c.verdict,
+                _ => rule_status(matrix.rule(i), product, query.same_host),
             },
-            deciding: deciding.contains(&i),
+            deciding: n < deciding,
             rule: matrix.rule(i),
         })
         .collect();
@@ -202,10 +210,10 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
         .rules()
         .iter()
         .enumerate()
-        .filter(|(i, r)| r.covers_port(port) && !c.rule_ids.contains(&(*i as RuleIdx)))
+        .filter(|(i, r)| r.covers_port(port) && !listed.contains(&(*i as RuleIdx)))
         .map(|(_, r)| NotApplied {
             id: &r.id,
-            reason: why_not(r, transport, query.multicast),
+            reason: why_not(r, transport, query.multicast, roles, &args),
         })
         .collect();
     let e = Explanation {
@@ -213,13 +221,15 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
         port,
         src_ip: args.src,
         dest_ip: args.dst,
+        src_roles: roles.map(|(c, _)| role_names(c)),
+        dest_roles: roles.map(|(_, s)| role_names(s)),
         profile: product,
         multicast: query.multicast,
         same_host: query.same_host,
         verdict: c.verdict,
         severity: c.severity,
-        rule_ids: ids(c.rule_ids),
-        deciding_rule_ids: ids(&deciding),
+        rule_ids: ids(&listed),
+        deciding_rule_ids: ids(&listed[..deciding]),
         rules,
         not_applied,
     };
@@ -234,10 +244,22 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn why_not(r: &Rule, transport: Transport, multicast: bool) -> String {
-    if r.needs_roles {
-        "applies only when a site inventory gives the hosts' roles".into()
-    } else if !r.has_transport(transport) {
+/// Why a rule on the flow's port is not among its rules.
+fn why_not(
+    r: &Rule,
+    transport: Transport,
+    multicast: bool,
+    roles: Option<(SystemSet, SystemSet)>,
+    args: &ExplainArgs,
+) -> String {
+    let named = |ip: &IpAddr, roles: SystemSet| {
+        if roles.is_empty() {
+            format!("{ip} is not in the site inventory")
+        } else {
+            format!("{ip} is {}", roles.text())
+        }
+    };
+    if !r.has_transport(transport) {
         format!("documented for {} only", r.transports_text())
     } else if !r.cast.admits(multicast) {
         if multicast {
@@ -245,6 +267,22 @@ fn why_not(r: &Rule, transport: Transport, multicast: bool) -> String {
         } else {
             "documented for multicast destinations only".into()
         }
+    } else if let Some((client, server)) = roles.filter(|&(c, s)| !rule_fits(r, c, s)) {
+        if rule_fits(r, SystemSet::EMPTY, server) {
+            format!(
+                "the client must be {}; {}",
+                r.client_systems.text(),
+                named(&args.src, client)
+            )
+        } else {
+            format!(
+                "the listener must be {}; {}",
+                r.listener_systems.text(),
+                named(&args.dst, server)
+            )
+        }
+    } else if r.needs_roles {
+        "applies only when a site inventory gives the hosts' roles (--site)".into()
     } else {
         "less specific than the deciding rules".into()
     }
@@ -261,12 +299,20 @@ fn write_explanation(out: &mut impl Write, e: &Explanation<'_>) -> io::Result<()
         if e.multicast { ", multicast" } else { "" },
         e.profile.as_str()
     )?;
+    if let (Some(src), Some(dst)) = (&e.src_roles, &e.dest_roles) {
+        writeln!(out, "roles:    {} -> {}", src.join(", "), dst.join(", "))?;
+    }
     writeln!(out, "verdict:  {} (severity {})", e.verdict, e.severity)?;
     if e.rules.is_empty() {
         writeln!(out, "no rule documents this port on tcp or udp")?;
     }
+    let deciding_title = if e.verdict == Verdict::RoleMismatch {
+        "rules that would allow it between the right systems"
+    } else {
+        "deciding rules"
+    };
     for (title, deciding) in [
-        ("deciding rules", true),
+        (deciding_title, true),
         ("also matched (less specific)", false),
     ] {
         let group: Vec<&MatchedRule<'_>> =
@@ -287,6 +333,12 @@ fn write_explanation(out: &mut impl Write, e: &Explanation<'_>) -> io::Result<()
                 or_dash(listener_of(r)),
                 flags_text(r),
                 m.status
+            )?;
+            writeln!(
+                out,
+                "             systems: {} -> {}",
+                r.client_systems.text(),
+                r.listener_systems.text()
             )?;
             if !r.description.is_empty() {
                 writeln!(out, "             \"{}\"", r.description)?;

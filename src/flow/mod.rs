@@ -141,3 +141,43 @@ pub struct Flow {
     fin_from_client: bool,
     fin_from_server: bool,
 }
+
+#[cfg(test)]
+impl Flow {
+    /// A flow as the table starts it, for tests of the later stages.
+    pub(crate) fn for_tests(
+        id: u64,
+        transport: Transport,
+        client: Endpoint,
+        server: Endpoint,
+        start: Timestamp,
+        verdict: Verdict,
+    ) -> Flow {
+        Flow {
+            id,
+            transport,
+            client,
+            server,
+            direction: Direction::Handshake,
+            vlan: None,
+            encap: Encap::default(),
+            start,
+            last: start,
+            pkts_toserver: 1,
+            pkts_toclient: 0,
+            bytes_toserver: 60,
+            bytes_toclient: 0,
+            tcp_state: None,
+            verdict,
+            severity: verdict.default_severity(),
+            decision: DecisionId::default(),
+            app_seen: None,
+            app_budget: 0,
+            app_doubts: 0,
+            flags_toserver: 0,
+            flags_toclient: 0,
+            fin_from_client: false,
+            fin_from_server: false,
+        }
+    }
+}

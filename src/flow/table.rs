@@ -259,6 +259,9 @@ impl FlowTable {
             port: server.port,
             multicast: server.ip.is_multicast(),
             same_host: client.ip == server.ip,
+            client: client.ip,
+            server: server.ip,
+            vlan: meta.vlan,
         });
         let tcp_state = match meta.transport {
             Transport::Udp => None,

@@ -14,6 +14,8 @@ use toml::Spanned;
 
 use super::error::RuleError;
 use super::rule::{Cast, DefaultState, DocumentRow, Listener, PortRange, Profile, Rule};
+use super::system::SystemSet;
+use super::text::line_col;
 use crate::classify::{Severity, Verdict};
 use crate::transport::Transport;
 
@@ -228,16 +230,6 @@ impl Errors<'_> {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
 /// A rule as written: every key the format allows, nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -269,6 +261,8 @@ struct RuleSpec {
     app_protocol: Option<Spanned<String>>,
     #[serde(default)]
     listener: Listener,
+    client_systems: Option<Spanned<Vec<Spanned<String>>>>,
+    listener_systems: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     cast: Cast,
     optional: Option<bool>,
@@ -322,26 +316,9 @@ impl RuleSpec {
         }
         let mut listen_ports = Vec::with_capacity(specs.len().min(MAX_RANGES_PER_RULE));
         for spec in specs.iter().take(MAX_RANGES_PER_RULE) {
-            let PortSpec(lo, hi) = *spec.get_ref();
-            let problem = if !(0..=65535).contains(&lo) || !(0..=65535).contains(&hi) {
-                Some(format!(
-                    "port {} is out of range; ports are 0 to 65535",
-                    if (0..=65535).contains(&lo) { hi } else { lo }
-                ))
-            } else if lo > hi {
-                Some(format!(
-                    "range [{lo}, {hi}] is reversed; write [{hi}, {lo}]"
-                ))
-            } else {
-                None
-            };
-            match problem {
-                Some(msg) => errors.push(spec.span(), Some(&id), Some("listen_ports"), msg),
-                // Both ends were just checked to lie in 0..=65535.
-                None => listen_ports.push(PortRange {
-                    lo: lo as u16,
-                    hi: hi as u16,
-                }),
+            match spec.get_ref().range() {
+                Ok(range) => listen_ports.push(range),
+                Err(msg) => errors.push(spec.span(), Some(&id), Some("listen_ports"), msg),
             }
         }
         listen_ports.sort();
@@ -382,6 +359,9 @@ impl RuleSpec {
             }
         };
 
+        let client_systems = systems(self.client_systems, &id, "client_systems", errors);
+        let listener_systems = systems(self.listener_systems, &id, "listener_systems", errors);
+
         if let Some(r) = &self.replaced_by {
             if !self.deprecated {
                 errors.push(
@@ -408,6 +388,8 @@ impl RuleSpec {
             transports,
             app_protocol,
             listener: self.listener,
+            client_systems,
+            listener_systems,
             cast: self.cast,
             multicast: self.cast != Cast::Unicast,
             optional: self.optional,
@@ -433,10 +415,58 @@ impl RuleSpec {
     }
 }
 
+/// A rule's `client_systems` or `listener_systems`: canonical names, `any`
+/// when the field is left out.
+fn systems(
+    field: Option<Spanned<Vec<Spanned<String>>>>,
+    id: &str,
+    name: &str,
+    errors: &mut Errors<'_>,
+) -> SystemSet {
+    let Some(list) = field else {
+        return SystemSet::ANY;
+    };
+    let whole = list.span();
+    let names = list
+        .get_ref()
+        .iter()
+        .map(|n| (n.get_ref().as_str(), n.span()));
+    SystemSet::from_names(names, whole).unwrap_or_else(|problems| {
+        for (span, message) in problems {
+            errors.push(span, Some(id), Some(name), message);
+        }
+        SystemSet::ANY
+    })
+}
+
 /// `443` or `[6000, 32599]`, kept as wide integers so that range errors can be
-/// reported with the number the user wrote.
-#[derive(Clone, Copy)]
-struct PortSpec(i64, i64);
+/// reported with the number the user wrote. Site files use it too.
+#[derive(Debug, Clone, Copy)]
+pub struct PortSpec(i64, i64);
+
+impl PortSpec {
+    /// The range, or why it is not one.
+    pub fn range(self) -> Result<PortRange, String> {
+        let PortSpec(lo, hi) = self;
+        let valid = |p: i64| (0..=65535).contains(&p);
+        if !valid(lo) || !valid(hi) {
+            Err(format!(
+                "port {} is out of range; ports are 0 to 65535",
+                if valid(lo) { hi } else { lo }
+            ))
+        } else if lo > hi {
+            Err(format!(
+                "range [{lo}, {hi}] is reversed; write [{hi}, {lo}]"
+            ))
+        } else {
+            // Both ends were just checked to lie in 0..=65535.
+            Ok(PortRange {
+                lo: lo as u16,
+                hi: hi as u16,
+            })
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for PortSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -606,8 +636,33 @@ replaced_by = "x"
     }
 
     #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
-        assert_eq!(line_col("ab\ncdé\nx", 5), (2, 3));
+    fn systems_are_canonical_names_or_any() {
+        let text = format!(
+            "{GOOD}client_systems = [\"agent_desktop\"]\nlistener_systems = [\"aacc_server\", \"cct\"]\n"
+        );
+        let file = parse_rules("site.toml", &text).expect("valid");
+        let r = &file.rules[0];
+        assert_eq!(r.client_systems.names(), ["agent_desktop"]);
+        assert_eq!(r.listener_systems.names(), ["aacc_server", "cct"]);
+        // Left out: not checked.
+        let file = parse_rules("site.toml", GOOD).expect("valid");
+        assert!(file.rules[0].client_systems.is_any());
+
+        let text = format!("{GOOD}client_systems = [\"ccms\"]\nlistener_systems = []\n");
+        let errs = errors_of(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].column), (7, 19));
+        assert_eq!(errs[0].field.as_deref(), Some("client_systems"));
+        assert!(
+            errs[0].message.contains("unknown system `ccms`"),
+            "{}",
+            errs[0]
+        );
+        assert_eq!(errs[1].line, 8);
+        assert!(
+            errs[1].message.contains("at least one system"),
+            "{}",
+            errs[1]
+        );
     }
 }

@@ -7,15 +7,21 @@
 mod error;
 mod load;
 mod rule;
+mod system;
+mod text;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{MatrixError, RuleError};
-pub use load::{parse_rules, RulesFile, MAX_FILE_BYTES, MAX_RULES};
+pub use load::{parse_rules, PortSpec, RulesFile, MAX_FILE_BYTES, MAX_RULES};
 pub use rule::{
     Cast, DefaultState, DocumentRow, Listener, PortRange, Product, Profile, Rule, WIDE_RANGE,
 };
+pub use system::{
+    unknown_system_message, System, SystemInfo, SystemSet, ANY, ANY_SPELLINGS, SYSTEMS,
+};
+pub use text::{line_col, read_text_file, TextProblem};
 
 use crate::classify::Severities;
 use crate::transport::Transport;
@@ -157,11 +163,17 @@ impl PortMatrix {
     /// segments on which the same rules match: the interval index the classifier
     /// compiles. Covers 0..=65535 without gaps, in order.
     pub fn segments(&self, transport: Transport, multicast: bool) -> Vec<Segment> {
+        self.segments_where(|r| r.decides(transport, multicast))
+    }
+
+    /// [`PortMatrix::segments`] over the rules `keep` selects (the classifier
+    /// indexes the rules needing roles this way, apart from the others).
+    pub fn segments_where(&self, keep: impl Fn(&Rule) -> bool) -> Vec<Segment> {
         let matching: Vec<(RuleIdx, &Rule)> = self
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.decides(transport, multicast))
+            .filter(|(_, r)| keep(r))
             .map(|(i, r)| (i as RuleIdx, r))
             .collect();
         let mut cuts: Vec<u32> = vec![0, 65536];
@@ -191,42 +203,20 @@ impl PortMatrix {
 /// Read and validate one rules file: `Err` when it cannot be read at all,
 /// `Ok(Err(..))` with every problem when it can be read but is invalid.
 pub fn read_rules_file(path: &Path) -> Result<Result<RulesFile, Vec<RuleError>>, MatrixError> {
-    let io_err = |source| MatrixError::Io {
+    let origin = path.display().to_string();
+    let text = read_text_file(path, MAX_FILE_BYTES, "rules").map_err(|source| MatrixError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Ok(Err(vec![RuleError {
-            origin: path.display().to_string(),
-            line: 1,
+    })?;
+    Ok(match text {
+        Ok(text) => parse_rules(&origin, &text),
+        Err(problem) => Err(vec![RuleError {
+            origin,
+            line: problem.line,
             column: 1,
             rule: None,
             field: None,
-            message: format!(
-                "file is {} bytes; rules files are limited to {MAX_FILE_BYTES} bytes",
-                meta.len()
-            ),
-        }]));
-    }
-    let bytes = std::fs::read(path).map_err(io_err)?;
-    let origin = path.display().to_string();
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(parse_rules(&origin, &text)),
-        Err(e) => {
-            let offset = e.utf8_error().valid_up_to();
-            let before = &e.as_bytes()[..offset];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            Ok(Err(vec![RuleError {
-                origin,
-                line,
-                column: 1,
-                rule: None,
-                field: None,
-                message: format!(
-                    "not UTF-8 text (bad byte at offset {offset}); save the file as UTF-8"
-                ),
-            }]))
-        }
-    }
+            message: problem.message,
+        }]),
+    })
 }

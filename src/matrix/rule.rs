@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::system::SystemSet;
 use crate::transport::Transport;
 
 /// Ranges wider than this are dynamic port ranges, not listening ports.
@@ -179,6 +180,12 @@ pub struct Rule {
     pub transports: Vec<Transport>,
     pub app_protocol: String,
     pub listener: Listener,
+    /// The systems that may open the flow (`any`: not checked). With a site
+    /// inventory, a flow matches only if its client has one of them.
+    pub client_systems: SystemSet,
+    /// The systems that listen on the port (`any`: not checked); whatever
+    /// column of the document names them (see [`Listener`]).
+    pub listener_systems: SystemSet,
     pub cast: Cast,
     pub multicast: bool,
     pub optional: Option<bool>,

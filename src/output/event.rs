@@ -10,6 +10,7 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Severity, Verdict};
 use crate::decode::Encap;
 use crate::flow::{Direction, EndReason, Flow};
+use crate::matrix::SystemSet;
 
 use super::community_id::community_id;
 use super::latency::LatencySummary;
@@ -59,6 +60,20 @@ pub struct FlowEventJson<'a> {
     /// `unknown`…); absent when no payload was seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_protocol_seen: Option<&'static str>,
+    /// With a site file: the client's systems, `["unknown"]` when the
+    /// inventory does not list it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_roles: Option<Vec<&'static str>>,
+    /// With a site file: the listening side's systems, or `["unknown"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_roles: Option<Vec<&'static str>>,
+    /// `true` when a site exception accepts the flow: it was counted, not
+    /// alerted. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<bool>,
+    /// The id of the exception that accepted the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<&'a str>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowFields>,
     /// The pcapng file holding the flow's packets (`--extract`): the
@@ -125,6 +140,9 @@ impl<'a> FlowEventJson<'a> {
         fields: Option<FlowFields>,
     ) -> Self {
         let matrix = classifier.matrix();
+        let same_host = flow.client.ip == flow.server.ip;
+        let (rules, _) = classifier.event_rules(flow.decision, same_host);
+        let roles = classifier.roles_of(flow.decision);
         FlowEventJson {
             timestamp,
             event_type,
@@ -137,20 +155,71 @@ impl<'a> FlowEventJson<'a> {
             dest_port: flow.server.port,
             verdict: flow.verdict,
             severity: flow.severity,
-            rule_ids: classifier
-                .rule_ids(flow.decision)
-                .iter()
-                .map(|&i| matrix.rule(i).id.as_str())
-                .collect(),
+            rule_ids: rules.iter().map(|&i| matrix.rule(i).id.as_str()).collect(),
             direction: flow.direction,
             vlan: flow.vlan,
             encap: flow.encap,
             vni: flow.encap.vni(),
             app_protocol_seen: flow.app_seen.map(|a| a.as_str()),
+            src_roles: roles.map(|(c, _)| role_names(c)),
+            dest_roles: roles.map(|(_, s)| role_names(s)),
+            suppressed: None,
+            exception: None,
             flow: fields,
             evidence: None,
         }
     }
+}
+
+/// A host's systems as events name them: `["unknown"]` outside the inventory.
+pub fn role_names(roles: SystemSet) -> Vec<&'static str> {
+    if roles.is_empty() {
+        vec!["unknown"]
+    } else {
+        roles.names()
+    }
+}
+
+/// An `alert_summary` event: the alerts of one source folded by storm
+/// control during one window of packet time. Every flow still has its `flow`
+/// event with its verdict; only the alert lines are folded.
+#[derive(Debug, Serialize)]
+pub struct AlertSummaryJson {
+    /// The window's start: the first folded alert's first packet.
+    #[serde(serialize_with = "rfc3339")]
+    pub timestamp: Timestamp,
+    pub event_type: &'static str,
+    pub src_ip: IpAddr,
+    /// The highest severity among the folded alerts.
+    pub severity: Severity,
+    /// Alerts folded in this window.
+    pub count: u64,
+    #[serde(serialize_with = "rfc3339")]
+    pub window_start: Timestamp,
+    /// `window_start` plus one minute: alerts from then on open a new window.
+    #[serde(serialize_with = "rfc3339")]
+    pub window_end: Timestamp,
+    /// The last folded alert's first packet.
+    #[serde(serialize_with = "rfc3339")]
+    pub last_alert: Timestamp,
+    pub verdicts: BTreeMap<&'static str, u64>,
+    /// The most alerted destination ports, most first (ties: lower port).
+    pub ports: Vec<PortCount>,
+    /// The most alerted destination addresses, most first.
+    pub targets: Vec<TargetCount>,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct PortCount {
+    pub proto: &'static str,
+    pub port: u16,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct TargetCount {
+    pub ip: IpAddr,
+    pub count: u64,
 }
 
 /// The final `stats` event: everything counted, so a reader knows how
@@ -209,6 +278,32 @@ pub struct Stats {
     /// Live mode: time from a flagged flow's first packet to its alert's output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_latency: Option<LatencySummary>,
+    /// Storm control: alerts folded into `alert_summary` events. Present
+    /// once something was folded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_storms: Option<StormStats>,
+    /// With a site file that lists exceptions: per exception id, the flagged
+    /// flows it accepted (`flows`) and those it named after it had expired
+    /// (`expired_flows`, alerted as usual).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<BTreeMap<String, SuppressedStats>>,
+}
+
+/// What storm control folded.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct StormStats {
+    pub alerts_folded: u64,
+    pub summaries: u64,
+}
+
+/// What one site exception did.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct SuppressedStats {
+    pub flows: u64,
+    pub expired_flows: u64,
+    pub why: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// What was captured on one live interface; the kernel's counters come from libpcap.

@@ -9,14 +9,17 @@ pub mod evidence;
 mod file;
 mod latency;
 pub mod pcapng;
+mod storm;
 mod writer;
 
 pub use community_id::community_id;
 pub use csv::CSV_HEADER;
 pub use event::{
-    ActiveFilters, ExtractStats, FileStats, FlowEventJson, FlowFields, InterfaceStats, Stats,
-    StatsEventJson,
+    role_names, ActiveFilters, AlertSummaryJson, ExtractStats, FileStats, FlowEventJson,
+    FlowFields, InterfaceStats, PortCount, Stats, StatsEventJson, StormStats, SuppressedStats,
+    TargetCount,
 };
 pub use file::EventFile;
 pub use latency::{LatencyHistogram, LatencySummary};
+pub use storm::{Storm, StormOut, MAX_HELD, WINDOW_NANOS};
 pub use writer::{write_summary, EventWriter, Format, Summary};

@@ -1,6 +1,6 @@
 //! Writes events as JSON lines, text or CSV, and keeps the run's summary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,11 +9,15 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::filter::VerdictSet;
 use crate::flow::{EndReason, Flow};
+use crate::site::{DeviationQuery, ExceptionMatch};
 use crate::transport::Transport;
 
 use super::csv::{write_row, CSV_HEADER};
-use super::event::{ActiveFilters, FlowEventJson, Stats, StatsEventJson};
+use super::event::{
+    ActiveFilters, AlertSummaryJson, FlowEventJson, Stats, StatsEventJson, SuppressedStats,
+};
 use super::latency::{LatencyHistogram, LatencySummary};
+use super::storm::{Storm, StormOut};
 
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,12 @@ pub struct EventWriter<W: Write> {
     summary: Summary,
     /// Live mode: how long alerts took from capture to here.
     latency: Option<LatencyHistogram>,
+    /// `--alert-burst`: folds alert floods from one source (`None`: off).
+    storm: Option<Storm>,
+    /// What storm control handed back to write; kept to reuse its memory.
+    pending: Vec<StormOut>,
+    /// Per site exception: (flows accepted, flows named after it expired).
+    exceptions: Vec<(u64, u64)>,
     /// The verdicts whose flows are written (`--verdict`); the summary and
     /// the tee see every flow.
     verdicts: VerdictSet,
@@ -84,6 +94,7 @@ pub struct Summary {
 impl<W: Write> EventWriter<W> {
     pub fn new(out: W, format: Format, flows: bool, classifier: Arc<Classifier>) -> Self {
         let rules = classifier.matrix().rules().len();
+        let exceptions = classifier.site().map_or(0, |s| s.exceptions.len());
         EventWriter {
             out,
             format,
@@ -93,11 +104,22 @@ impl<W: Write> EventWriter<W> {
                 flows_per_rule: vec![0; rules],
                 ..Summary::default()
             },
+            latency: None,
+            storm: None,
+            pending: Vec::new(),
+            exceptions: vec![(0, 0); exceptions],
             verdicts: VerdictSet::ALL,
             csv_header: format == Format::Csv,
             tee: None,
-            latency: None,
         }
+    }
+
+    /// Fold the alerts of any source beyond `burst` a minute into
+    /// `alert_summary` events (0: never). `workers` report their clocks;
+    /// `ordered` decides alerts in packet-time order (offline), so the
+    /// folded alerts do not depend on the number of workers.
+    pub fn storm_control(&mut self, burst: usize, workers: usize, ordered: bool) {
+        self.storm = (burst > 0).then(|| Storm::new(burst, workers, ordered));
     }
 
     /// Alert latency so far, if measured.
@@ -146,20 +168,19 @@ impl<W: Write> EventWriter<W> {
         &self.summary
     }
 
+    /// A flow just classified as flagged: alerted, unless a site exception
+    /// accepts it or storm control folds it.
     pub fn alert(&mut self, flow: &Flow) -> io::Result<()> {
-        self.summary.alerts += 1;
-        let event = FlowEventJson::alert(flow, &self.classifier);
-        if let Some(tee) = &mut self.tee {
-            tee.write(&event);
-        }
-        if self.format == Format::Csv || !self.verdicts.contains(flow.verdict) {
+        if matches!(self.exception(flow), ExceptionMatch::Suppressed(_)) {
             return Ok(());
         }
-        write_event(&mut self.out, self.format, &event)?;
-        if let Some(h) = &mut self.latency {
-            h.record(flow.start, Timestamp::now());
+        match &mut self.storm {
+            None => self.write_alert(flow),
+            Some(storm) => {
+                storm.alert(*flow, &mut self.pending);
+                self.write_pending()
+            }
         }
-        Ok(())
     }
 
     /// A flow ended; `evidence` names the capture of its packets, if one was written.
@@ -167,13 +188,16 @@ impl<W: Write> EventWriter<W> {
         &mut self,
         flow: &Flow,
         reason: EndReason,
-        evidence: Option<&str>,
+        evidence: Option<String>,
     ) -> io::Result<()> {
-        for &i in self.classifier.rule_ids(flow.decision) {
-            if let Some(n) = self.summary.flows_per_rule.get_mut(usize::from(i)) {
-                *n += 1;
-            }
-        }
+        let same_host = flow.client.ip == flow.server.ip;
+        let counts = &mut self.summary.flows_per_rule;
+        self.classifier
+            .visit_rules(flow.decision, same_host, |i, _| {
+                if let Some(n) = counts.get_mut(usize::from(i)) {
+                    *n += 1;
+                }
+            });
         if flow.one_sided() {
             self.summary.one_sided += 1;
         }
@@ -189,30 +213,173 @@ impl<W: Write> EventWriter<W> {
                 .entry(flow.server.ip)
                 .or_default() += 1;
         }
-        let wanted = self.flows && self.verdicts.contains(flow.verdict);
-        if !wanted && self.tee.is_none() {
+        match self.exception(flow) {
+            ExceptionMatch::Suppressed(i) => self.exceptions[i].0 += 1,
+            ExceptionMatch::Expired(i) => self.exceptions[i].1 += 1,
+            ExceptionMatch::None => {}
+        }
+        if !self.flows && self.tee.is_none() {
             return Ok(());
         }
-        let event = FlowEventJson::ended(flow, reason, &self.classifier, evidence);
+        match &mut self.storm {
+            None => self.write_flow(flow, reason, evidence.as_deref()),
+            Some(storm) => {
+                storm.flow_ended(*flow, reason, evidence, &mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// Worker `worker` has sent every event before `ts` (packet time): lets
+    /// storm control release held alerts and close its windows.
+    pub fn clock(&mut self, worker: usize, ts: Timestamp) -> io::Result<()> {
+        match &mut self.storm {
+            None => Ok(()),
+            Some(storm) => {
+                storm.clock(worker, ts, &mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// The events are over: write what storm control still holds.
+    pub fn finish(&mut self) -> io::Result<()> {
+        match &mut self.storm {
+            None => Ok(()),
+            Some(storm) => {
+                storm.finish(&mut self.pending);
+                self.write_pending()
+            }
+        }
+    }
+
+    /// How the site's exceptions apply to a flow (flagged flows only).
+    fn exception(&self, flow: &Flow) -> ExceptionMatch {
+        let Some(site) = self.classifier.site() else {
+            return ExceptionMatch::None;
+        };
+        if site.exceptions.is_empty() || flow.verdict == Verdict::Documented {
+            return ExceptionMatch::None;
+        }
+        let same_host = flow.client.ip == flow.server.ip;
+        let (rules, _) = self.classifier.event_rules(flow.decision, same_host);
+        site.exception_for(&DeviationQuery {
+            transport: flow.transport,
+            client: flow.client.ip,
+            server: flow.server.ip,
+            port: flow.server.port,
+            verdict: flow.verdict,
+            start: flow.start,
+            rules: &rules,
+        })
+    }
+
+    fn write_alert(&mut self, flow: &Flow) -> io::Result<()> {
+        self.summary.alerts += 1;
+        let event = FlowEventJson::alert(flow, &self.classifier);
         if let Some(tee) = &mut self.tee {
             tee.write(&event);
         }
-        if !wanted {
+        if self.format == Format::Csv || !self.verdicts.contains(flow.verdict) {
+            return Ok(());
+        }
+        write_event(&mut self.out, self.format, &event)?;
+        if let Some(h) = &mut self.latency {
+            h.record(flow.start, Timestamp::now());
+        }
+        Ok(())
+    }
+
+    fn write_flow(
+        &mut self,
+        flow: &Flow,
+        reason: EndReason,
+        evidence: Option<&str>,
+    ) -> io::Result<()> {
+        let mut event = FlowEventJson::ended(flow, reason, &self.classifier, evidence);
+        if let ExceptionMatch::Suppressed(i) = self.exception(flow) {
+            event.suppressed = Some(true);
+            event.exception = self
+                .classifier
+                .site()
+                .and_then(|s| s.exceptions.get(i))
+                .map(|e| e.id.as_str());
+        }
+        if let Some(tee) = &mut self.tee {
+            tee.write(&event);
+        }
+        if !self.flows || !self.verdicts.contains(flow.verdict) {
             return Ok(());
         }
         csv_header(&mut self.out, &mut self.csv_header)?;
         write_event(&mut self.out, self.format, &event)
     }
 
+    /// Write what storm control handed back, in its order.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut result = Ok(());
+        for item in pending.drain(..) {
+            if result.is_err() {
+                continue;
+            }
+            result = match item {
+                StormOut::Alert(f) => self.write_alert(&f),
+                StormOut::End(f, r, evidence) => self.write_flow(&f, r, evidence.as_deref()),
+                StormOut::Summary(s) => {
+                    if let Some(tee) = &mut self.tee {
+                        tee.write(&*s);
+                    }
+                    write_alert_summary(&mut self.out, self.format, &s)
+                }
+            };
+        }
+        self.pending = pending;
+        result
+    }
+
+    /// `stats` with what the writer counted: alert latency, one-sided flows,
+    /// storm control, exceptions, and with a site the `role_mismatch`
+    /// counter even when it is zero.
+    pub fn complete_stats(&self, stats: &Stats) -> Stats {
+        let mut stats = Stats {
+            alert_latency: self.latency(),
+            one_sided_flows: self.summary.one_sided,
+            alert_storms: self.storm.as_ref().and_then(Storm::stats),
+            ..stats.clone()
+        };
+        if let Some(site) = self.classifier.site() {
+            for v in Verdict::ALL.iter().filter(|v| v.needs_site()) {
+                stats.flows_per_verdict.entry(v.as_str()).or_insert(0);
+            }
+            if !site.exceptions.is_empty() {
+                let per: BTreeMap<String, SuppressedStats> = site
+                    .exceptions
+                    .iter()
+                    .zip(&self.exceptions)
+                    .map(|(e, &(flows, expired_flows))| {
+                        (
+                            e.id.clone(),
+                            SuppressedStats {
+                                flows,
+                                expired_flows,
+                                why: e.why.clone(),
+                                until: e.until_text.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                stats.suppressed = Some(per);
+            }
+        }
+        stats
+    }
+
     pub fn stats(&mut self, timestamp: Timestamp, stats: &Stats) -> io::Result<()> {
         let event = StatsEventJson {
             timestamp,
             event_type: "stats",
-            stats: Stats {
-                alert_latency: self.latency(),
-                one_sided_flows: self.summary.one_sided,
-                ..stats.clone()
-            },
+            stats: self.complete_stats(stats),
         };
         if let Some(tee) = &mut self.tee {
             tee.write(&event);
@@ -258,6 +425,44 @@ fn write_event(out: &mut impl Write, format: Format, e: &FlowEventJson<'_>) -> i
     }
 }
 
+fn write_alert_summary(
+    out: &mut impl Write,
+    format: Format,
+    s: &AlertSummaryJson,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, s)?;
+            out.write_all(b"\n")
+        }
+        // A CSV holds flows only.
+        Format::Csv => Ok(()),
+        Format::Text => {
+            let ports: Vec<String> = s
+                .ports
+                .iter()
+                .map(|p| format!("{}/{} ({})", p.proto.to_ascii_lowercase(), p.port, p.count))
+                .collect();
+            let targets: Vec<String> = s
+                .targets
+                .iter()
+                .map(|t| format!("{} ({})", t.ip, t.count))
+                .collect();
+            writeln!(
+                out,
+                "{} alert_summary {:<6} {} folded {} alerts until {}: ports {}; targets {}",
+                s.timestamp,
+                s.severity.as_str(),
+                s.src_ip,
+                s.count,
+                s.window_end,
+                ports.join(", "),
+                targets.join(", ")
+            )
+        }
+    }
+}
+
 fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
     write!(
         out,
@@ -292,6 +497,12 @@ fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
     }
     if let Some(path) = e.evidence {
         write!(out, " evidence {path}")?;
+    }
+    if let (Some(src), Some(dst)) = (&e.src_roles, &e.dest_roles) {
+        write!(out, " roles {} -> {}", src.join(","), dst.join(","))?;
+    }
+    if let Some(id) = e.exception {
+        write!(out, " suppressed by {id}")?;
     }
     if e.rule_ids.is_empty() {
         write!(out, " ({})", e.direction.as_str())?;
@@ -375,6 +586,39 @@ pub fn write_summary(
     )?;
     if !unseen.is_empty() {
         writeln!(out, "    never seen: {}", unseen.join(" "))?;
+    }
+    if let Some(storms) = &stats.alert_storms {
+        writeln!(
+            out,
+            "  alert storms: {} alerts folded into {} alert_summary events (flow events keep every verdict)",
+            storms.alerts_folded, storms.summaries
+        )?;
+    }
+    // In file order; "expired" by the wall clock, as at the start of the run.
+    let now = Timestamp::now();
+    let exceptions = classifier.site().map_or(&[][..], |s| &s.exceptions[..]);
+    for x in exceptions {
+        let Some(e) = stats.suppressed.as_ref().and_then(|m| m.get(&x.id)) else {
+            continue;
+        };
+        let until = match (&e.until, x.expired_at(now)) {
+            (Some(u), true) => format!(", expired {u}"),
+            (Some(u), false) => format!(", until {u}"),
+            (None, _) => String::new(),
+        };
+        write!(
+            out,
+            "  exception {} ({}{until}): {} flows suppressed",
+            x.id, e.why, e.flows
+        )?;
+        if e.expired_flows > 0 {
+            write!(
+                out,
+                "; {} flows after it expired were alerted",
+                e.expired_flows
+            )?;
+        }
+        writeln!(out)?;
     }
     let failures: u64 = stats.decode_failures.values().sum();
     if failures > 0 || stats.evictions > 0 {

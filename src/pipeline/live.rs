@@ -53,6 +53,8 @@ pub struct LiveConfig {
     pub retry: bool,
     /// How to reopen an interface (`--retry`).
     pub options: LiveOptions,
+    /// Storm control, as offline; live alerts are decided as they arrive.
+    pub alert_burst: usize,
 }
 
 /// Flags set by signal handlers.
@@ -102,6 +104,7 @@ pub fn run_live<W: Write + Send>(
     let halt = AtomicBool::new(false);
     let mut writer = writer;
     writer.measure_latency();
+    writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
     let fronts = captures.len();
     let extraction = extraction.as_ref();
     let (failed, tables, writer, closed) = run_stages(

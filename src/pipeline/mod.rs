@@ -105,6 +105,12 @@ enum OutputMsg {
     Alert(Flow),
     /// With the `evidence` path, when the flow's packets were extracted.
     End(Flow, EndReason, Option<String>),
+    /// Worker `worker` has sent every event of packets before `ts`: the
+    /// writer's storm control orders alerts by it.
+    Clock {
+        worker: usize,
+        ts: Timestamp,
+    },
     /// A periodic stats event (live mode).
     Stats(Timestamp, Box<Stats>),
     /// Nothing to write: wakes the writer so it flushes (and, for a file,
@@ -213,7 +219,7 @@ fn run_stages<W: Write + Send, R>(
             (tx, x)
         });
         let mut worker_handles = Vec::with_capacity(workers);
-        for (rx, slot) in receivers.into_iter().zip(&tables) {
+        for (worker, (rx, slot)) in receivers.into_iter().zip(&tables).enumerate() {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)
                 .keyed_by_vlan(settings.vlan_key);
             let sink = Sink {
@@ -222,7 +228,8 @@ fn run_stages<W: Write + Send, R>(
                     .as_ref()
                     .map(|(tx, x)| Admission::new(Arc::clone(x.shared()), tx.clone())),
             };
-            worker_handles.push(scope.spawn(move || work(table, fronts, rx, sink, slot, end)));
+            worker_handles
+                .push(scope.spawn(move || work(worker, table, fronts, rx, sink, slot, end)));
         }
         // The workers hold the only senders now: the extract thread ends after them.
         drop(evidence_tx);
@@ -253,9 +260,12 @@ fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
     stats.flows = tables.flows;
     stats.evictions = tables.evicted;
     stats.timeouts = tables.timed_out;
+    // Verdicts only a site gives are left out unless seen (the writer adds
+    // them when a site is loaded), so runs without a site read as before.
     stats.flows_per_verdict = Verdict::ALL
         .iter()
         .map(|v| (v.as_str(), tables.flows_per_verdict[v.index()]))
+        .filter(|&(name, n)| n > 0 || Verdict::parse(name).is_some_and(|v| !v.needs_site()))
         .collect();
 }
 
@@ -309,6 +319,7 @@ impl Sink {
 
 /// A worker: its own flow table, fed by batches, until the fronts hang up.
 fn work(
+    worker: usize,
     mut table: FlowTable,
     fronts: usize,
     rx: Receiver<WorkerMsg>,
@@ -337,6 +348,10 @@ fn work(
                     now = now.max(horizon);
                     table.advance(now, &mut |e| sink.emit(e));
                     sink.flush_evidence();
+                    let _ = sink.events.send(OutputMsg::Clock {
+                        worker,
+                        ts: horizon,
+                    });
                     *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
                 }
             }
@@ -378,7 +393,8 @@ fn write_events<W: Write>(
         }
         let result = match msg {
             OutputMsg::Alert(f) => writer.alert(&f),
-            OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence.as_deref()),
+            OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
+            OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
             OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
             OutputMsg::Flush => writer.flush(),
         };
@@ -387,7 +403,7 @@ fn write_events<W: Write>(
             closed.store(true, Ordering::Relaxed);
         }
     }
-    if !failed && writer.flush().is_err() {
+    if !failed && writer.finish().and_then(|()| writer.flush()).is_err() {
         closed.store(true, Ordering::Relaxed);
     }
     writer

@@ -29,6 +29,9 @@ pub struct AnalyzeConfig {
     pub focus: Focus,
     /// Which flows are reported (the writer selects; the stats name it).
     pub verdicts: VerdictSet,
+    /// Storm control: alerts a source may produce per minute before the
+    /// rest are folded into `alert_summary` events (0: off).
+    pub alert_burst: usize,
 }
 
 /// How a run went.
@@ -55,6 +58,9 @@ pub fn run_offline<W: Write + Send>(
 ) -> Result<(RunOutcome, EventWriter<W>), CaptureError> {
     let started = Instant::now();
     let files = list_inputs(&config.inputs)?;
+    let mut writer = writer;
+    // Offline, alerts are folded in packet-time order: the same whatever --workers.
+    writer.storm_control(config.alert_burst, config.flow.workers.max(1), true);
     let (read, tables, writer, closed) = run_stages(
         config.flow,
         1,

@@ -15,7 +15,8 @@ pub fn colour(v: Verdict) -> &'static str {
         Verdict::ClosedByDefault => "#bcbd22",
         Verdict::Deprecated => "#8c564b",
         Verdict::OutOfProfile => "#1f77b4",
-        Verdict::ProtocolMismatch => "#e377c2",
+        Verdict::RoleMismatch => "#e377c2",
+        Verdict::ProtocolMismatch => "#17becf",
     }
 }
 
@@ -39,6 +40,7 @@ pub fn status_text(v: Verdict) -> &'static str {
         Verdict::Deprecated => "deprecated",
         Verdict::OutOfProfile => "other product",
         Verdict::ProtocolMismatch => "other protocol",
+        Verdict::RoleMismatch => "wrong systems",
     }
 }
 
@@ -153,6 +155,9 @@ pub fn meaning(v: Verdict) -> &'static str {
         Verdict::ClosedByDefault => "only rules whose default state is closed cover it",
         Verdict::Deprecated => "only rules the document removed, changed, or says to close",
         Verdict::OutOfProfile => "only rules of the other product cover it",
+        Verdict::RoleMismatch => {
+            "the port is documented, but not between the systems the site inventory names"
+        }
         Verdict::ProtocolMismatch => {
             "documented, but the payload is clearly another protocol than the rules name"
         }

@@ -1,0 +1,135 @@
+//! `portmatrix site suggest | check`, and `--site` for the other commands.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use portmatrix::capture::{list_inputs, CaptureFile, Timestamp};
+use portmatrix::classify::Classifier;
+use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
+use portmatrix::matrix::PortMatrix;
+use portmatrix::site::suggest::Evidence;
+use portmatrix::site::{read_site_file, Site, SiteError};
+
+use crate::cli::{MatrixArgs, SiteArgs, SiteCheckArgs, SiteCommand, SuggestArgs};
+
+pub fn run(cmd: SiteCommand) -> Result<ExitCode> {
+    match cmd {
+        SiteCommand::Suggest(args) => suggest(args),
+        SiteCommand::Check(args) => check(args),
+    }
+}
+
+/// The classifier the flags ask for: the matrix, and the site inventory if
+/// `--site` is given. Exceptions already expired by the wall clock are
+/// reported on stderr unless `quiet` (they still cover flows of a capture
+/// made before they expired).
+pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<Arc<Classifier>> {
+    let rules = Arc::new(PortMatrix::load(&matrix.sources())?);
+    let site = match &site.site {
+        None => None,
+        Some(path) => Some(Arc::new(load_site(path, &rules)?)),
+    };
+    if let (Some(site), false) = (&site, quiet) {
+        for e in site.expired_at(Timestamp::now()) {
+            eprintln!(
+                "portmatrix: exception `{}` ({}) expired on {}: it covers only flows that started before",
+                e.id,
+                e.why,
+                e.until_text.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    Ok(Arc::new(Classifier::with_site(rules, matrix.profile, site)))
+}
+
+/// Read a site file and tie its exceptions to the matrix's rule ids.
+fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, SiteError> {
+    let mut site = read_site_file(path)?;
+    site.resolve_rules(matrix)?;
+    Ok(site)
+}
+
+fn check(args: SiteCheckArgs) -> Result<ExitCode> {
+    let matrix = PortMatrix::load(&args.matrix.sources())?;
+    let mut failed = false;
+    let mut out = io::stdout().lock();
+    for path in &args.files {
+        match load_site(path, &matrix) {
+            Ok(site) => writeln!(
+                out,
+                "{}: ok, {} exception(s)",
+                path.display(),
+                site.exceptions.len()
+            )?,
+            Err(e) => {
+                failed = true;
+                writeln!(out, "{e}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Read every capture once, keep who answered on documented ports, and
+/// write the draft.
+fn suggest(args: SuggestArgs) -> Result<ExitCode> {
+    let classifier = Classifier::new(
+        Arc::new(PortMatrix::load(&args.matrix.sources())?),
+        args.matrix.profile,
+    );
+    let files = list_inputs(&args.captures)?;
+    let mut evidence = Evidence::new(&classifier);
+    let mut defrag = Defragmenter::new();
+    let mut failed = false;
+    for path in &files {
+        let mut capture = match CaptureFile::open(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("portmatrix: error: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        loop {
+            match capture.next_packet() {
+                Ok(Some(p)) => {
+                    if let Decoded::Packet(meta) =
+                        defrag.resolve(decode_frame(p.link_type, p.data).0)
+                    {
+                        evidence.packet(p.ts, &meta);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("portmatrix: error: {e}");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+    }
+    let draft = evidence.render(&files);
+    match &args.output {
+        Some(path) => std::fs::write(path, draft)
+            .with_context(|| format!("cannot write the draft to {}", path.display()))?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(draft.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
