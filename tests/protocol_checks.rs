@@ -6,31 +6,16 @@
 //! corpus cases use real captures from `../shared/corpus` when present.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
 #[path = "common/pcap.rs"]
 mod pcap;
-use pcap::Pcap;
+use pcap::{analyze_events, Pcap};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 
 fn analyze(path: &Path) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["analyze", "-q", "--json", "--flows"])
-        .arg(path)
-        .output()
-        .expect("run analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    analyze_events(path, &[])
 }
 
 /// The flow event to `port`: (verdict, app_protocol_seen).

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[path = "common/pcap.rs"]
 mod pcap;
-use pcap::{Pcap, ACK, PSH, SYN};
+use pcap::{analyze_events, Pcap, ACK, PSH, SYN};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 
@@ -17,21 +17,7 @@ const AGENT: ([u8; 4], u16) = ([10, 10, 20, 51], 50001);
 const AACC: ([u8; 4], u16) = ([10, 10, 1, 10], 443);
 
 fn analyze(path: &Path, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["analyze", "-q", "--json", "--flows"])
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("run analyze");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    analyze_events(path, args)
 }
 
 fn flows(events: &[Value]) -> Vec<&Value> {

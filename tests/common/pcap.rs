@@ -1,9 +1,13 @@
 //! Small captures written byte by byte (classic pcap, Ethernet, microseconds),
-//! so a test states exactly what crossed the wire.
+//! so a test states exactly what crossed the wire, and the events
+//! `portmatrix analyze` makes of them.
 // Each test crate that includes this file uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
 
 /// TCP flag bits.
 pub const SYN: u8 = 0x02;
@@ -139,4 +143,23 @@ impl Pcap {
         std::fs::write(&path, &self.bytes).expect("write capture");
         path
     }
+}
+
+/// `portmatrix analyze -q --json --flows ARGS… PATH`, which must succeed: its events.
+pub fn analyze_events(path: &Path, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(["analyze", "-q", "--json", "--flows"])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run analyze");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
 }
