@@ -13,7 +13,6 @@ use serde_json::Value;
 mod pcap;
 use pcap::{analyze_events, Pcap};
 
-
 fn analyze(path: &Path) -> Vec<Value> {
     analyze_events(path, &[])
 }

@@ -91,7 +91,11 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
                 Some(s) => out.document = Some(s.to_string()),
                 None => errors.push(span, None, Some("document"), "expected a string".into()),
             },
-            "severity" => parse_severities(value, &mut errors, &mut out.severities),
+            "severity" => parse_severities(
+                value,
+                &mut |span, field, msg| errors.push(span, None, Some(field), msg),
+                &mut out.severities,
+            ),
             "rule" => match value.into_inner() {
                 DeValue::Array(items) => rule_values.extend(items),
                 _ => errors.push(
@@ -170,17 +174,18 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
     }
 }
 
-fn parse_severities(
+/// `[severity]`: `undocumented = "high"`, for rules files and site files
+/// alike; `problem(span, field, message)` reports what is wrong.
+pub(crate) fn parse_severities(
     value: Spanned<DeValue<'_>>,
-    errors: &mut Errors<'_>,
+    problem: &mut impl FnMut(Range<usize>, &str, String),
     out: &mut Vec<(Verdict, Severity)>,
 ) {
     let span = value.span();
     let DeValue::Table(table) = value.into_inner() else {
-        errors.push(
+        problem(
             span,
-            None,
-            Some("severity"),
+            "severity",
             "expected a table such as `[severity]` with `undocumented = \"high\"`".into(),
         );
         return;
@@ -189,20 +194,18 @@ fn parse_severities(
         let name = key.get_ref().as_ref();
         let Some(verdict) = Verdict::parse(name) else {
             let allowed: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
-            errors.push(
+            problem(
                 key.span(),
-                None,
-                Some("severity"),
+                "severity",
                 format!("unknown verdict `{name}`; allowed: {}", allowed.join(", ")),
             );
             continue;
         };
         match value.get_ref().as_str().and_then(Severity::parse) {
             Some(sev) => out.push((verdict, sev)),
-            None => errors.push(
+            None => problem(
                 value.span(),
-                None,
-                Some("severity"),
+                "severity",
                 "expected one of \"info\", \"low\", \"medium\", \"high\"".into(),
             ),
         }

@@ -6,6 +6,7 @@
 
 mod error;
 mod load;
+pub(crate) use load::parse_severities;
 mod rule;
 mod system;
 mod text;

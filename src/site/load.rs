@@ -13,7 +13,8 @@ use super::error::{SiteError, SiteProblem};
 use super::exception::{parse_until, Exception};
 use super::lookup::{IpNet, RoleEntry, RoleTable};
 use super::Site;
-use crate::classify::{Severity, Verdict};
+use crate::classify::Verdict;
+use crate::matrix::parse_severities;
 use crate::matrix::{line_col, read_text_file, PortSpec, System, SystemSet};
 use crate::transport::Transport;
 
@@ -95,7 +96,11 @@ pub fn parse_site(origin: &str, text: &str) -> Result<Site, Vec<SiteProblem>> {
             "system" => for_each_table(value, "system", "[[system]]", &mut p, |v, p| {
                 system_entry(v, p, &mut entries)
             }),
-            "severity" => severity_table(value, &mut p, &mut severities),
+            "severity" => parse_severities(
+                value,
+                &mut |span, field, msg| p.push(span, None, Some(field), msg),
+                &mut severities,
+            ),
             "exception" => for_each_table(value, "exception", "[[exception]]", &mut p, |v, p| {
                 let n = exceptions.len() + 1;
                 if let Some(e) = exception_entry(v, n, p) {
@@ -371,46 +376,6 @@ fn networks(list: &[Spanned<String>], item: &str, field: &str, p: &mut Problems<
         .collect()
 }
 
-/// `[severity]`: `role_mismatch = "medium"`.
-fn severity_table(
-    value: Spanned<DeValue<'_>>,
-    p: &mut Problems<'_>,
-    out: &mut Vec<(Verdict, Severity)>,
-) {
-    let span = value.span();
-    let DeValue::Table(table) = value.into_inner() else {
-        p.push(
-            span,
-            None,
-            Some("severity"),
-            "expected a table such as `[severity]` with `role_mismatch = \"high\"`".into(),
-        );
-        return;
-    };
-    for (key, value) in table {
-        let name = key.get_ref().as_ref();
-        let Some(verdict) = Verdict::parse(name) else {
-            let allowed: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
-            p.push(
-                key.span(),
-                None,
-                Some("severity"),
-                format!("unknown verdict `{name}`; allowed: {}", allowed.join(", ")),
-            );
-            continue;
-        };
-        match value.get_ref().as_str().and_then(Severity::parse) {
-            Some(sev) => out.push((verdict, sev)),
-            None => p.push(
-                value.span(),
-                None,
-                Some("severity"),
-                "expected one of \"info\", \"low\", \"medium\", \"high\"".into(),
-            ),
-        }
-    }
-}
-
 /// An `[[exception]]` as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -583,6 +548,7 @@ fn exception_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Severity;
 
     const GOOD: &str = r#"schema = 1
 
