@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use verdict::{Severities, Severity, Verdict};
 
-use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx};
+use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, Segment};
 use crate::transport::Transport;
 
 /// What the classifier needs to know about a flow.
@@ -43,7 +43,7 @@ pub struct Classification<'a> {
 
 /// A copyable handle to a classifier's decision (the rules that matched).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct DecisionId(u16);
+pub struct DecisionId(u32);
 
 impl<'a> Classification<'a> {
     /// The most specific matching rules: the ones the verdict was decided on.
@@ -67,8 +67,10 @@ pub struct Classifier {
     matrix: Arc<PortMatrix>,
     product: Product,
     severities: Severities,
-    /// `[transport][multicast][port]` -> index into `decisions`.
-    table: Box<[u16]>,
+    /// `[transport][multicast][port]` -> index into `decisions`. `u32`: every
+    /// port of every kind may have a rule set of its own (262,144 and the
+    /// wrong-transport ones), more than `u16` can number.
+    table: Box<[u32]>,
     decisions: Vec<Decision>,
 }
 
@@ -80,21 +82,21 @@ fn slot(transport: Transport, multicast: bool, port: u16) -> usize {
 
 impl Classifier {
     pub fn new(matrix: Arc<PortMatrix>, product: Product) -> Classifier {
-        let mut table = vec![0u16; 4 * PORTS].into_boxed_slice();
+        let mut table = vec![0u32; 4 * PORTS].into_boxed_slice();
         let mut decisions = vec![Decision {
             cross_host: Verdict::Undocumented,
             same_host: Verdict::Undocumented,
             rules: Box::new([]),
             deciding: 0,
         }];
-        let mut interned: HashMap<(Verdict, Verdict, Vec<RuleIdx>, usize), u16> = HashMap::new();
-        let mut intern = |d: Decision, decisions: &mut Vec<Decision>| -> u16 {
+        let mut interned: HashMap<(Verdict, Verdict, Vec<RuleIdx>, usize), u32> = HashMap::new();
+        let mut intern = |d: Decision, decisions: &mut Vec<Decision>| -> u32 {
             let key = (d.cross_host, d.same_host, d.rules.to_vec(), d.deciding);
             *interned.entry(key).or_insert_with(|| {
                 decisions.push(d);
-                // Distinct rule sets are bounded by the number of segments (a few
-                // per rule), far below u16::MAX for MAX_RULES rules.
-                (decisions.len() - 1) as u16
+                // At most one decision per segment, and segments are ports:
+                // 6 x 65,536 at the very most.
+                (decisions.len() - 1) as u32
             })
         };
 
@@ -105,8 +107,7 @@ impl Classifier {
                     if seg.rules.is_empty() {
                         continue;
                     }
-                    let d = decide(&matrix, product, &seg.rules, seg.lo);
-                    let idx = intern(d, &mut decisions);
+                    let idx = intern(decide(&matrix, product, &seg), &mut decisions);
                     for port in seg.lo..=seg.hi {
                         table[slot(transport, multicast, port)] = idx;
                     }
@@ -117,45 +118,38 @@ impl Classifier {
         // (the RTP media ranges) do not count: they would make every TCP port in
         // 6000-32599 `wrong_transport` instead of `undocumented`.
         for transport in Transport::ALL {
-            let other = transport.other();
+            let listeners = matrix.narrow_segments(transport.other());
             for multicast in [false, true] {
-                for port in 0..=u16::MAX {
-                    if table[slot(transport, multicast, port)] != 0 {
-                        continue;
+                for seg in listeners.iter().filter(|s| !s.rules.is_empty()) {
+                    let mut idx = None;
+                    for port in seg.lo..=seg.hi {
+                        if table[slot(transport, multicast, port)] != 0 {
+                            continue;
+                        }
+                        // Documented on this transport for the other kind of
+                        // destination: a multicast flow to a unicast port (or the
+                        // reverse) is undocumented, not the wrong transport.
+                        let same_transport =
+                            &decisions[table[slot(transport, !multicast, port)] as usize];
+                        if !same_transport.rules.is_empty()
+                            && same_transport.cross_host != Verdict::WrongTransport
+                        {
+                            continue;
+                        }
+                        let idx = *idx.get_or_insert_with(|| {
+                            let mut rules = seg.rules.clone();
+                            rules.sort_unstable();
+                            let deciding = rules.len();
+                            let d = Decision {
+                                cross_host: Verdict::WrongTransport,
+                                same_host: Verdict::WrongTransport,
+                                rules: rules.into_boxed_slice(),
+                                deciding,
+                            };
+                            intern(d, &mut decisions)
+                        });
+                        table[slot(transport, multicast, port)] = idx;
                     }
-                    // Documented on this transport for the other kind of
-                    // destination: a multicast flow to a unicast port (or the
-                    // reverse) is undocumented, not the wrong transport.
-                    let same_transport =
-                        &decisions[usize::from(table[slot(transport, !multicast, port)])];
-                    if !same_transport.rules.is_empty()
-                        && same_transport.cross_host != Verdict::WrongTransport
-                    {
-                        continue;
-                    }
-                    // Only rules of the other transport itself: its own pass-2
-                    // entries point back at this transport's rules.
-                    let mut rules: Vec<RuleIdx> = [false, true]
-                        .iter()
-                        .map(|&m| &decisions[usize::from(table[slot(other, m, port)])])
-                        .filter(|d| d.cross_host != Verdict::WrongTransport)
-                        .flat_map(|d| d.rules.iter())
-                        .copied()
-                        .filter(|&i| !matrix.rule(i).is_wide_at(port))
-                        .collect();
-                    if rules.is_empty() {
-                        continue;
-                    }
-                    rules.sort_unstable();
-                    rules.dedup();
-                    let deciding = rules.len();
-                    let d = Decision {
-                        cross_host: Verdict::WrongTransport,
-                        same_host: Verdict::WrongTransport,
-                        rules: rules.into_boxed_slice(),
-                        deciding,
-                    };
-                    table[slot(transport, multicast, port)] = intern(d, &mut decisions);
                 }
             }
         }
@@ -172,7 +166,7 @@ impl Classifier {
     /// The verdict a flow gets. Constant time, no allocation.
     pub fn classify(&self, q: FlowQuery) -> Classification<'_> {
         let id = self.table[slot(q.transport, q.multicast, q.port)];
-        let d = &self.decisions[usize::from(id)];
+        let d = &self.decisions[id as usize];
         let verdict = if q.same_host {
             d.same_host
         } else {
@@ -190,14 +184,14 @@ impl Classifier {
     /// The rules of a decision taken earlier, every matching rule first-deciding.
     pub fn rule_ids(&self, decision: DecisionId) -> &[RuleIdx] {
         self.decisions
-            .get(usize::from(decision.0))
+            .get(decision.0 as usize)
             .map_or(&[], |d| &d.rules)
     }
 
     /// Whether the matrix documents a listener on this transport and port: used
     /// to tell client from server in flows picked up mid-stream.
     pub fn is_listening_port(&self, transport: Transport, port: u16, multicast: bool) -> bool {
-        let d = &self.decisions[usize::from(self.table[slot(transport, multicast, port)])];
+        let d = &self.decisions[self.table[slot(transport, multicast, port)] as usize];
         !d.rules.is_empty() && d.cross_host != Verdict::WrongTransport
     }
 
@@ -214,20 +208,17 @@ impl Classifier {
     }
 }
 
-/// Resolve the rules that all match one port: single-port rules are more specific
-/// than ranges; among the most specific, one documenting rule makes the flow
-/// `documented`, otherwise the most severe reading wins.
-fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16) -> Decision {
-    let (mut single, mut ranged): (Vec<RuleIdx>, Vec<RuleIdx>) = matched
-        .iter()
-        .partition(|&&i| matrix.rule(i).is_single_port_match(port));
-    let deciding = if single.is_empty() {
-        ranged.len()
+/// Resolve the rules that all match one segment: single-port rules are more
+/// specific than ranges; among the most specific, one documenting rule makes
+/// the flow `documented`, otherwise the most severe reading wins.
+fn decide(matrix: &PortMatrix, product: Product, seg: &Segment) -> Decision {
+    // The segment lists the single-port matches first.
+    let deciding = if seg.singles == 0 {
+        seg.rules.len()
     } else {
-        single.len()
+        seg.singles
     };
-    single.append(&mut ranged);
-    let decisive = &single[..deciding];
+    let decisive = &seg.rules[..deciding];
     let resolve = |same_host: bool| {
         let statuses = decisive
             .iter()
@@ -246,7 +237,7 @@ fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16)
     Decision {
         cross_host: resolve(false),
         same_host: resolve(true),
-        rules: single.into_boxed_slice(),
+        rules: seg.rules.clone().into_boxed_slice(),
         deciding,
     }
 }
@@ -265,3 +256,6 @@ pub fn rule_status(rule: &Rule, product: Product, same_host: bool) -> Verdict {
         Verdict::Documented
     }
 }
+
+#[cfg(test)]
+mod tests;
