@@ -20,7 +20,8 @@ use portmatrix::transport::Transport;
     long_about = "portmatrix classifies every TCP/UDP flow against the vendor's port matrix for \
 Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules).",
-    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage."
+    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
+4 the output could not be written (a full disk; a closed pipe, as in `| head`, is a normal end)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,8 +87,9 @@ impl MatrixArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every input was read to its end; 1 an input could not be \
-read (everything before the damage is still reported); 2 wrong usage.\n\n\
+    after_help = "Exit codes: 0 every input was read to its end (or the output was closed, as \
+by `| head`); 1 an input could not be read (everything before the damage is still reported); \
+2 wrong usage; 4 the events could not be written (a full disk): they are incomplete.\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --json); errors, progress and the summary go to stderr."
 )]
@@ -168,7 +170,8 @@ impl FlowArgs {
 #[command(
     after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
 1 an interface could not be opened, or failed during the run (without --retry); 2 wrong usage, \
-including a bad --bpf expression or a --user that does not exist.\n\n\
+including a bad --bpf expression or a --user that does not exist; 4 the events could not be \
+written (a full disk): capture stops, the summary is still printed.\n\n\
 Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
 write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
 (for logrotate).\n\n\
@@ -221,7 +224,7 @@ pub struct LiveArgs {
 #[command(
     after_help = "Exit codes: 0 every events line was used; 1 an events file could not be read \
 or had malformed lines (they are skipped, named on stderr as FILE:LINE, and counted in the \
-report, which is still written); 2 wrong usage.\n\n\
+report, which is still written); 2 wrong usage; 4 the report could not be written.\n\n\
 Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
 portmatrix report events.jsonl -o report.html"
 )]

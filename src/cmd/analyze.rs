@@ -11,6 +11,7 @@ use portmatrix::matrix::PortMatrix;
 use portmatrix::output::write_summary;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
+use super::OutputError;
 use crate::cli::AnalyzeArgs;
 
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
@@ -25,26 +26,28 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), stdout)?;
-    if outcome.output_closed {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let written = writer
-        .stats(outcome.last_ts, &outcome.stats)
-        .and_then(|()| writer.flush());
+    let written = match writer.take_error() {
+        Some(e) => Err(e),
+        None => writer
+            .stats(outcome.last_ts, &outcome.stats)
+            .and_then(|()| writer.flush()),
+    };
     if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(anyhow::Error::new(e).context("cannot write the events to stdout"));
+        return Err(OutputError::stdout("the events", e).into());
     }
     if !args.quiet {
-        write_summary(
+        // Diagnostics: when stderr cannot take them, the events and the exit
+        // code still tell the outcome.
+        let _ = write_summary(
             &mut io::stderr().lock(),
             &outcome.stats,
             writer.summary(),
             &classifier,
             outcome.elapsed,
-        )?;
+        );
     }
     Ok(if outcome.input_errors > 0 {
         ExitCode::from(1)

@@ -15,6 +15,7 @@ use portmatrix::matrix::PortMatrix;
 use portmatrix::output::{write_summary, EventFile};
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl};
 
+use super::OutputError;
 use crate::cli::LiveArgs;
 
 /// How long libpcap may hold packets in a ring block before handing them over.
@@ -81,16 +82,21 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         options,
     };
     let (outcome, mut writer) = run_live(&config, captures, Arc::clone(&classifier), out, &control);
-    if !outcome.output_closed {
-        let written = writer
+    let written = match writer.take_error() {
+        Some(e) => Err(e),
+        None => writer
             .stats(outcome.stopped_at, &outcome.stats)
-            .and_then(|()| writer.flush());
-        if let Err(e) = written {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(anyhow::Error::new(e).context("cannot write the events"));
-            }
-        }
-    }
+            .and_then(|()| writer.flush()),
+    };
+    // A closed pipe is a normal end, as a signal is; anything else is an
+    // error, but after the summary: what was seen is still reported.
+    let output_error = written
+        .err()
+        .filter(|e| e.kind() != io::ErrorKind::BrokenPipe)
+        .map(|e| match &args.output {
+            Some(path) => OutputError::new("the events", path, e),
+            None => OutputError::stdout("the events", e),
+        });
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
@@ -99,6 +105,9 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             &classifier,
             outcome.elapsed,
         )?;
+    }
+    if let Some(e) = output_error {
+        return Err(e.into());
     }
     Ok(if outcome.failed > 0 {
         ExitCode::from(1)

@@ -5,11 +5,12 @@ use std::io::{self, BufReader, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use portmatrix::matrix::PortMatrix;
 use portmatrix::report::{render, ModelBuilder, Page};
 
+use super::OutputError;
 use crate::cli::ReportArgs;
 
 /// Malformed lines named one by one on stderr; the rest are only counted
@@ -64,14 +65,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         let mut out = io::stdout().lock();
         out.write_all(html.as_bytes())
             .and_then(|()| out.flush())
-            .context("cannot write the report to stdout")?;
+            .map_err(|e| OutputError::stdout("the report", e))?;
     } else {
-        std::fs::write(&args.output, html).with_context(|| {
-            format!(
-                "cannot write the report to {}; check the folder exists and is writable",
-                args.output.display()
-            )
-        })?;
+        std::fs::write(&args.output, html)
+            .map_err(|e| OutputError::new("the report", &args.output, e))?;
         eprintln!(
             "portmatrix: wrote {}: {} flows, {} flagged, from {} event line(s)",
             args.output.display(),

@@ -30,6 +30,8 @@ pub struct EventWriter<W: Write> {
     flows: bool,
     classifier: Arc<Classifier>,
     summary: Summary,
+    /// The first write that failed; nothing is written after it.
+    error: Option<io::Error>,
 }
 
 /// What the end-of-run summary reports, gathered from ended flows.
@@ -54,7 +56,19 @@ impl<W: Write> EventWriter<W> {
                 flows_per_rule: vec![0; rules],
                 ..Summary::default()
             },
+            error: None,
         }
+    }
+
+    /// Keeps the first write error, so that the command can tell a closed
+    /// pipe (a normal end) from a full disk (an error) once the run is over.
+    pub fn record_error(&mut self, e: io::Error) {
+        self.error.get_or_insert(e);
+    }
+
+    /// The first write error recorded, taken out.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
     }
 
     pub fn summary(&self) -> &Summary {
