@@ -202,7 +202,6 @@ fn write_events<W: Write>(
     let fail = |writer: &mut EventWriter<W>, e: std::io::Error| {
         writer.record_error(e);
         closed.store(true, Ordering::Relaxed);
-        true
     };
     loop {
         let msg = match rx.try_recv() {
@@ -210,7 +209,8 @@ fn write_events<W: Write>(
             Err(_) => {
                 if !failed {
                     if let Err(e) = writer.flush() {
-                        failed = fail(&mut writer, e);
+                        fail(&mut writer, e);
+                        failed = true;
                     }
                 }
                 match rx.recv() {
@@ -229,7 +229,8 @@ fn write_events<W: Write>(
             OutputMsg::Flush => writer.flush(),
         };
         if let Err(e) = result {
-            failed = fail(&mut writer, e);
+            fail(&mut writer, e);
+            failed = true;
         }
     }
     if !failed {
