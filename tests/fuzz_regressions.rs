@@ -64,3 +64,11 @@ fn rules_inputs() {
         replay("rules", checks::load_rules)
     );
 }
+
+#[test]
+fn events_inputs() {
+    eprintln!(
+        "{} events inputs replayed",
+        replay("events", checks::report_events)
+    );
+}

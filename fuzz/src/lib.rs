@@ -8,12 +8,13 @@
 //! those), the checks hold portmatrix to what its documentation says: decoding
 //! is pure, errors name the input and an offset inside it, limits hold.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use portmatrix::capture::{CaptureError, CaptureFile};
 use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::decode::{decode, decode_frame, Decoded, Defragmenter, MAX_ENCAP_DEPTH};
 use portmatrix::matrix::{parse_rules, PortMatrix, Product, MAX_RANGES_PER_RULE, MAX_RULES};
+use portmatrix::report::{render, ModelBuilder, Page};
 use portmatrix::transport::Transport;
 
 /// `decode` target. Layout: a link type (2 bytes, big-endian), then frames,
@@ -148,4 +149,43 @@ pub fn load_rules(data: &[u8]) {
             }
         }
     }
+}
+
+/// The built-in matrix, loaded once for the `events` target.
+fn builtin() -> &'static PortMatrix {
+    static MATRIX: OnceLock<PortMatrix> = OnceLock::new();
+    MATRIX.get_or_init(|| PortMatrix::builtin().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Occurrences of `<script` in `html`.
+fn scripts(html: &str) -> usize {
+    html.matches("<script").count()
+}
+
+/// The report page of `data` read as one events file.
+fn report_of(data: &[u8]) -> String {
+    let mut builder = ModelBuilder::new();
+    let read = builder.read("fuzz.jsonl", data);
+    assert!(
+        read.is_ok(),
+        "bytes in memory cannot fail to read: {read:?}"
+    );
+    let model = builder.finish();
+    let page = Page {
+        title: "fuzz",
+        model: &model,
+        matrix: builtin(),
+        product: Product::Aacc,
+    };
+    render(&page).unwrap_or_else(|e| panic!("render: {e}"))
+}
+
+/// `events` target: any bytes as an events file for `portmatrix report`
+/// (event files are untrusted input). The page renders, and no text from the
+/// events opens a script: the page has exactly the script tags of an empty one.
+pub fn report_events(data: &[u8]) {
+    static EMPTY_PAGE_SCRIPTS: OnceLock<usize> = OnceLock::new();
+    let want = *EMPTY_PAGE_SCRIPTS.get_or_init(|| scripts(&report_of(b"")));
+    let html = report_of(data);
+    assert_eq!(scripts(&html), want, "event text escaped into a script tag");
 }
