@@ -25,7 +25,8 @@ Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matri
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules). \
 A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
     after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
-3 a flow had a verdict given to --fail-on."
+3 a flow had a verdict given to --fail-on, 4 the output could not be written (a full \
+a disk; a closed pipe, as in `| head`, is a normal end)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -139,11 +140,13 @@ impl MatrixArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every input was read to its end; 1 an input could not be \
-read (everything before the damage is still reported), or an evidence file or the report \
-could not be written; 2 wrong usage; 3 every input was read and some flow had a verdict \
-given to --fail-on. An input that could not be read gives 1 even when --fail-on also \
-matched: the events and stats still show the flagged flows, but the analysis is incomplete.\n\n\
+    after_help = "Exit codes: 0 every input was read to its end (or the output was closed, as \
+by `| head`); 1 an input could not be read (everything before the damage is still reported), \
+or an evidence file or the report could not be written; 2 wrong usage; 3 every input was \
+read and some flow had a verdict given to --fail-on; 4 the events could not be written (a \
+full disk): they are incomplete. An input that could not be read gives 1 even when \
+--fail-on also matched: the events and stats still show the flagged flows, but the analysis \
+is incomplete.\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --format json); errors, progress and the summary go to stderr.\n\n\
 Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
@@ -404,7 +407,8 @@ impl FlowArgs {
 1 an interface could not be opened, or failed during the run (without --retry), or an \
 evidence file could not be written; 2 wrong usage, including a bad --bpf expression or a \
 --user that does not exist; 3 stopped as for 0, and some flow had a verdict given to --fail-on \
-(1 wins over 3).\n\n\
+(1 wins over 3); 4 the events could not be written (a full disk): capture \
+stops, the summary is still printed.\n\n\
 Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
 write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
 (for logrotate).\n\n\
@@ -463,7 +467,7 @@ pub struct LiveArgs {
 #[command(
     after_help = "Exit codes: 0 every events line was used; 1 an events file could not be read \
 or had malformed lines (they are skipped, named on stderr as FILE:LINE, and counted in the \
-report, which is still written); 2 wrong usage.\n\n\
+report, which is still written); 2 wrong usage; 4 the report could not be written.\n\n\
 Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
 portmatrix report events.jsonl -o report.html"
 )]

@@ -2,9 +2,14 @@
 //! (`../shared/corpus`, read-only), compared with tshark's view of each file
 //! (EXPECTED.tsv) and with published Community IDs (`community-id/expected/`).
 //!
-//! 1. Every file in EXPECTED.tsv finishes within a timeout, never panics and
-//!    exits 0 or 1 (1 only with the file named on stderr); files tshark reads
-//!    to the end must exit 0 unless listed in [`EXIT_EXCEPTIONS`].
+//! 1. Every file of the corpus (the captures of EXPECTED.tsv, and the notes,
+//!    tables and expected outputs beside them, which are not captures)
+//!    finishes within a timeout, never panics or dies of a signal, and exits
+//!    0 or 1; files tshark reads to the end must exit 0 unless listed in
+//!    [`EXIT_EXCEPTIONS`]. Exit 1 comes with an error on stderr naming the file
+//!    and a byte offset, and the stats event still closes the output with
+//!    everything read before the damage (the file's packets, its error, and a
+//!    flow event for every flow counted).
 //! 2. For files tshark reads to the end, the distinct unordered
 //!    (ip:port, ip:port) pairs among our TCP / UDP flow events equal
 //!    `tcp_endpoint_pairs` / `udp_endpoint_pairs` (less the VXLAN / Geneve
@@ -17,17 +22,16 @@
 //! If the corpus is absent every test prints a notice and passes.
 
 mod common;
-use common::read_tsv;
+use common::{read_tsv, run_bounded};
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -137,10 +141,15 @@ struct Flow {
 #[derive(Debug)]
 struct Run {
     file: String,
-    /// None when the run was killed after [`TIMEOUT`].
+    /// None when the run was killed after [`TIMEOUT`] or died of a signal.
     exit: Option<i32>,
+    signal: Option<i32>,
     stderr: String,
     flows: Vec<Flow>,
+    /// The last line of stdout, when it is the stats event.
+    stats: Option<Value>,
+    /// Flow events written (of any protocol).
+    flow_events: u64,
     /// Lines of stdout that are not JSON objects with an `event_type`.
     bad_lines: Vec<String>,
 }
@@ -151,35 +160,53 @@ fn endpoint(ev: &Value, ip: &str, port: &str) -> Option<Endpoint> {
     Some((ip, port))
 }
 
-fn parse_flows(stdout: &str) -> (Vec<Flow>, Vec<String>) {
-    let mut flows = Vec::new();
-    let mut bad = Vec::new();
+/// What stdout held: flows, the final stats event, lines that are not events.
+struct Parsed {
+    flows: Vec<Flow>,
+    stats: Option<Value>,
+    flow_events: u64,
+    bad: Vec<String>,
+}
+
+fn parse_events(stdout: &str) -> Parsed {
+    let mut p = Parsed {
+        flows: Vec::new(),
+        stats: None,
+        flow_events: 0,
+        bad: Vec::new(),
+    };
     for line in stdout.lines().filter(|l| !l.is_empty()) {
         let ev: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(_) => {
-                bad.push(line.to_string());
+                p.bad.push(line.to_string());
                 continue;
             }
         };
+        // Only the last line may be the stats event.
+        p.stats = None;
         match ev.get("event_type").and_then(Value::as_str) {
-            Some("flow") => {}
+            Some("flow") => p.flow_events += 1,
+            Some("stats") => {
+                p.stats = ev.get("stats").cloned();
+                continue;
+            }
             Some(_) => continue,
             None => {
-                bad.push(line.to_string());
+                p.bad.push(line.to_string());
                 continue;
             }
         }
         let proto = ev.get("proto").and_then(Value::as_str).unwrap_or_default();
         if proto != "TCP" && proto != "UDP" {
-            bad.push(line.to_string());
+            p.bad.push(line.to_string());
             continue;
         }
         match (
             endpoint(&ev, "src_ip", "src_port"),
             endpoint(&ev, "dest_ip", "dest_port"),
         ) {
-            (Some(a), Some(b)) => flows.push(Flow {
+            (Some(a), Some(b)) => p.flows.push(Flow {
                 proto: proto.to_string(),
                 ends: pair(a, b),
                 community_id: ev
@@ -188,55 +215,33 @@ fn parse_flows(stdout: &str) -> (Vec<Flow>, Vec<String>) {
                     .unwrap_or_default()
                     .to_string(),
             }),
-            _ => bad.push(line.to_string()),
+            _ => p.bad.push(line.to_string()),
         }
     }
-    (flows, bad)
-}
-
-fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        // A read error leaves what was read so far; the checks then fail on it.
-        let _ = r.read_to_end(&mut buf);
-        buf
-    })
+    p
 }
 
 /// Runs `analyze --json --flows -q FILE` in the corpus directory, killing it
 /// after [`TIMEOUT`].
 fn run(dir: &Path, file: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
-        .args(["analyze", "--json", "--flows", "-q", file])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("portmatrix starts");
-    let out = drain(child.stdout.take().expect("stdout is piped"));
-    let err = drain(child.stderr.take().expect("stderr is piped"));
-    let deadline = Instant::now() + TIMEOUT;
-    let exit = loop {
-        match child.try_wait().expect("wait for portmatrix") {
-            Some(status) => break Some(status.code().unwrap_or(-1)),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    let stdout = String::from_utf8_lossy(&out.join().expect("stdout reader")).into_owned();
-    let stderr = String::from_utf8_lossy(&err.join().expect("stderr reader")).into_owned();
-    let (flows, bad_lines) = parse_flows(&stdout);
+    let done = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+            .args(["analyze", "--json", "--flows", "-q", file])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        TIMEOUT,
+    );
+    let parsed = parse_events(&done.stdout);
     Run {
         file: file.to_string(),
-        exit,
-        stderr,
-        flows,
-        bad_lines,
+        exit: done.code,
+        signal: done.signal.filter(|_| !done.timed_out),
+        stderr: done.stderr,
+        flows: parsed.flows,
+        stats: parsed.stats,
+        flow_events: parsed.flow_events,
+        bad_lines: parsed.bad,
     }
 }
 
@@ -246,14 +251,33 @@ struct Corpus {
     runs: HashMap<String, Run>,
 }
 
-/// The corpus, every file of EXPECTED.tsv run once; None without a corpus.
+/// Every file under `dir`, as paths relative to it, sorted.
+fn every_file(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                files.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The corpus, every file in it run once (the captures of EXPECTED.tsv and
+/// everything beside them); None without a corpus.
 fn corpus() -> Option<&'static Corpus> {
     static CORPUS: OnceLock<Option<Corpus>> = OnceLock::new();
     CORPUS
         .get_or_init(|| {
             let dir = corpus_dir()?;
             let expected = read_tsv(&dir.join("EXPECTED.tsv"));
-            let files: Vec<&str> = expected.iter().map(|r| col(r, "file")).collect();
+            let files = every_file(&dir);
             let chunk = files.len().div_ceil(PARALLEL).max(1);
             let runs = thread::scope(|s| {
                 let handles: Vec<_> = files
@@ -333,34 +357,49 @@ fn every_file_finishes_without_panic() {
     let Some(c) = corpus_or_notice("every_file_finishes_without_panic") else {
         return;
     };
+    let rows: HashMap<&str, &HashMap<String, String>> =
+        c.expected.iter().map(|r| (col(r, "file"), r)).collect();
+    for row in &c.expected {
+        assert!(c.runs.contains_key(col(row, "file")), "{row:?} not found");
+    }
     let mut problems = Vec::new();
     let mut clean = 0;
-    for row in &c.expected {
-        let file = col(row, "file");
+    let mut files: Vec<&String> = c.runs.keys().collect();
+    files.sort();
+    for file in files {
         let r = &c.runs[file];
         let name = Path::new(file)
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(file);
+        // Files beside the captures (notes, tables, expected outputs) are
+        // not captures: they must be refused as such.
+        let row = rows.get(file.as_str());
         let before = problems.len();
-        match r.exit {
-            None => problems.push(format!("{file}: killed after {TIMEOUT:?}")),
-            Some(0) => {}
-            Some(1) => {
+        match (r.exit, r.signal) {
+            (None, Some(sig)) => problems.push(format!("{file}: killed by signal {sig}")),
+            (None, None) => problems.push(format!("{file}: killed after {TIMEOUT:?}")),
+            (Some(0), _) if row.is_none() => {
+                problems.push(format!("{file}: not a capture, but exit 0"))
+            }
+            (Some(0), _) => {}
+            (Some(1), _) => {
                 if !r.stderr.contains(name) {
                     problems.push(format!(
                         "{file}: exit 1 but stderr does not name the file: {}",
                         r.stderr.trim()
                     ));
                 }
-                if well_formed(row) && reason(EXIT_EXCEPTIONS, file).is_none() {
+                if row.is_some_and(|row| well_formed(row))
+                    && reason(EXIT_EXCEPTIONS, file).is_none()
+                {
                     problems.push(format!(
                         "{file}: tshark reads it to the end but we exit 1: {}",
                         r.stderr.trim()
                     ));
                 }
             }
-            Some(code) => problems.push(format!("{file}: exit {code}: {}", r.stderr.trim())),
+            (Some(code), _) => problems.push(format!("{file}: exit {code}: {}", r.stderr.trim())),
         }
         if r.stderr.contains("panicked") {
             problems.push(format!("{file}: panicked: {}", r.stderr.trim()));
@@ -375,7 +414,93 @@ fn every_file_finishes_without_panic() {
             clean += 1;
         }
     }
-    eprintln!("{clean} of {} files ran cleanly", c.expected.len());
+    eprintln!(
+        "{clean} of {} files ran cleanly ({} captures)",
+        c.runs.len(),
+        c.expected.len()
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The number after the first "offset " in `text`: "… at byte offset 2040: …" -> 2040.
+fn offset_in(text: &str) -> Option<u64> {
+    let at = text.find("offset ")? + "offset ".len();
+    text.get(at..)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn damage_is_located_and_what_came_before_is_reported() {
+    let Some(c) = corpus_or_notice("damage_is_located_and_what_came_before_is_reported") else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut damaged = 0;
+    let mut files: Vec<&String> = c.runs.keys().collect();
+    files.sort();
+    for file in files {
+        let r = &c.runs[file];
+        // Other exits are every_file_finishes_without_panic's to report.
+        if !matches!(r.exit, Some(0 | 1)) {
+            continue;
+        }
+        let Some(stats) = &r.stats else {
+            problems.push(format!(
+                "{file}: the last line of stdout is not a stats event"
+            ));
+            continue;
+        };
+        let input = &stats["files"][0];
+        if stats["files"].as_array().map(Vec::len) != Some(1) || input["path"] != file.as_str() {
+            problems.push(format!(
+                "{file}: stats.files is not this one file: {}",
+                stats["files"]
+            ));
+            continue;
+        }
+        // Nothing counted is missing from the events.
+        if stats["flows"].as_u64() != Some(r.flow_events) {
+            problems.push(format!(
+                "{file}: stats count {} flows, {} flow events written",
+                stats["flows"], r.flow_events
+            ));
+        }
+        if stats["packets"] != input["packets"] {
+            problems.push(format!(
+                "{file}: stats.packets {} but the file gave {}",
+                stats["packets"], input["packets"]
+            ));
+        }
+        let error = input["error"].as_str();
+        match (r.exit, error) {
+            (Some(0), None) => {}
+            (Some(0), Some(e)) => problems.push(format!("{file}: exit 0 with an error: {e}")),
+            (_, None) => problems.push(format!("{file}: exit 1 without an error in stats.files")),
+            (_, Some(e)) => {
+                damaged += 1;
+                let offset = offset_in(e);
+                if offset.is_none() || offset_in(&r.stderr) != offset || !e.contains(file.as_str())
+                {
+                    problems.push(format!(
+                        "{file}: the error must name the file and the byte offset, on stderr and in stats: {e} / {}",
+                        r.stderr.trim()
+                    ));
+                }
+                // What was read stops before the damage.
+                let read = input["bytes_read"].as_u64().unwrap_or(u64::MAX);
+                if offset.is_some_and(|o| read > o) {
+                    problems.push(format!(
+                        "{file}: {read} bytes read past the damage at {offset:?}"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{damaged} damaged or unusable files, each located");
+    assert!(damaged > 0, "the corpus has damaged files");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

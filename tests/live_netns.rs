@@ -458,7 +458,10 @@ fn runs_unprivileged_with_file_capabilities_and_says_what_is_missing_without() {
     // A copy of the binary that only root may change, with the two capabilities.
     let dir = temp_dir("setcap");
     let bin = dir.join("portmatrix");
-    std::fs::copy(BIN, &bin).expect("copy the binary");
+    // `cp`, not `fs::copy`: a write descriptor held open in this process could
+    // leak into a child another test thread forks meanwhile, and exec'ing the
+    // copy would then fail with "text file busy".
+    ok(Command::new("cp").arg(BIN).arg(&bin));
     let bin = bin.to_str().expect("utf-8");
     ok(Command::new("chmod").args(["755", dir.to_str().expect("utf-8"), bin]));
     let as_nobody = |args: &[&str]| {
@@ -473,8 +476,8 @@ fn runs_unprivileged_with_file_capabilities_and_says_what_is_missing_without() {
     };
 
     let denied = as_nobody(&[bin, "live", "-i", "pm1"]);
-    assert_eq!(denied.status.code(), Some(1));
     let text = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(denied.status.code(), Some(1), "{text}");
     assert!(
         text.contains("not allowed to capture on `pm1`")
             && text.contains("setcap cap_net_raw,cap_net_admin=eip"),

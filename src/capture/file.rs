@@ -155,11 +155,28 @@ struct Found {
     record_len: usize,
 }
 
+/// Where a capture's bytes come from.
+#[derive(Debug)]
+enum Input {
+    File(File),
+    /// Bytes already in memory ([`CaptureFile::from_bytes`]).
+    Memory(io::Cursor<Vec<u8>>),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::File(f) => f.read(buf),
+            Input::Memory(c) => c.read(buf),
+        }
+    }
+}
+
 /// An open pcap or pcapng file, read front to back.
 #[derive(Debug)]
 pub struct CaptureFile {
     path: PathBuf,
-    file: File,
+    file: Input,
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
@@ -194,15 +211,32 @@ impl CaptureFile {
                 "it is a directory",
             )));
         }
+        CaptureFile::start(path.to_path_buf(), Input::File(file), meta.len())
+    }
+
+    /// Reads a capture held in memory, exactly as [`CaptureFile::open`] reads a
+    /// file; `name` stands for the path in errors. For fuzzing and tests, which
+    /// would otherwise write every input to a file first.
+    pub fn from_bytes(
+        name: impl Into<PathBuf>,
+        bytes: Vec<u8>,
+    ) -> Result<CaptureFile, CaptureError> {
+        let total = bytes.len() as u64;
+        CaptureFile::start(name.into(), Input::Memory(io::Cursor::new(bytes)), total)
+    }
+
+    /// Reads the file header (pcap) or first section header (pcapng) of `input`,
+    /// which holds `total` bytes.
+    fn start(path: PathBuf, input: Input, total: u64) -> Result<CaptureFile, CaptureError> {
         let mut cap = CaptureFile {
-            path: path.to_path_buf(),
-            file,
+            path,
+            file: input,
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
             pos: 0,
             eof: false,
-            total: meta.len(),
+            total,
             format: CaptureFormat::Pcap,
             pcap: PcapState {
                 endian: Endian::Little,
@@ -224,7 +258,8 @@ impl CaptureFile {
         Ok(cap)
     }
 
-    /// The path given to [`CaptureFile::open`].
+    /// The path given to [`CaptureFile::open`] (or the name given to
+    /// [`CaptureFile::from_bytes`]).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,7 +1,7 @@
 //! Reader tests on small files written byte by byte.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
@@ -170,7 +170,10 @@ fn epb(big: bool, if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
 type Read = Vec<(Timestamp, u16, Vec<u8>, u32, u64)>;
 
 fn collect(path: &std::path::Path) -> (Read, Option<CaptureError>) {
-    let mut cap = CaptureFile::open(path).expect("open");
+    collect_from(CaptureFile::open(path).expect("open"))
+}
+
+fn collect_from(mut cap: CaptureFile) -> (Read, Option<CaptureError>) {
     let mut out = Vec::new();
     loop {
         match cap.next_packet() {
@@ -488,4 +491,37 @@ fn power_of_two_and_decimal_resolutions() {
     f.extend(idb(false, 1, 0, Some(20), None));
     let (_, err) = collect(&temp_file("res20.pcapng", &f));
     assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");
+}
+
+#[test]
+fn bytes_in_memory_read_exactly_as_the_same_file() {
+    let mut ng = shb(false);
+    ng.extend(idb(false, 1, 0, None, None));
+    ng.extend(epb(false, 0, 1, &vec![0x5au8; 600_000]));
+    ng.extend(epb(false, 0, 2, b"small"));
+    let mut pcap = pcap_header(0xa1b2_c3d4, false, 65535, 1);
+    for i in 0..3000u32 {
+        pcap.extend(pcap_record(false, i, 0, &[i as u8; 61], 61));
+    }
+    // A record cut short: the error must carry the same name and offset.
+    let cut = pcap.len() - 30;
+    for (name, bytes) in [
+        ("m.pcapng", ng),
+        ("m.pcap", pcap.clone()),
+        ("cut.pcap", pcap[..cut].to_vec()),
+    ] {
+        let path = temp_file(name, &bytes);
+        let (want, want_err) = collect(&path);
+        let cap = CaptureFile::from_bytes(&path, bytes.clone()).expect("open in memory");
+        assert_eq!(cap.total_bytes(), bytes.len() as u64);
+        let (got, got_err) = collect_from(cap);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(
+            got_err.map(|e| e.to_string()),
+            want_err.map(|e| e.to_string()),
+            "{name}"
+        );
+    }
+    let err = CaptureFile::from_bytes("empty", Vec::new()).expect_err("empty");
+    assert_eq!((err.path(), err.offset()), (Path::new("empty"), Some(0)));
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use app::{AppCheck, AppExpectation};
 pub use verdict::{Severities, Severity, Verdict};
 
-use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, SystemSet};
+use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, Segment, SystemSet};
 use crate::site::{RoleClass, Site};
 use crate::transport::Transport;
 pub use roles::rule_fits;
@@ -66,7 +66,9 @@ pub struct Classification<'a> {
 /// role classes. Eight bytes; flows keep it instead of a borrow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct DecisionId {
-    port: u16,
+    /// Index of the port's decision; `u32`: a large rules file may give
+    /// every port of every kind a rule set of its own.
+    port: u32,
     role_only: u16,
     client: RoleClass,
     server: RoleClass,
@@ -97,8 +99,10 @@ pub struct Classifier {
     matrix: Arc<PortMatrix>,
     product: Product,
     severities: Severities,
-    /// `[transport][multicast][port]` -> index into `decisions`.
-    table: Box<[u16]>,
+    /// `[transport][multicast][port]` -> index into `decisions`. `u32`: every
+    /// port of every kind may have a rule set of its own (262,144 and the
+    /// wrong-transport ones), more than `u16` can number.
+    table: Box<[u32]>,
     decisions: Vec<Decision>,
     /// Per decision: which payload protocols its deciding rules allow.
     apps: Vec<AppExpectation>,
@@ -125,7 +129,7 @@ impl Classifier {
         product: Product,
         site: Option<Arc<Site>>,
     ) -> Classifier {
-        let mut table = vec![0u16; 4 * PORTS].into_boxed_slice();
+        let mut table = vec![0u32; 4 * PORTS].into_boxed_slice();
         let mut decisions = vec![Decision {
             cross_host: Verdict::Undocumented,
             same_host: Verdict::Undocumented,
@@ -134,8 +138,8 @@ impl Classifier {
             singles: 0,
         }];
         type Key = (Verdict, Verdict, Vec<RuleIdx>, usize, usize);
-        let mut interned: HashMap<Key, u16> = HashMap::new();
-        let mut intern = |d: Decision, decisions: &mut Vec<Decision>| -> u16 {
+        let mut interned: HashMap<Key, u32> = HashMap::new();
+        let mut intern = |d: Decision, decisions: &mut Vec<Decision>| -> u32 {
             let key = (
                 d.cross_host,
                 d.same_host,
@@ -145,9 +149,9 @@ impl Classifier {
             );
             *interned.entry(key).or_insert_with(|| {
                 decisions.push(d);
-                // Distinct rule sets are bounded by the number of segments (a few
-                // per rule), far below u16::MAX for MAX_RULES rules.
-                (decisions.len() - 1) as u16
+                // At most one decision per segment, and segments are ports:
+                // 6 x 65,536 at the very most.
+                (decisions.len() - 1) as u32
             })
         };
 
@@ -158,8 +162,7 @@ impl Classifier {
                     if seg.rules.is_empty() {
                         continue;
                     }
-                    let d = decide(&matrix, product, &seg.rules, seg.lo);
-                    let idx = intern(d, &mut decisions);
+                    let idx = intern(decide(&matrix, product, &seg), &mut decisions);
                     for port in seg.lo..=seg.hi {
                         table[slot(transport, multicast, port)] = idx;
                     }
@@ -170,46 +173,39 @@ impl Classifier {
         // (the RTP media ranges) do not count: they would make every TCP port in
         // 6000-32599 `wrong_transport` instead of `undocumented`.
         for transport in Transport::ALL {
-            let other = transport.other();
+            let listeners = matrix.narrow_segments(transport.other());
             for multicast in [false, true] {
-                for port in 0..=u16::MAX {
-                    if table[slot(transport, multicast, port)] != 0 {
-                        continue;
+                for seg in listeners.iter().filter(|s| !s.rules.is_empty()) {
+                    let mut idx = None;
+                    for port in seg.lo..=seg.hi {
+                        if table[slot(transport, multicast, port)] != 0 {
+                            continue;
+                        }
+                        // Documented on this transport for the other kind of
+                        // destination: a multicast flow to a unicast port (or the
+                        // reverse) is undocumented, not the wrong transport.
+                        let same_transport =
+                            &decisions[table[slot(transport, !multicast, port)] as usize];
+                        if !same_transport.rules.is_empty()
+                            && same_transport.cross_host != Verdict::WrongTransport
+                        {
+                            continue;
+                        }
+                        let idx = *idx.get_or_insert_with(|| {
+                            let mut rules = seg.rules.clone();
+                            rules.sort_unstable();
+                            let deciding = rules.len();
+                            let d = Decision {
+                                cross_host: Verdict::WrongTransport,
+                                same_host: Verdict::WrongTransport,
+                                rules: rules.into_boxed_slice(),
+                                deciding,
+                                singles: 0,
+                            };
+                            intern(d, &mut decisions)
+                        });
+                        table[slot(transport, multicast, port)] = idx;
                     }
-                    // Documented on this transport for the other kind of
-                    // destination: a multicast flow to a unicast port (or the
-                    // reverse) is undocumented, not the wrong transport.
-                    let same_transport =
-                        &decisions[usize::from(table[slot(transport, !multicast, port)])];
-                    if !same_transport.rules.is_empty()
-                        && same_transport.cross_host != Verdict::WrongTransport
-                    {
-                        continue;
-                    }
-                    // Only rules of the other transport itself: its own pass-2
-                    // entries point back at this transport's rules.
-                    let mut rules: Vec<RuleIdx> = [false, true]
-                        .iter()
-                        .map(|&m| &decisions[usize::from(table[slot(other, m, port)])])
-                        .filter(|d| d.cross_host != Verdict::WrongTransport)
-                        .flat_map(|d| d.rules.iter())
-                        .copied()
-                        .filter(|&i| !matrix.rule(i).is_wide_at(port))
-                        .collect();
-                    if rules.is_empty() {
-                        continue;
-                    }
-                    rules.sort_unstable();
-                    rules.dedup();
-                    let deciding = rules.len();
-                    let d = Decision {
-                        cross_host: Verdict::WrongTransport,
-                        same_host: Verdict::WrongTransport,
-                        rules: rules.into_boxed_slice(),
-                        deciding,
-                        singles: 0,
-                    };
-                    table[slot(transport, multicast, port)] = intern(d, &mut decisions);
                 }
             }
         }
@@ -245,7 +241,7 @@ impl Classifier {
     /// rules of the port.
     pub fn classify(&self, q: FlowQuery) -> Classification<'_> {
         let id = self.table[slot(q.transport, q.multicast, q.port)];
-        let d = &self.decisions[usize::from(id)];
+        let d = &self.decisions[id as usize];
         let (decision, verdict) = match &self.site {
             None => {
                 let verdict = if q.same_host {
@@ -278,7 +274,7 @@ impl Classifier {
     /// The payload protocols a flow with this decision may carry.
     pub fn app_expectation(&self, decision: DecisionId) -> AppExpectation {
         self.apps
-            .get(usize::from(decision.port))
+            .get(decision.port as usize)
             .copied()
             .unwrap_or_default()
     }
@@ -293,7 +289,7 @@ impl Classifier {
     /// [`Classifier::event_rules`] instead.
     pub fn rule_ids(&self, decision: DecisionId) -> &[RuleIdx] {
         self.decisions
-            .get(usize::from(decision.port))
+            .get(decision.port as usize)
             .map_or(&[], |d| &d.rules)
     }
 
@@ -321,7 +317,7 @@ impl Classifier {
         same_host: bool,
         mut visit: impl FnMut(RuleIdx, bool),
     ) -> Verdict {
-        let Some(d) = self.decisions.get(usize::from(decision.port)) else {
+        let Some(d) = self.decisions.get(decision.port as usize) else {
             return Verdict::Undocumented;
         };
         let by_port = |visit: &mut dyn FnMut(RuleIdx, bool)| {
@@ -388,7 +384,7 @@ impl Classifier {
     /// Whether the matrix documents a listener on this transport and port: used
     /// to tell client from server in flows picked up mid-stream.
     pub fn is_listening_port(&self, transport: Transport, port: u16, multicast: bool) -> bool {
-        let d = &self.decisions[usize::from(self.table[slot(transport, multicast, port)])];
+        let d = &self.decisions[self.table[slot(transport, multicast, port)] as usize];
         !d.rules.is_empty() && d.cross_host != Verdict::WrongTransport
     }
 
@@ -405,21 +401,17 @@ impl Classifier {
     }
 }
 
-/// Resolve the rules that all match one port: single-port rules are more specific
-/// than ranges; among the most specific, one documenting rule makes the flow
-/// `documented`, otherwise the most severe reading wins.
-fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16) -> Decision {
-    let (mut single, mut ranged): (Vec<RuleIdx>, Vec<RuleIdx>) = matched
-        .iter()
-        .partition(|&&i| matrix.rule(i).is_single_port_match(port));
-    let deciding = if single.is_empty() {
-        ranged.len()
+/// Resolve the rules that all match one segment: single-port rules are more
+/// specific than ranges; among the most specific, one documenting rule makes
+/// the flow `documented`, otherwise the most severe reading wins.
+fn decide(matrix: &PortMatrix, product: Product, seg: &Segment) -> Decision {
+    // The segment lists the single-port matches first.
+    let deciding = if seg.singles == 0 {
+        seg.rules.len()
     } else {
-        single.len()
+        seg.singles
     };
-    let ranged_count = ranged.len();
-    single.append(&mut ranged);
-    let decisive = &single[..deciding];
+    let decisive = &seg.rules[..deciding];
     let resolve = |same_host: bool| {
         let statuses = decisive
             .iter()
@@ -435,13 +427,12 @@ fn decide(matrix: &PortMatrix, product: Product, matched: &[RuleIdx], port: u16)
         }
         worst
     };
-    let singles = single.len() - ranged_count;
     Decision {
         cross_host: resolve(false),
         same_host: resolve(true),
-        rules: single.into_boxed_slice(),
+        rules: seg.rules.clone().into_boxed_slice(),
         deciding,
-        singles,
+        singles: seg.singles,
     }
 }
 
@@ -459,3 +450,6 @@ pub fn rule_status(rule: &Rule, product: Product, same_host: bool) -> Verdict {
         Verdict::Documented
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -95,7 +95,7 @@ impl SiteIndex {
     /// The decision for a flow whose port decision is `port`: the rules
     /// needing roles there, and the roles of both ends. A multicast group is
     /// never a host of the inventory.
-    pub(super) fn decision(&self, port: u16, q: &FlowQuery) -> DecisionId {
+    pub(super) fn decision(&self, port: u32, q: &FlowQuery) -> DecisionId {
         let list = &self.role_only[q.transport.index() * 2 + usize::from(q.multicast)];
         let at = list.partition_point(|&(lo, _)| lo <= q.port);
         let role_only = at.checked_sub(1).map_or(0, |i| list[i].1);

@@ -13,6 +13,7 @@ use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
 use super::report::Draft;
+use super::OutputError;
 use super::{gate, USAGE};
 use crate::cli::AnalyzeArgs;
 
@@ -56,26 +57,28 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         alert_burst: args.events.alert_burst as usize,
     };
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, extraction)?;
-    if outcome.output_closed {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let written = writer
-        .stats(outcome.last_ts, &outcome.stats)
-        .and_then(|()| writer.flush());
+    let written = match writer.take_error() {
+        Some(e) => Err(e),
+        None => writer
+            .stats(outcome.last_ts, &outcome.stats)
+            .and_then(|()| writer.flush()),
+    };
     if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS);
         }
-        return Err(anyhow::Error::new(e).context("cannot write the events to stdout"));
+        return Err(OutputError::stdout("the events", e).into());
     }
     if !args.quiet {
-        write_summary(
+        // Diagnostics: when stderr cannot take them, the events and the exit
+        // code still tell the outcome.
+        let _ = write_summary(
             &mut io::stderr().lock(),
             &writer.complete_stats(&outcome.stats),
             writer.summary(),
             &classifier,
             outcome.elapsed,
-        )?;
+        );
     }
     let mut failed = outcome.input_errors > 0;
     failed |= outcome.stats.extract.is_some_and(|x| x.errors > 0);

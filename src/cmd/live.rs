@@ -14,6 +14,7 @@ use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEAD
 use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
+use super::OutputError;
 use super::{gate, USAGE};
 use crate::cli::LiveArgs;
 
@@ -105,16 +106,21 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         extraction,
         &control,
     );
-    if !outcome.output_closed {
-        let written = writer
+    let written = match writer.take_error() {
+        Some(e) => Err(e),
+        None => writer
             .stats(outcome.stopped_at, &outcome.stats)
-            .and_then(|()| writer.flush());
-        if let Err(e) = written {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(anyhow::Error::new(e).context("cannot write the events"));
-            }
-        }
-    }
+            .and_then(|()| writer.flush()),
+    };
+    // A closed pipe is a normal end, as a signal is; anything else is an
+    // error, but after the summary: what was seen is still reported.
+    let output_error = written
+        .err()
+        .filter(|e| e.kind() != io::ErrorKind::BrokenPipe)
+        .map(|e| match &args.output {
+            Some(path) => OutputError::new("the events", path, e),
+            None => OutputError::stdout("the events", e),
+        });
     if !args.quiet {
         write_summary(
             &mut io::stderr().lock(),
@@ -129,6 +135,9 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
                 l.p50_ms, l.p99_ms, l.max_ms, l.count
             );
         }
+    }
+    if let Some(e) = output_error {
+        return Err(e.into());
     }
     let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
     Ok(if outcome.failed > 0 || evidence_failed {

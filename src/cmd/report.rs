@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::report::{render, Model, ModelBuilder, Page};
 
+use super::OutputError;
 use crate::cli::ReportArgs;
 
 /// Malformed lines named one by one on stderr; the rest are only counted
@@ -82,14 +83,9 @@ fn write_page(output: &Path, page: &Page<'_>, announce: bool) -> Result<()> {
         let mut out = io::stdout().lock();
         out.write_all(html.as_bytes())
             .and_then(|()| out.flush())
-            .context("cannot write the report to stdout")?;
+            .map_err(|e| OutputError::stdout("the report", e))?;
     } else {
-        std::fs::write(output, html).with_context(|| {
-            format!(
-                "cannot write the report to {}; check the folder exists and is writable",
-                output.display()
-            )
-        })?;
+        std::fs::write(output, html).map_err(|e| OutputError::new("the report", output, e))?;
         if !announce {
             return Ok(());
         }

@@ -15,6 +15,7 @@ use portmatrix::matrix::{
 use portmatrix::output::role_names;
 use portmatrix::transport::Transport;
 
+use super::write_stdout;
 use crate::cli::{CheckArgs, ExplainArgs, ListArgs, RulesCommand};
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
@@ -34,32 +35,33 @@ fn list(args: ListArgs) -> Result<ExitCode> {
         .filter(|r| args.port.is_none_or(|p| r.covers_port(p)))
         .filter(|r| needle.as_deref().is_none_or(|n| mentions(r, n)))
         .collect();
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &rules)?;
-        writeln!(out)?;
-    } else {
-        writeln!(
-            out,
-            "{:<10} {:<8} {:<32} {:<12} {:<28} CLIENT -> LISTENER",
-            "ID", "TRANSP", "PORTS", "APP", "FLAGS"
-        )?;
-        for r in &rules {
+    write_stdout("the rules", |out| {
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &rules)?;
+            writeln!(out)?;
+        } else {
             writeln!(
                 out,
-                "{:<10} {:<8} {:<32} {:<12} {:<28} {} -> {}",
-                r.id,
-                r.transports_text(),
-                r.ports_text(),
-                r.app_protocol,
-                flags_text(r),
-                or_dash(client_of(r)),
-                or_dash(listener_of(r)),
+                "{:<10} {:<8} {:<32} {:<12} {:<28} CLIENT -> LISTENER",
+                "ID", "TRANSP", "PORTS", "APP", "FLAGS"
             )?;
+            for r in &rules {
+                writeln!(
+                    out,
+                    "{:<10} {:<8} {:<32} {:<12} {:<28} {} -> {}",
+                    r.id,
+                    r.transports_text(),
+                    r.ports_text(),
+                    r.app_protocol,
+                    flags_text(r),
+                    or_dash(client_of(r)),
+                    or_dash(listener_of(r)),
+                )?;
+            }
+            writeln!(out, "{} rules", rules.len())?;
         }
-        writeln!(out, "{} rules", rules.len())?;
-    }
-    out.flush()?;
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -233,14 +235,14 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
         rules,
         not_applied,
     };
-    let mut out = io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &e)?;
-        writeln!(out)?;
-    } else {
-        write_explanation(&mut out, &e)?;
-    }
-    out.flush()?;
+    write_stdout("the explanation", |out| {
+        if args.json {
+            serde_json::to_writer_pretty(&mut *out, &e)?;
+            writeln!(out)
+        } else {
+            write_explanation(out, &e)
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -288,7 +290,7 @@ fn why_not(
     }
 }
 
-fn write_explanation(out: &mut impl Write, e: &Explanation<'_>) -> io::Result<()> {
+fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()> {
     writeln!(
         out,
         "{}/{} from {} to {}{} (profile {})",
@@ -366,34 +368,37 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     if !args.no_default_rules {
         parsed.push(parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES).map_err(MatrixError::Invalid)?);
     }
-    let mut out = io::stdout().lock();
-    for path in &args.files {
-        match read_rules_file(path) {
-            Ok(Ok(file)) => {
-                writeln!(out, "{}: ok, {} rules", path.display(), file.rules.len())?;
-                parsed.push(file);
-            }
-            Ok(Err(errors)) => {
-                failed = true;
-                for e in &errors {
+    write_stdout("the check results", |out| {
+        for path in &args.files {
+            match read_rules_file(path) {
+                Ok(Ok(file)) => {
+                    writeln!(out, "{}: ok, {} rules", path.display(), file.rules.len())?;
+                    parsed.push(file);
+                }
+                Ok(Err(errors)) => {
+                    failed = true;
+                    for e in &errors {
+                        writeln!(out, "{e}")?;
+                    }
+                    writeln!(out, "{}: {} error(s)", path.display(), errors.len())?;
+                }
+                Err(e) => {
+                    failed = true;
                     writeln!(out, "{e}")?;
                 }
-                writeln!(out, "{}: {} error(s)", path.display(), errors.len())?;
             }
-            Err(e) => {
-                failed = true;
+        }
+        // Ids must also be unique across the files (and the built-in matrix).
+        if let Err(MatrixError::Invalid(errors)) =
+            PortMatrix::from_files(std::mem::take(&mut parsed))
+        {
+            failed = true;
+            for e in &errors {
                 writeln!(out, "{e}")?;
             }
         }
-    }
-    // Ids must also be unique across the files (and the built-in matrix).
-    if let Err(MatrixError::Invalid(errors)) = PortMatrix::from_files(parsed) {
-        failed = true;
-        for e in &errors {
-            writeln!(out, "{e}")?;
-        }
-    }
-    out.flush()?;
+        Ok(())
+    })?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

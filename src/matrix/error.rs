@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub struct RuleError {
     /// The file's path, or `built-in:…` for the embedded matrix.
     pub origin: String,
+    /// 1-based; 0 when the error is about rules together rather than one
+    /// place in a file (an id used twice across files, too many rules).
     pub line: usize,
     pub column: usize,
     /// The rule's id, when the rule got far enough to have one.
@@ -17,7 +19,11 @@ pub struct RuleError {
 
 impl std::fmt::Display for RuleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.origin)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        }
         if let Some(rule) = &self.rule {
             write!(f, "rule {rule}: ")?;
         }

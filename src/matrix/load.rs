@@ -23,6 +23,13 @@ use crate::transport::Transport;
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 pub const MAX_RULES: usize = 10_000;
 pub const MAX_RANGES_PER_RULE: usize = 1_024;
+/// Errors listed per file; the rest are counted in one last error. A file of
+/// garbage can hold a million errors: listing them all would cost time and
+/// memory (and scroll the useful first ones away).
+pub const MAX_ERRORS: usize = 100;
+/// Files up to this size have all their TOML syntax errors found at once;
+/// larger ones only their first (see [`parse_rules`]).
+const LIST_SYNTAX_ERRORS_UP_TO: usize = 256 << 10;
 
 /// What one rules file contributes: its rules and its severity changes.
 #[derive(Debug, Default)]
@@ -38,6 +45,7 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
         origin,
         text,
         list: Vec::new(),
+        unlisted: 0,
     };
     if text.len() > MAX_FILE_BYTES {
         errors.push(
@@ -49,20 +57,30 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
                 text.len()
             ),
         );
-        return Err(errors.list);
+        return Err(errors.into_list());
     }
-    let (root, parse_errors) = DeTable::parse_recoverable(text);
-    for e in parse_errors {
-        errors.push(
-            e.span().unwrap_or(0..0),
-            None,
-            None,
-            format!("invalid TOML: {}", e.message()),
-        );
-    }
-    if !errors.list.is_empty() {
-        return Err(errors.list);
-    }
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(first) => {
+            // Every syntax error at once needs them all in memory at once (a
+            // few hundred bytes each, and garbage holds several per line):
+            // only for files small enough. Larger ones get the first.
+            let all = if text.len() <= LIST_SYNTAX_ERRORS_UP_TO {
+                DeTable::parse_recoverable(text).1
+            } else {
+                vec![first]
+            };
+            for e in all {
+                errors.push(
+                    e.span().unwrap_or(0..0),
+                    None,
+                    None,
+                    format!("invalid TOML: {}", e.message()),
+                );
+            }
+            return Err(errors.into_list());
+        }
+    };
 
     let mut out = RulesFile::default();
     let mut seen_schema = false;
@@ -133,7 +151,7 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
                 rule_values.len()
             ),
         );
-        return Err(errors.list);
+        return Err(errors.into_list());
     }
 
     let mut ids: HashMap<String, Range<usize>> = HashMap::new();
@@ -170,7 +188,7 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
     if errors.list.is_empty() {
         Ok(out)
     } else {
-        Err(errors.list)
+        Err(errors.into_list())
     }
 }
 
@@ -212,15 +230,49 @@ pub(crate) fn parse_severities(
     }
 }
 
-/// Collects errors, turning byte spans into line and column.
+/// Collects errors, turning byte spans into line and column; beyond
+/// [`MAX_ERRORS`] it only counts them, so finding the line of each costs at
+/// most `MAX_ERRORS` scans of the text.
 struct Errors<'a> {
     origin: &'a str,
     text: &'a str,
     list: Vec<RuleError>,
+    /// Errors found beyond [`MAX_ERRORS`].
+    unlisted: usize,
 }
 
 impl Errors<'_> {
+    /// Errors found so far, listed or not.
+    fn count(&self) -> usize {
+        self.list.len() + self.unlisted
+    }
+
+    /// The listed errors, and one more that counts the others.
+    fn into_list(mut self) -> Vec<RuleError> {
+        if self.unlisted > 0 {
+            // Placed at the last listed error: the ones not listed come later
+            // in the order the checks run, mostly later in the file.
+            let line = self.list.last().map_or(1, |e| e.line);
+            self.list.push(RuleError {
+                origin: self.origin.to_string(),
+                line,
+                column: 1,
+                rule: None,
+                field: None,
+                message: format!(
+                    "{} more errors not listed; fix the ones above and check again",
+                    self.unlisted
+                ),
+            });
+        }
+        self.list
+    }
+
     fn push(&mut self, span: Range<usize>, rule: Option<&str>, field: Option<&str>, msg: String) {
+        if self.list.len() >= MAX_ERRORS {
+            self.unlisted += 1;
+            return;
+        }
         let (line, column) = line_col(self.text, span.start);
         self.list.push(RuleError {
             origin: self.origin.to_string(),
@@ -288,7 +340,7 @@ struct RuleSpec {
 
 impl RuleSpec {
     fn validate(self, origin: &str, errors: &mut Errors<'_>) -> Option<Rule> {
-        let before = errors.list.len();
+        let before = errors.count();
         let (id_span, id) = (self.id.span(), self.id.into_inner());
         if id.trim().is_empty() || id.len() > 64 {
             errors.push(
@@ -377,7 +429,7 @@ impl RuleSpec {
             }
         }
 
-        if errors.list.len() != before {
+        if errors.count() != before {
             return None;
         }
         Some(Rule {
@@ -667,5 +719,33 @@ replaced_by = "x"
             "{}",
             errs[1]
         );
+    }
+
+    #[test]
+    fn lists_the_first_errors_and_counts_the_rest() {
+        let mut text = String::from("schema = 1\n");
+        for i in 0..300 {
+            text.push_str(&format!(
+                "[[rule]]\nid = \"r{i}\"\nlisten_ports = [70000, 70001]\ntransports = [\"tcp\"]\n"
+            ));
+        }
+        let errs = errors_of(&text);
+        assert_eq!(errs.len(), MAX_ERRORS + 1);
+        let last = &errs[MAX_ERRORS];
+        assert!(
+            last.message.starts_with("500 more errors not listed"),
+            "{last}"
+        );
+        assert_eq!(last.line, errs[MAX_ERRORS - 1].line);
+        // Syntax errors are capped the same way.
+        let errs = errors_of(&format!("schema = 1\n{}", "=\n".repeat(1000)));
+        assert_eq!(errs.len(), MAX_ERRORS + 1);
+        assert!(errs[0].message.starts_with("invalid TOML"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 5), (2, 3));
     }
 }

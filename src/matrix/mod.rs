@@ -5,6 +5,7 @@
 //! with no rules file at all; site files add to it or replace it.
 
 mod error;
+mod index;
 mod load;
 pub(crate) use load::parse_severities;
 mod rule;
@@ -15,7 +16,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{MatrixError, RuleError};
-pub use load::{parse_rules, PortSpec, RulesFile, MAX_FILE_BYTES, MAX_RULES};
+pub use index::{Segment, MAX_RULES_PER_PORT};
+pub use load::{
+    parse_rules, PortSpec, RulesFile, MAX_ERRORS, MAX_FILE_BYTES, MAX_RANGES_PER_RULE, MAX_RULES,
+};
 pub use rule::{
     Cast, DefaultState, DocumentRow, Listener, PortRange, Product, Profile, Rule, WIDE_RANGE,
 };
@@ -51,14 +55,6 @@ impl Default for MatrixSources {
             files: Vec::new(),
         }
     }
-}
-
-/// A run of ports on which exactly the same rules match.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub lo: u16,
-    pub hi: u16,
-    pub rules: Vec<RuleIdx>,
 }
 
 /// The validated rules of every source, with the severities they set.
@@ -138,6 +134,9 @@ impl PortMatrix {
                 ),
             });
         }
+        if errors.is_empty() {
+            errors.extend(index::check_depth(&rules));
+        }
         if !errors.is_empty() {
             return Err(MatrixError::Invalid(errors));
         }
@@ -164,40 +163,25 @@ impl PortMatrix {
     /// segments on which the same rules match: the interval index the classifier
     /// compiles. Covers 0..=65535 without gaps, in order.
     pub fn segments(&self, transport: Transport, multicast: bool) -> Vec<Segment> {
-        self.segments_where(|r| r.decides(transport, multicast))
+        index::segments(&self.rules, |r| r.decides(transport, multicast), |_| true)
+    }
+
+    /// The ports where a rule documents a listener on `transport` (for either
+    /// kind of destination) with a range of at most [`WIDE_RANGE`] ports, cut
+    /// like [`PortMatrix::segments`]: flows of the other transport to them are
+    /// `wrong_transport`.
+    pub fn narrow_segments(&self, transport: Transport) -> Vec<Segment> {
+        index::segments(
+            &self.rules,
+            |r| r.decides(transport, false) || r.decides(transport, true),
+            |range| !range.is_wide(),
+        )
     }
 
     /// [`PortMatrix::segments`] over the rules `keep` selects (the classifier
     /// indexes the rules needing roles this way, apart from the others).
     pub fn segments_where(&self, keep: impl Fn(&Rule) -> bool) -> Vec<Segment> {
-        let matching: Vec<(RuleIdx, &Rule)> = self
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| keep(r))
-            .map(|(i, r)| (i as RuleIdx, r))
-            .collect();
-        let mut cuts: Vec<u32> = vec![0, 65536];
-        for (_, rule) in &matching {
-            for range in &rule.listen_ports {
-                cuts.push(u32::from(range.lo));
-                cuts.push(u32::from(range.hi) + 1);
-            }
-        }
-        cuts.sort_unstable();
-        cuts.dedup();
-        cuts.windows(2)
-            .map(|w| {
-                // Cuts lie in 0..=65536 and w[0] < w[1], so both ends fit u16.
-                let (lo, hi) = (w[0] as u16, (w[1] - 1) as u16);
-                let rules = matching
-                    .iter()
-                    .filter(|(_, r)| r.covers_port(lo))
-                    .map(|(i, _)| *i)
-                    .collect();
-                Segment { lo, hi, rules }
-            })
-            .collect()
+        index::segments(&self.rules, keep, |_| true)
     }
 }
 

@@ -29,6 +29,11 @@ impl PortRange {
     pub fn is_single(self) -> bool {
         self.lo == self.hi
     }
+
+    /// More than [`WIDE_RANGE`] ports: a dynamic range, not listening ports.
+    pub fn is_wide(self) -> bool {
+        u32::from(self.hi - self.lo) + 1 > WIDE_RANGE
+    }
 }
 
 impl Serialize for PortRange {
@@ -226,7 +231,7 @@ impl Rule {
         self.listen_ports
             .iter()
             .filter(|r| r.contains(port))
-            .all(|r| u32::from(r.hi - r.lo) + 1 > WIDE_RANGE)
+            .all(|r| r.is_wide())
     }
 
     /// Whether a single-port entry (not a range) of the rule is `port`.

@@ -56,6 +56,8 @@ pub struct EventWriter<W: Write> {
     /// Every event as JSON, whatever the format and selection: what
     /// `analyze --report` builds its page from.
     tee: Option<Tee>,
+    /// The first write that failed; nothing is written after it.
+    error: Option<io::Error>,
 }
 
 /// A second, JSON-only destination; its first error is kept, not fatal to
@@ -111,6 +113,7 @@ impl<W: Write> EventWriter<W> {
             verdicts: VerdictSet::ALL,
             csv_header: format == Format::Csv,
             tee: None,
+            error: None,
         }
     }
 
@@ -162,6 +165,17 @@ impl<W: Write> EventWriter<W> {
             Some(e) => Err(e),
             None => Ok(tee.out),
         })
+    }
+
+    /// Keeps the first write error, so that the command can tell a closed
+    /// pipe (a normal end) from a full disk (an error) once the run is over.
+    pub fn record_error(&mut self, e: io::Error) {
+        self.error.get_or_insert(e);
+    }
+
+    /// The first write error recorded, taken out.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
     }
 
     pub fn summary(&self) -> &Summary {

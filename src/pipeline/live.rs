@@ -76,6 +76,7 @@ pub struct LiveOutcome {
     pub stopped_at: Timestamp,
     /// Interfaces whose capture failed and was not resumed.
     pub failed: usize,
+    /// The output failed and capture stopped; the writer holds the error.
     pub output_closed: bool,
     pub elapsed: Duration,
 }

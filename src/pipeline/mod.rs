@@ -367,20 +367,27 @@ fn work(
 }
 
 /// The writer: writes as events come, flushing whenever it has caught up so
-/// alerts appear at once; on a closed output it keeps draining so nobody blocks.
+/// alerts appear at once. On the first failure it records the error in the
+/// writer, tells the fronts to stop, and keeps draining so nobody blocks.
 fn write_events<W: Write>(
     mut writer: EventWriter<W>,
     rx: Receiver<OutputMsg>,
     closed: &AtomicBool,
 ) -> EventWriter<W> {
     let mut failed = false;
+    let fail = |writer: &mut EventWriter<W>, e: std::io::Error| {
+        writer.record_error(e);
+        closed.store(true, Ordering::Relaxed);
+    };
     loop {
         let msg = match rx.try_recv() {
             Ok(m) => m,
             Err(_) => {
-                if !failed && writer.flush().is_err() {
-                    failed = true;
-                    closed.store(true, Ordering::Relaxed);
+                if !failed {
+                    if let Err(e) = writer.flush() {
+                        fail(&mut writer, e);
+                        failed = true;
+                    }
                 }
                 match rx.recv() {
                     Ok(m) => m,
@@ -398,13 +405,15 @@ fn write_events<W: Write>(
             OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
             OutputMsg::Flush => writer.flush(),
         };
-        if result.is_err() {
+        if let Err(e) = result {
+            fail(&mut writer, e);
             failed = true;
-            closed.store(true, Ordering::Relaxed);
         }
     }
-    if !failed && writer.finish().and_then(|()| writer.flush()).is_err() {
-        closed.store(true, Ordering::Relaxed);
+    if !failed {
+        if let Err(e) = writer.finish().and_then(|()| writer.flush()) {
+            fail(&mut writer, e);
+        }
     }
     writer
 }

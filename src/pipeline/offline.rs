@@ -42,7 +42,9 @@ pub struct RunOutcome {
     pub last_ts: Timestamp,
     /// Some input could not be read to its end (the error was reported).
     pub input_errors: usize,
-    /// stdout was closed early (`| head`): not an error.
+    /// The output failed and the run stopped early: closed (`| head`, not
+    /// an error) or not writable (a full disk); the writer holds the error
+    /// (`EventWriter::take_error`).
     pub output_closed: bool,
     pub elapsed: std::time::Duration,
 }
@@ -214,10 +216,15 @@ impl Progress {
         }
     }
 
+    /// A line on stderr; if stderr cannot be written the line is lost (the
+    /// file's error is also in the stats event), rather than panicking.
     fn println(&self, msg: &str) {
+        let print = || {
+            let _ = writeln!(std::io::stderr(), "{msg}");
+        };
         match &self.0 {
-            Some(b) => b.suspend(|| eprintln!("{msg}")),
-            None => eprintln!("{msg}"),
+            Some(b) => b.suspend(print),
+            None => print(),
         }
     }
 

@@ -35,7 +35,8 @@ impl Axis {
         if b > a {
             Axis {
                 start: a,
-                len: (b - a) as f64,
+                // abs_diff: the span of two i64 times can exceed i64.
+                len: b.abs_diff(a) as f64,
             }
         } else {
             Axis {
@@ -224,21 +225,24 @@ pub fn write_svg(
 
 fn write_axis(out: &mut String, axis: &Axis, top: f64, axis_y: f64) -> fmt::Result {
     let (step, text) = axis.ticks();
-    let end = axis.start.saturating_add(axis.len as i64);
-    let mut t = if axis.start.rem_euclid(step) == 0 {
-        axis.start
-    } else {
-        axis.start.div_euclid(step) * step + step
-    };
+    // In i128: an axis that reaches the end of i64 time (a timestamp in the
+    // year 4042 saturates there) must still end, not stop on i64::MAX forever.
+    let (start, step) = (i128::from(axis.start), i128::from(step));
+    let end = start + axis.len as i128;
+    let mut t = start.div_euclid(step) * step;
+    if t < start {
+        t += step;
+    }
     while t <= end {
-        let x = axis.x(Timestamp::from_nanos(t));
+        let at = Timestamp::from_nanos(i64::try_from(t).unwrap_or(i64::MAX));
+        let x = axis.x(at);
         writeln!(
             out,
             r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{axis_y}" stroke="#e3e7ed"/><text x="{x:.1}" y="{ty}" text-anchor="middle" font-size="11" fill="#5f6b7a">{}</text>"##,
-            Esc(&text.show(Timestamp::from_nanos(t))),
+            Esc(&text.show(at)),
             ty = axis_y + 16.0
         )?;
-        t = t.saturating_add(step);
+        t += step;
     }
     writeln!(
         out,

@@ -1,7 +1,13 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (each test crate uses a part).
+#![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// A tab-separated file with a header row (the corpus's MANIFEST and EXPECTED),
 /// as one map per row; blank lines and `#` comments are skipped.
@@ -20,4 +26,75 @@ pub fn read_tsv(path: &Path) -> Vec<HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// How a command run by [`run_bounded`] ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code; `None` when it was killed (by us after the timeout, or
+    /// by a signal: see `signal`).
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// A one-line account for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}, signal {:?}, timed out {}, after {:?}; stderr: {}",
+            self.code,
+            self.signal,
+            self.timed_out,
+            self.elapsed,
+            self.stderr.trim()
+        )
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        // A read error leaves what was read so far; the checks then fail on it.
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr captured (unless the
+/// command set them), killing it after `timeout`.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+    let out = child.stdout.take().map(drain);
+    let err = child.stderr.take().map(drain);
+    let deadline = started + timeout;
+    let (status, timed_out) = loop {
+        match child.try_wait().expect("wait for the child") {
+            Some(status) => break (status, false),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                break (child.wait().expect("wait for the killed child"), true);
+            }
+            None => thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let text = |h: Option<thread::JoinHandle<Vec<u8>>>| {
+        h.map(|h| String::from_utf8_lossy(&h.join().expect("pipe reader")).into_owned())
+            .unwrap_or_default()
+    };
+    Finished {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stdout: text(out),
+        stderr: text(err),
+        elapsed: started.elapsed(),
+    }
 }

@@ -1,0 +1,195 @@
+//! What each fuzz target checks, in one place: the targets in `fuzz_targets/`
+//! call these functions, and the main crate's `tests/fuzz_regressions.rs`
+//! includes this file to replay the inputs that once broke a promise
+//! (`tests/regressions/<target>/`). Each function panics when portmatrix
+//! misbehaves on its input; returning means the input was handled.
+//!
+//! Besides "no panic, no hang, no unbounded allocation" (libFuzzer watches
+//! those), the checks hold portmatrix to what its documentation says: decoding
+//! is pure, errors name the input and an offset inside it, limits hold.
+
+use std::sync::{Arc, OnceLock};
+
+use portmatrix::capture::{CaptureError, CaptureFile};
+use portmatrix::classify::{Classifier, FlowQuery};
+use portmatrix::decode::{decode, decode_frame, Decoded, Defragmenter, MAX_ENCAP_DEPTH};
+use portmatrix::matrix::{parse_rules, PortMatrix, Product, MAX_RANGES_PER_RULE, MAX_RULES};
+use portmatrix::report::{render, ModelBuilder, Page};
+use portmatrix::transport::Transport;
+
+/// `decode` target. Layout: a link type (2 bytes, big-endian), then frames,
+/// each after its length (2 bytes, big-endian; the last frame takes whatever
+/// is left). Several frames per input let fragments meet their first
+/// fragment in the `Defragmenter`, whose tiny table also exercises eviction.
+pub fn decode_frames(data: &[u8]) {
+    let Some((&[hi, lo], mut rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let link_type = u16::from_be_bytes([hi, lo]);
+    let mut defrag = Defragmenter::with_capacity(4);
+    while !rest.is_empty() {
+        let frame;
+        (frame, rest) = match rest.split_first_chunk::<2>() {
+            Some((&len, tail)) => {
+                tail.split_at(usize::from(u16::from_be_bytes(len)).min(tail.len()))
+            }
+            None => (rest, &[][..]),
+        };
+        let (decoded, encap) = decode_frame(link_type, frame);
+        assert_eq!(decode(link_type, frame), decoded, "decode is pure");
+        assert!(encap.layers().len() <= MAX_ENCAP_DEPTH);
+        match decoded {
+            Decoded::Packet(m) => {
+                assert_eq!(m.encap, encap);
+                assert!(m.payload_len <= m.ip_len, "{m:?}");
+            }
+            Decoded::Fragment(f) => {
+                assert_eq!(f.encap, encap);
+                assert!(f.payload_len <= f.ip_len, "{f:?}");
+            }
+            Decoded::Other(o) => assert!(!o.to_string().is_empty()),
+            Decoded::Malformed(e) => assert!(!e.as_str().is_empty()),
+        }
+        let resolved = defrag.resolve(decoded);
+        assert!(
+            !matches!(resolved, Decoded::Fragment(_)),
+            "the defragmenter resolves every fragment"
+        );
+        assert!(defrag.len() <= defrag.capacity());
+    }
+}
+
+/// The name the in-memory capture goes by in errors.
+const CAPTURE_NAME: &str = "fuzz.pcap";
+
+/// `capture` target: the bytes as a capture file, read to the end or the
+/// first error. Packets come in file order, lie inside the file, and an
+/// error names the file and an offset inside it; afterwards the reader
+/// stays finished.
+pub fn read_capture(data: &[u8]) {
+    let total = data.len() as u64;
+    let mut cap = match CaptureFile::from_bytes(CAPTURE_NAME, data.to_vec()) {
+        Ok(cap) => cap,
+        Err(e) => return check_capture_error(&e, total),
+    };
+    let mut last_offset = None;
+    loop {
+        match cap.next_packet() {
+            Ok(Some(p)) => {
+                assert!(last_offset.is_none_or(|o| p.offset > o), "offsets grow");
+                last_offset = Some(p.offset);
+                assert!(p.offset + p.data.len() as u64 <= total);
+                assert!(!p.ts.to_string().is_empty());
+            }
+            Ok(None) => break,
+            Err(e) => {
+                check_capture_error(&e, total);
+                break;
+            }
+        }
+        assert!(cap.bytes_read() <= total);
+    }
+    assert!(matches!(cap.next_packet(), Ok(None)), "stays finished");
+}
+
+fn check_capture_error(e: &CaptureError, total: u64) {
+    assert_ne!(e.kind(), "io", "bytes in memory cannot fail to read: {e}");
+    let message = e.to_string();
+    assert!(message.contains(CAPTURE_NAME), "{message}");
+    let offset = e.offset().unwrap_or(u64::MAX);
+    assert!(
+        offset <= total,
+        "offset {offset} beyond {total} bytes: {message}"
+    );
+    assert!(message.contains("offset"), "{message}");
+}
+
+/// `rules` target: the bytes as a rules file (up to the first byte that is
+/// not UTF-8, which the file reader refuses before parsing). Errors point
+/// inside the text; a valid file respects the limits and compiles into a
+/// classifier that answers for every port.
+pub fn load_rules(data: &[u8]) {
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let lines = text.split('\n').count();
+    let file = match parse_rules("fuzz.toml", text) {
+        Ok(file) => file,
+        Err(errors) => {
+            assert!(!errors.is_empty());
+            for e in &errors {
+                assert!(e.line >= 1 && e.line <= lines, "{e}");
+                assert!(e.column >= 1, "{e}");
+                assert!(e.to_string().starts_with("fuzz.toml:"), "{e}");
+            }
+            return;
+        }
+    };
+    assert!(file.rules.len() <= MAX_RULES);
+    for rule in &file.rules {
+        assert!(!rule.listen_ports.is_empty() && rule.listen_ports.len() <= MAX_RANGES_PER_RULE);
+        assert!(rule.listen_ports.iter().all(|r| r.lo <= r.hi));
+    }
+    let Ok(matrix) = PortMatrix::from_files(vec![file]) else {
+        return;
+    };
+    let classifier = Classifier::new(Arc::new(matrix), Product::Aacc);
+    for transport in Transport::ALL {
+        for port in [0, 1, 80, 443, 5060, 6000, 32599, 65535] {
+            let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+            let c = classifier.classify(FlowQuery {
+                transport,
+                port,
+                multicast: false,
+                same_host: false,
+                client: ip,
+                server: ip,
+                vlan: None,
+            });
+            assert_eq!(classifier.rule_ids(c.decision), c.rule_ids);
+            for &i in c.rule_ids {
+                assert!(classifier.matrix().rule(i).covers_port(port));
+            }
+        }
+    }
+}
+
+/// The built-in matrix, loaded once for the `events` target.
+fn builtin() -> &'static PortMatrix {
+    static MATRIX: OnceLock<PortMatrix> = OnceLock::new();
+    MATRIX.get_or_init(|| PortMatrix::builtin().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Occurrences of `<script` in `html`.
+fn scripts(html: &str) -> usize {
+    html.matches("<script").count()
+}
+
+/// The report page of `data` read as one events file.
+fn report_of(data: &[u8]) -> String {
+    let mut builder = ModelBuilder::new();
+    let read = builder.read("fuzz.jsonl", data);
+    assert!(
+        read.is_ok(),
+        "bytes in memory cannot fail to read: {read:?}"
+    );
+    let model = builder.finish();
+    let page = Page {
+        title: "fuzz",
+        model: &model,
+        matrix: builtin(),
+        product: Product::Aacc,
+    };
+    render(&page).unwrap_or_else(|e| panic!("render: {e}"))
+}
+
+/// `events` target: any bytes as an events file for `portmatrix report`
+/// (event files are untrusted input). The page renders, and no text from the
+/// events opens a script: the page has exactly the script tags of an empty one.
+pub fn report_events(data: &[u8]) {
+    static EMPTY_PAGE_SCRIPTS: OnceLock<usize> = OnceLock::new();
+    let want = *EMPTY_PAGE_SCRIPTS.get_or_init(|| scripts(&report_of(b"")));
+    let html = report_of(data);
+    assert_eq!(scripts(&html), want, "event text escaped into a script tag");
+}
