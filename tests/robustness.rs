@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portmatrix::classify::Classifier;
+use portmatrix::filter::{Focus, VerdictSet};
 use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{PortMatrix, Product};
-use portmatrix::filter::{Focus, VerdictSet};
 use portmatrix::output::{EventWriter, Format};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, FlowSettings};
 
@@ -224,8 +224,8 @@ fn the_writer_keeps_the_first_error_and_stops_the_run() {
                 kind,
             };
             let writer = EventWriter::new(out, Format::Json, true, Arc::clone(&classifier));
-            let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, None)
-                .expect("inputs listed");
+            let (outcome, mut writer) =
+                run_offline(&config, Arc::clone(&classifier), writer, None).expect("inputs listed");
             assert!(outcome.output_closed, "{kind:?} after {fail_after}");
             let error = writer.take_error().expect("the error is kept");
             assert_eq!(error.kind(), kind);
