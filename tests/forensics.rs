@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{portmatrix, stderr, work_dir};
+
 use portmatrix::capture::CaptureFile;
 use serde_json::Value;
 
@@ -28,23 +31,9 @@ fn fixture(name: &str) -> String {
 }
 
 fn analyze(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portmatrix"))
-        .arg("analyze")
-        .args(args)
-        .output()
-        .expect("portmatrix runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A fresh folder for one test's files.
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("forensics-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test folder");
-    dir
+    let mut all = vec!["analyze"];
+    all.extend_from_slice(args);
+    portmatrix(&all)
 }
 
 fn path_str(p: &Path) -> &str {
@@ -135,7 +124,7 @@ fn own_count(file: &Path) -> u64 {
 
 /// `--extract DIR` on the sample; the events and the folder's files.
 fn extract_sample(name: &str, extra: &[&str]) -> (Vec<Value>, PathBuf) {
-    let dir = work_dir(name).join("evidence");
+    let dir = work_dir("forensics", name).join("evidence");
     let mut args = vec!["--json", "--flows", "-q", "--extract", path_str(&dir)];
     args.extend_from_slice(extra);
     let sample = fixture(SAMPLE);
@@ -347,7 +336,7 @@ fn synthetic_capture(path: &Path, flows: u16, data: u32, payload: usize, interle
 fn more_flows_than_open_files_are_closed_and_reopened_whole() {
     // 200 flagged flows whose packets alternate: far more files than the
     // extract thread keeps open, each reopened in append mode as it goes.
-    let work = work_dir("many-files");
+    let work = work_dir("forensics", "many-files");
     let capture = work.join("scan.pcap");
     synthetic_capture(&capture, 200, 4, 100, true);
     let dir = work.join("evidence");
@@ -378,7 +367,7 @@ fn more_flows_than_open_files_are_closed_and_reopened_whole() {
 
 #[test]
 fn the_total_cap_stops_extraction_for_good_and_is_counted() {
-    let work = work_dir("total-cap");
+    let work = work_dir("forensics", "total-cap");
     let capture = work.join("big.pcap");
     // 3 flows of 1 + 500 packets, about 0.7 MB each: the 1 MiB cap ends
     // the second flow's file early and leaves the third without one.
@@ -564,7 +553,7 @@ fn bad_focus_options_are_usage_errors() {
 
 #[test]
 fn verdict_selects_what_is_reported_and_extracted_but_all_flows_count() {
-    let dir = work_dir("verdict").join("evidence");
+    let dir = work_dir("forensics", "verdict").join("evidence");
     let o = analyze(&[
         "--json",
         "--flows",
@@ -690,7 +679,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn csv_has_a_header_and_one_row_per_flow_event() {
-    let work = work_dir("csv");
+    let work = work_dir("forensics", "csv");
     // A site rule whose id needs quoting documents FTP (port 21).
     let rules = work.join("site.toml");
     std::fs::write(
@@ -785,7 +774,7 @@ fn json_is_an_alias_of_format_json() {
 
 #[test]
 fn report_is_written_at_the_end_of_the_run_with_its_evidence_links() {
-    let work = work_dir("report");
+    let work = work_dir("forensics", "report");
     let report = work.join("report.html");
     let evidence = work.join("evidence");
     let o = analyze(&[

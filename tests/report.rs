@@ -8,28 +8,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use portmatrix::matrix::PortMatrix;
+
+mod common;
+use common::{portmatrix, stderr, work_dir};
 use serde::Deserialize;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn portmatrix(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portmatrix"))
-        .args(args)
-        .output()
-        .expect("portmatrix runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A fresh folder for one test's files.
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test folder");
-    dir
-}
 
 /// Where artifacts a person may want to look at are kept: `<target>/test-artifacts`.
 fn artifact_dir() -> PathBuf {
@@ -105,7 +89,7 @@ fn link_targets(html: &str) -> Vec<&str> {
 
 #[test]
 fn report_of_the_sample_capture_has_every_part() {
-    let dir = work_dir("sample");
+    let dir = work_dir("report", "sample");
     let events = sample_events(&dir);
     let out = dir.join("report.html");
     let o = report(&[&events], &out);
@@ -150,7 +134,7 @@ fn report_of_the_sample_capture_has_every_part() {
 
 #[test]
 fn hostile_and_malformed_events_are_escaped_counted_and_exit_1() {
-    let dir = work_dir("hostile");
+    let dir = work_dir("report", "hostile");
     let events = sample_events(&dir);
     let text = std::fs::read_to_string(&events).expect("read the events");
     let flagged_line = text
@@ -199,7 +183,7 @@ fn hostile_and_malformed_events_are_escaped_counted_and_exit_1() {
 
 #[test]
 fn stdin_in_and_stdout_out() {
-    let dir = work_dir("stdio");
+    let dir = work_dir("report", "stdio");
     let events = sample_events(&dir);
     let input = std::fs::File::open(&events).expect("open the events");
     let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
@@ -215,7 +199,7 @@ fn stdin_in_and_stdout_out() {
 
 #[test]
 fn a_missing_events_file_is_named_and_exits_1() {
-    let dir = work_dir("missing");
+    let dir = work_dir("report", "missing");
     let out = dir.join("report.html");
     let o = report(&[&dir.join("nope.jsonl")], &out);
     assert_eq!(o.status.code(), Some(1));
@@ -310,7 +294,7 @@ fn a_real_browser_draws_the_report_and_sorts_its_tables() {
         );
         return;
     }
-    let dir = work_dir("browser");
+    let dir = work_dir("report", "browser");
     let artifacts = artifact_dir();
     let events = sample_events(&dir);
     let page = artifacts.join("report.html");

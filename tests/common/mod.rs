@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -97,4 +97,24 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Finished {
         stderr: text(err),
         elapsed: started.elapsed(),
     }
+}
+
+/// Run the built `portmatrix` with `args`, whatever its exit status.
+pub fn portmatrix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+        .args(args)
+        .output()
+        .expect("portmatrix runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh folder for one test's files: `<tmp>/<prefix>-<name>`.
+pub fn work_dir(prefix: &str, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test folder");
+    dir
 }
