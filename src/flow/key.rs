@@ -12,6 +12,20 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// A packet's (sender, receiver).
+pub fn endpoints(meta: &PacketMeta) -> (Endpoint, Endpoint) {
+    (
+        Endpoint {
+            ip: meta.src,
+            port: meta.src_port,
+        },
+        Endpoint {
+            ip: meta.dst,
+            port: meta.dst_port,
+        },
+    )
+}
+
 /// The same for both directions of a flow: the endpoints are stored in order.
 /// By default VLAN ids and tunnels are not part of it, so a flow tagged or
 /// tunnelled on one direction only is one flow, and the inner 5-tuple alone
@@ -40,14 +54,7 @@ impl FlowKey {
 
     /// The key of a decoded packet's flow; with `vlan_key`, its VLAN id is part of it.
     pub fn of(meta: &PacketMeta, vlan_key: bool) -> FlowKey {
-        let a = Endpoint {
-            ip: meta.src,
-            port: meta.src_port,
-        };
-        let b = Endpoint {
-            ip: meta.dst,
-            port: meta.dst_port,
-        };
+        let (a, b) = endpoints(meta);
         FlowKey {
             vlan: if vlan_key { meta.vlan } else { None },
             ..FlowKey::new(meta.transport, a, b)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::key::{mix, Endpoint, FlowKey};
+use super::key::{endpoints, mix, Endpoint, FlowKey};
 use super::{Direction, EndReason, Flow, TcpState};
 use crate::capture::Timestamp;
 use crate::classify::{AppCheck, Classifier, FlowQuery, Verdict};
@@ -145,14 +145,7 @@ impl FlowTable {
         wire_len: u32,
         out: &mut impl FnMut(FlowEvent),
     ) {
-        let sender = Endpoint {
-            ip: meta.src,
-            port: meta.src_port,
-        };
-        let receiver = Endpoint {
-            ip: meta.dst,
-            port: meta.dst_port,
-        };
+        let (sender, receiver) = endpoints(meta);
         let key = FlowKey::of(meta, self.vlan_key);
         if let Some(flow) = self.flows.get_mut(&key) {
             if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {

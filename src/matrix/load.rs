@@ -91,18 +91,8 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
         match key.get_ref().as_ref() {
             "schema" => {
                 seen_schema = true;
-                match value
-                    .get_ref()
-                    .as_integer()
-                    .map(|i| (i.as_str(), i.radix()))
-                {
-                    Some(("1", 10)) => {}
-                    _ => errors.push(
-                        span,
-                        None,
-                        Some("schema"),
-                        "unsupported schema; this portmatrix reads `schema = 1`".into(),
-                    ),
+                if !is_schema_one(value.get_ref()) {
+                    errors.push(span, None, Some("schema"), UNSUPPORTED_SCHEMA.into());
                 }
             }
             "document" => match value.get_ref().as_str() {
@@ -190,6 +180,15 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
     } else {
         Err(errors.into_list())
     }
+}
+
+/// What a `schema` other than 1 is told (rules files and site files).
+pub(crate) const UNSUPPORTED_SCHEMA: &str =
+    "unsupported schema; this portmatrix reads `schema = 1`";
+
+/// `schema = 1`, written as a decimal integer: the only version there is.
+pub(crate) fn is_schema_one(value: &DeValue<'_>) -> bool {
+    value.as_integer().map(|i| (i.as_str(), i.radix())) == Some(("1", 10))
 }
 
 /// `[severity]`: `undocumented = "high"`, for rules files and site files

@@ -7,7 +7,7 @@
 mod error;
 mod index;
 mod load;
-pub(crate) use load::parse_severities;
+pub(crate) use load::{is_schema_one, parse_severities, UNSUPPORTED_SCHEMA};
 mod rule;
 mod system;
 mod text;

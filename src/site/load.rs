@@ -14,7 +14,7 @@ use super::exception::{parse_until, Exception};
 use super::lookup::{IpNet, RoleEntry, RoleTable};
 use super::Site;
 use crate::classify::Verdict;
-use crate::matrix::parse_severities;
+use crate::matrix::{is_schema_one, parse_severities, UNSUPPORTED_SCHEMA};
 use crate::matrix::{line_col, read_text_file, PortSpec, System, SystemSet};
 use crate::transport::Transport;
 
@@ -88,8 +88,8 @@ pub fn parse_site(origin: &str, text: &str) -> Result<Site, Vec<SiteProblem>> {
         match key.get_ref().as_ref() {
             "schema" => {
                 seen_schema = true;
-                if value.get_ref().as_integer().map(|i| (i.as_str(), i.radix())) != Some(("1", 10)) {
-                    p.push(span.clone(), None, Some("schema"), "unsupported schema; this portmatrix reads `schema = 1`".into());
+                if !is_schema_one(value.get_ref()) {
+                    p.push(span.clone(), None, Some("schema"), UNSUPPORTED_SCHEMA.into());
                 }
             }
             "systems" => systems_table(value, &mut p, &mut entries),

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, FlowQuery};
 use crate::decode::{tcp_flags, PacketMeta};
-use crate::flow::{Endpoint, FlowKey};
+use crate::flow::{endpoints, Endpoint, FlowKey};
 use crate::matrix::{RuleIdx, System, SYSTEMS};
 use crate::transport::Transport;
 
@@ -66,14 +66,7 @@ impl<'a> Evidence<'a> {
     pub fn packet(&mut self, ts: Timestamp, meta: &PacketMeta) {
         self.packets += 1;
         self.span = Some(self.span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let src = Endpoint {
-            ip: meta.src,
-            port: meta.src_port,
-        };
-        let dst = Endpoint {
-            ip: meta.dst,
-            port: meta.dst_port,
-        };
+        let (src, dst) = endpoints(meta);
         if dst.ip.is_multicast() || src.ip.is_multicast() {
             return;
         }
