@@ -14,7 +14,7 @@ use std::io;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use portmatrix::capture::{CaptureFile, Timestamp};
+use portmatrix::capture::{CaptureFile, Chunk, Timestamp};
 use portmatrix::decode::{self, Decoded, Defragmenter, PacketMeta};
 use portmatrix::flow::{EndReason, Flow, FlowEvent, FlowTable, Timeouts};
 use portmatrix::output::{EventWriter, Format};
@@ -22,7 +22,8 @@ use portmatrix::output::{EventWriter, Format};
 /// Flows one table may hold (the default `--max-flows`).
 const MAX_FLOWS: usize = 1_000_000;
 
-/// Reading the file: open, frame every record, hand out each packet.
+/// Reading the file: open, frame every record, hand out each packet (one
+/// at a time over a reused buffer, or in chunks that take the buffer).
 fn bench_read(c: &mut Criterion) {
     let path = common::capture();
     let packets = common::Packets::load(&path).len() as u64;
@@ -36,6 +37,20 @@ fn bench_read(c: &mut Criterion) {
             while let Some(p) = cap.next_packet().expect("read") {
                 n += u64::from(p.orig_len > 0);
                 black_box(p.data);
+            }
+            n
+        })
+    });
+    group.bench_function("chunks", |b| {
+        let mut chunk = Chunk::new();
+        b.iter(|| {
+            let mut cap = CaptureFile::open(&path).expect("open");
+            let mut n = 0u64;
+            while cap.next_chunk(&mut chunk).expect("read") {
+                for (p, data) in chunk.iter() {
+                    n += u64::from(p.orig_len > 0);
+                    black_box(data);
+                }
             }
             n
         })
