@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::decode::PacketMeta;
 use crate::transport::Transport;
 
 /// One side of a flow.
@@ -33,7 +34,7 @@ impl FlowKey {
     /// `std`'s seeded hasher): it picks the worker and seeds the flow id, so
     /// both must not depend on the process.
     pub fn stable_hash(&self) -> u64 {
-        let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(self.transport.ip_proto());
+        let mut h = hash_seed(self.transport);
         for ep in [self.lo, self.hi] {
             match ep.ip {
                 IpAddr::V4(v4) => h = mix(h, u64::from(u32::from(v4))),
@@ -47,6 +48,42 @@ impl FlowKey {
         }
         h
     }
+}
+
+/// [`FlowKey::stable_hash`] of the flow a packet belongs to, in either
+/// direction, without building the key: for IPv4 the ordering and the mixing
+/// work on integers. Computed once per packet, by the front, which shards on
+/// it; the worker's table finds the flow with it.
+pub fn packet_hash(meta: &PacketMeta) -> u64 {
+    match (meta.src, meta.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            // `Endpoint`'s order for two IPv4 endpoints: address, then port.
+            let a = (u32::from(s), meta.src_port);
+            let b = (u32::from(d), meta.dst_port);
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let mut h = hash_seed(meta.transport);
+            h = mix(h, u64::from(lo.0));
+            h = mix(h, u64::from(lo.1));
+            h = mix(h, u64::from(hi.0));
+            mix(h, u64::from(hi.1))
+        }
+        _ => FlowKey::new(
+            meta.transport,
+            Endpoint {
+                ip: meta.src,
+                port: meta.src_port,
+            },
+            Endpoint {
+                ip: meta.dst,
+                port: meta.dst_port,
+            },
+        )
+        .stable_hash(),
+    }
+}
+
+fn hash_seed(transport: Transport) -> u64 {
+    0x9e37_79b9_7f4a_7c15 ^ u64::from(transport.ip_proto())
 }
 
 /// One round of a multiply-xorshift mixer (from splitmix64).
@@ -82,5 +119,45 @@ mod tests {
             k1.stable_hash(),
             FlowKey::new(Transport::Udp, a, b).stable_hash()
         );
+    }
+
+    #[test]
+    fn packet_hash_is_the_keys_stable_hash() {
+        let ips = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.168.1.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "fd00::1",
+            "fd00::2",
+            "::ffff:10.0.0.1",
+        ];
+        for (i, src) in ips.iter().enumerate() {
+            for dst in &ips[i..] {
+                for (sp, dp) in [(1, 2), (2, 1), (443, 443), (0, 65535)] {
+                    for transport in Transport::ALL {
+                        let meta = PacketMeta {
+                            src: src.parse().expect("ip"),
+                            dst: dst.parse().expect("ip"),
+                            src_port: sp,
+                            dst_port: dp,
+                            transport,
+                            tcp_flags: 0,
+                            ip_len: 0,
+                            payload_len: 0,
+                            vlan: None,
+                            encap: crate::decode::Encap::NONE,
+                        };
+                        let key = FlowKey::new(transport, ep(src, sp), ep(dst, dp));
+                        assert_eq!(
+                            packet_hash(&meta),
+                            key.stable_hash(),
+                            "{src} {dst} {sp} {dp}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

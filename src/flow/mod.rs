@@ -8,7 +8,7 @@ use serde::Serialize;
 
 #[cfg(test)]
 pub(crate) use key::ep;
-pub use key::{Endpoint, FlowKey};
+pub use key::{packet_hash, Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
 use crate::capture::Timestamp;

@@ -1,9 +1,10 @@
 //! The per-worker flow table: bounded, owned by one thread, driven by packet time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::key::{mix, Endpoint, FlowKey};
+use hashbrown::HashTable;
+
+use super::key::{mix, packet_hash, Endpoint, FlowKey};
 use super::{Direction, EndReason, Flow, TcpState};
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, FlowQuery, Verdict};
@@ -77,15 +78,55 @@ impl TableStats {
     }
 }
 
-/// How often (packet time) the table looks for idle flows.
-const SWEEP_INTERVAL: i64 = 5 * NANOS;
+/// Seconds of packet time the timer wheel looks ahead; a flow due later
+/// waits in the last bucket and is put back when it comes up.
+const WHEEL_SECS: i64 = 512;
 
+/// Flows per page of the slab that holds them.
+const PAGE: usize = 1024;
+
+/// One flow in the table, with what the table keeps about it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    flow: Flow,
+    /// The flow key's `stable_hash`: where the index finds it.
+    hash: u64,
+    /// The packet-time second of the wheel bucket the flow waits in.
+    due: i64,
+    /// Bumped at every (re)scheduling and at removal: a wheel entry is
+    /// current only while its ticket matches.
+    ticket: u32,
+    live: bool,
+}
+
+/// Coarse timers on packet time: one bucket per second, a ring of
+/// [`WHEEL_SECS`]. A flow is scheduled once, when its timeout would run out
+/// if no other packet came; packets do not touch the wheel (except the one
+/// that closes a TCP flow, which shortens its timeout). When a bucket comes
+/// up, each flow in it has either timed out, or it saw packets since and is
+/// put back where its timeout now runs out. So expiry costs nothing per
+/// packet and amortized constant time per flow, instead of a sweep over the
+/// whole table.
+#[derive(Debug)]
+struct Wheel {
+    buckets: Vec<Vec<(u32, u32)>>,
+    /// The first second not yet looked at; buckets before it are done.
+    next: Option<i64>,
+}
+
+/// The bounded flow table of one worker: a slab of flows in pages (it never
+/// moves them, so growing costs no copy and no peak of twice the memory), an
+/// index of 4-byte slab positions found by the flow hash the front computed
+/// once (`hashbrown`'s `HashTable`), and the timer wheel.
 pub struct FlowTable {
-    flows: HashMap<FlowKey, Flow>,
+    index: HashTable<u32>,
+    pages: Vec<Vec<Slot>>,
+    /// Free slab positions, reused before the slab grows.
+    free: Vec<u32>,
+    wheel: Wheel,
     classifier: Arc<Classifier>,
     timeouts: Timeouts,
     capacity: usize,
-    last_sweep: Option<Timestamp>,
     stats: TableStats,
 }
 
@@ -94,28 +135,40 @@ impl FlowTable {
     /// flows are evicted (and reported).
     pub fn new(classifier: Arc<Classifier>, timeouts: Timeouts, capacity: usize) -> FlowTable {
         FlowTable {
-            flows: HashMap::new(),
+            index: HashTable::new(),
+            pages: Vec::new(),
+            free: Vec::new(),
+            wheel: Wheel {
+                buckets: (0..WHEEL_SECS).map(|_| Vec::new()).collect(),
+                next: None,
+            },
             classifier,
             timeouts,
             capacity: capacity.max(1),
-            last_sweep: None,
             stats: TableStats::default(),
         }
     }
 
     pub fn stats(&self) -> TableStats {
         TableStats {
-            active: self.flows.len() as u64,
+            active: self.index.len() as u64,
             ..self.stats
         }
     }
 
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.index.is_empty()
+    }
+
+    /// The flow `key` names, while tracked.
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+        let (a, b) = (key.lo, key.hi);
+        let i = self.find(key.stable_hash(), key.transport, a, b)?;
+        Some(&self.slot(i).flow)
     }
 
     /// Account one packet; may report a new flow's alert and ended flows.
@@ -123,6 +176,19 @@ impl FlowTable {
         &mut self,
         ts: Timestamp,
         meta: &PacketMeta,
+        wire_len: u32,
+        out: &mut impl FnMut(FlowEvent),
+    ) {
+        self.update_hashed(ts, meta, packet_hash(meta), wire_len, out);
+    }
+
+    /// [`FlowTable::update`] with the packet's flow hash already computed
+    /// (by the front, which shards on it): `hash` must be [`packet_hash`]`(meta)`.
+    pub fn update_hashed(
+        &mut self,
+        ts: Timestamp,
+        meta: &PacketMeta,
+        hash: u64,
         wire_len: u32,
         out: &mut impl FnMut(FlowEvent),
     ) {
@@ -134,64 +200,103 @@ impl FlowTable {
             ip: meta.dst,
             port: meta.dst_port,
         };
-        let key = FlowKey::new(meta.transport, sender, receiver);
-        if let Some(flow) = self.flows.get_mut(&key) {
-            if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
+        if let Some(i) = self.find(hash, meta.transport, sender, receiver) {
+            let timeouts = self.timeouts;
+            let flow = &mut self.slot_mut(i).flow;
+            if ts.nanos_since(flow.last) <= timeouts.of(flow) {
+                let was_closed = flow.tcp_state == Some(TcpState::Closed);
                 account(flow, ts, meta, sender, wire_len);
+                if !was_closed && flow.tcp_state == Some(TcpState::Closed) {
+                    // Closed flows time out sooner.
+                    self.schedule(i);
+                }
                 self.advance(ts, out);
                 return;
             }
             // Idle past its timeout: that flow has ended, this packet starts a new one.
-            let ended = *flow;
-            self.flows.remove(&key);
+            let ended = self.remove(i);
             self.end(ended, out);
         }
-        if self.flows.len() >= self.capacity {
+        if self.index.len() >= self.capacity {
             self.evict_oldest(out);
         }
-        let mut flow = self.start_flow(&key, ts, meta, sender, receiver);
+        let mut flow = self.start_flow(hash, ts, meta, sender, receiver);
         account(&mut flow, ts, meta, sender, wire_len);
         self.stats.flows += 1;
         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
         if flow.verdict != Verdict::Documented {
             out(FlowEvent::Alert(flow));
         }
-        self.flows.insert(key, flow);
+        let i = self.insert(hash, flow);
+        self.schedule(i);
         self.advance(ts, out);
     }
 
     /// Move the table's clock: end flows idle past their timeout. Cheap when
-    /// called often: it sweeps at most every few seconds of packet time.
+    /// called often: it looks only at the wheel buckets of the seconds that
+    /// went by since the last call.
     pub fn advance(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
-        match self.last_sweep {
-            None => self.last_sweep = Some(now),
-            Some(last) if now.nanos_since(last) >= SWEEP_INTERVAL => {
-                self.last_sweep = Some(now);
-                self.expire(now, out);
+        let current = now.secs();
+        let Some(next) = self.wheel.next else {
+            self.wheel.next = Some(current);
+            return;
+        };
+        if current <= next {
+            return;
+        }
+        // Re-scheduled flows land at or after `current`.
+        self.wheel.next = Some(current);
+        for second in next..current.min(next + WHEEL_SECS) {
+            let b = bucket(second);
+            let mut due = std::mem::take(&mut self.wheel.buckets[b]);
+            for (i, ticket) in due.drain(..) {
+                let slot = self.slot(i);
+                if !slot.live || slot.ticket != ticket {
+                    continue; // rescheduled or gone since
+                }
+                if slot.due >= current {
+                    // Scheduled a whole turn of the wheel later: not yet.
+                    self.wheel.buckets[b].push((i, ticket));
+                    continue;
+                }
+                let flow = slot.flow;
+                if now.nanos_since(flow.last) > self.timeouts.of(&flow) {
+                    let ended = self.remove(i);
+                    out(FlowEvent::End(ended, natural_end(&ended, &mut self.stats)));
+                } else {
+                    self.schedule(i);
+                }
             }
-            Some(_) => {}
+            if self.wheel.buckets[b].is_empty() {
+                // Keep the bucket's allocation for its next turn.
+                self.wheel.buckets[b] = due;
+            }
         }
     }
 
     /// End every flow: those idle past their timeout at `now` as `timeout`
     /// (or `closed`), all others with `reason`.
     pub fn finish(&mut self, now: Timestamp, reason: EndReason, out: &mut impl FnMut(FlowEvent)) {
-        self.expire(now, out);
-        let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut rest = Vec::with_capacity(self.index.len());
+        for page in &self.pages {
+            for slot in page.iter().filter(|s| s.live) {
+                let flow = slot.flow;
+                if now.nanos_since(flow.last) > self.timeouts.of(&flow) {
+                    out(FlowEvent::End(flow, natural_end(&flow, &mut self.stats)));
+                } else {
+                    rest.push(flow);
+                }
+            }
+        }
+        self.index.clear();
+        self.pages.clear();
+        self.free.clear();
+        for b in &mut self.wheel.buckets {
+            b.clear();
+        }
         rest.sort_unstable_by_key(|f| (f.start, f.id));
         for flow in rest {
             out(FlowEvent::End(flow, end_reason(&flow, reason)));
-        }
-    }
-
-    fn expire(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
-        let timeouts = self.timeouts;
-        let stats = &mut self.stats;
-        for (_, flow) in self
-            .flows
-            .extract_if(|_, f| now.nanos_since(f.last) > timeouts.of(f))
-        {
-            out(FlowEvent::End(flow, natural_end(&flow, stats)));
         }
     }
 
@@ -203,8 +308,14 @@ impl FlowTable {
     /// that a flood costs amortized constant time per new flow.
     fn evict_oldest(&mut self, out: &mut impl FnMut(FlowEvent)) {
         let n = (self.capacity / 100).max(1);
-        let mut by_age: Vec<(Timestamp, FlowKey)> =
-            self.flows.iter().map(|(k, f)| (f.last, *k)).collect();
+        let mut by_age: Vec<(Timestamp, u32)> = Vec::with_capacity(self.index.len());
+        for (p, page) in self.pages.iter().enumerate() {
+            for (k, slot) in page.iter().enumerate() {
+                if slot.live {
+                    by_age.push((slot.flow.last, (p * PAGE + k) as u32));
+                }
+            }
+        }
         let n = n.min(by_age.len());
         if n == 0 {
             return;
@@ -212,17 +323,111 @@ impl FlowTable {
         by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
         by_age.truncate(n);
         by_age.sort_unstable_by_key(|(t, _)| *t);
-        for (_, key) in by_age {
-            if let Some(flow) = self.flows.remove(&key) {
-                self.stats.evicted += 1;
-                out(FlowEvent::End(flow, EndReason::Evicted));
-            }
+        for (_, i) in by_age {
+            let flow = self.remove(i);
+            self.stats.evicted += 1;
+            out(FlowEvent::End(flow, EndReason::Evicted));
         }
+    }
+
+    // ----- slab, index, wheel ---------------------------------------------
+
+    fn slot(&self, i: u32) -> &Slot {
+        let i = i as usize;
+        &self.pages[i / PAGE][i % PAGE]
+    }
+
+    fn slot_mut(&mut self, i: u32) -> &mut Slot {
+        let i = i as usize;
+        &mut self.pages[i / PAGE][i % PAGE]
+    }
+
+    /// The slab position of the flow between `a` and `b` (either way round).
+    fn find(&self, hash: u64, transport: Transport, a: Endpoint, b: Endpoint) -> Option<u32> {
+        let pages = &self.pages;
+        self.index
+            .find(hash, |&i| {
+                let i = i as usize;
+                let f = &pages[i / PAGE][i % PAGE].flow;
+                f.transport == transport
+                    && ((f.client == a && f.server == b) || (f.client == b && f.server == a))
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, hash: u64, flow: Flow) -> u32 {
+        let slot = Slot {
+            flow,
+            hash,
+            due: 0,
+            ticket: 0,
+            live: true,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                let old = self.slot_mut(i);
+                *old = Slot {
+                    ticket: old.ticket.wrapping_add(1),
+                    ..slot
+                };
+                i
+            }
+            None => {
+                if self.pages.last().is_none_or(|p| p.len() == PAGE) {
+                    self.pages.push(Vec::with_capacity(PAGE));
+                }
+                let p = self.pages.len() - 1;
+                let page = &mut self.pages[p];
+                page.push(slot);
+                (p * PAGE + page.len() - 1) as u32
+            }
+        };
+        let pages = &self.pages;
+        self.index.insert_unique(hash, i, |&j| {
+            let j = j as usize;
+            pages[j / PAGE][j % PAGE].hash
+        });
+        i
+    }
+
+    /// Takes flow `i` out of the index and the slab (its wheel entry goes stale).
+    fn remove(&mut self, i: u32) -> Flow {
+        let hash = self.slot(i).hash;
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        let slot = self.slot_mut(i);
+        slot.live = false;
+        slot.ticket = slot.ticket.wrapping_add(1);
+        let flow = slot.flow;
+        self.free.push(i);
+        flow
+    }
+
+    /// (Re)schedules flow `i` for the second its timeout runs out.
+    fn schedule(&mut self, i: u32) {
+        let timeouts = self.timeouts;
+        let next = self.wheel.next;
+        let slot = self.slot_mut(i);
+        let deadline = slot
+            .flow
+            .last
+            .as_nanos()
+            .saturating_add(timeouts.of(&slot.flow));
+        let mut due = Timestamp::from_nanos(deadline).secs();
+        if let Some(next) = next {
+            // Never behind the wheel, never more than a turn ahead.
+            due = due.clamp(next, next + WHEEL_SECS - 1);
+        }
+        slot.due = due;
+        slot.ticket = slot.ticket.wrapping_add(1);
+        let ticket = slot.ticket;
+        self.wheel.buckets[bucket(due)].push((i, ticket));
     }
 
     fn start_flow(
         &self,
-        key: &FlowKey,
+        hash: u64,
         ts: Timestamp,
         meta: &PacketMeta,
         sender: Endpoint,
@@ -241,7 +446,7 @@ impl FlowTable {
         };
         Flow {
             // 53 bits, so JSON readers that use doubles keep it exact.
-            id: mix(key.stable_hash(), ts.as_nanos() as u64) & ((1 << 53) - 1),
+            id: mix(hash, ts.as_nanos() as u64) & ((1 << 53) - 1),
             transport: meta.transport,
             client,
             server,
@@ -301,6 +506,11 @@ impl FlowTable {
             }
         }
     }
+}
+
+/// The wheel bucket of a packet-time second.
+fn bucket(second: i64) -> usize {
+    second.rem_euclid(WHEEL_SECS) as usize
 }
 
 /// A closed TCP flow ends as `closed` whatever ended it; others with `otherwise`.

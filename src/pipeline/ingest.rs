@@ -8,10 +8,10 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto};
-use crate::flow::{Endpoint, FlowKey};
+use crate::flow::packet_hash;
 use crate::output::Stats;
 
-use super::{Record, WorkerMsg};
+use super::{shard, Record, WorkerMsg};
 
 /// Packets per batch: large enough to amortize channel costs, small enough
 /// that a batch never waits long.
@@ -136,21 +136,12 @@ impl Ingest {
         match self.defrag.resolve(decoded) {
             Decoded::Packet(meta) => {
                 c.tcp_udp_packets += 1;
-                let key = FlowKey::new(
-                    meta.transport,
-                    Endpoint {
-                        ip: meta.src,
-                        port: meta.src_port,
-                    },
-                    Endpoint {
-                        ip: meta.dst,
-                        port: meta.dst_port,
-                    },
-                );
-                let w = (key.stable_hash() % self.senders.len() as u64) as usize;
+                let hash = packet_hash(&meta);
+                let w = shard(hash, self.senders.len());
                 self.batches[w].push(Record {
                     ts,
                     meta,
+                    hash,
                     wire_len: packet.orig_len,
                 });
                 if self.batches[w].len() >= BATCH {

@@ -125,6 +125,7 @@ mod tests {
                 vlan: None,
                 encap: Encap::default(),
             },
+            hash: 0,
             wire_len: 60,
         }
     }

@@ -41,7 +41,17 @@ const OUTPUT_QUEUE: usize = 4096;
 struct Record {
     ts: Timestamp,
     meta: PacketMeta,
+    /// [`packet_hash`] of `meta`: computed once, to shard and to find the flow.
+    hash: u64,
     wire_len: u32,
+}
+
+/// The worker (of `workers`) that owns the flows with this [`packet_hash`]:
+/// a multiply-shift of the low 32 bits, so the table inside the worker,
+/// which indexes by the low bits and tags with the top ones, still sees
+/// every bit vary.
+fn shard(hash: u64, workers: usize) -> usize {
+    ((u64::from(hash as u32) * workers as u64) >> 32) as usize
 }
 
 /// What a front sends a worker.
@@ -185,7 +195,7 @@ fn work(
     for msg in rx {
         let mut apply = |r: &Record| {
             now = now.max(r.ts);
-            table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+            table.update_hashed(r.ts, &r.meta, r.hash, r.wire_len, &mut emit);
         };
         match msg {
             WorkerMsg::Batch(records) => {
@@ -204,7 +214,7 @@ fn work(
     }
     merge.release(None, &mut |r: &Record| {
         now = now.max(r.ts);
-        table.update(r.ts, &r.meta, r.wire_len, &mut emit);
+        table.update_hashed(r.ts, &r.meta, r.hash, r.wire_len, &mut emit);
     });
     table.finish(now, end, &mut emit);
     table.stats()
