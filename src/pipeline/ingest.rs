@@ -1,6 +1,6 @@
-//! The front of the pipeline, shared by files and live capture: decode each
-//! packet into a small [`Record`], count what is not TCP/UDP, and shard the
-//! records by flow over the workers' queues in batches.
+//! The live front: decode each packet into a small [`Record`], count what is
+//! not TCP/UDP, and shard the records by flow over the workers' queues in
+//! batches. (Files are decoded by the workers themselves: see `chunked`.)
 
 use std::collections::BTreeMap;
 
@@ -17,17 +17,8 @@ use super::{shard, Record, WorkerMsg};
 /// that a batch never waits long.
 const BATCH: usize = 256;
 
-/// What to do when a worker's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Delivery {
-    /// Wait: a file can be read more slowly, nothing is lost.
-    Wait,
-    /// Drop the batch and count it: a live capture must keep draining the
-    /// kernel's ring, or the kernel drops instead, uncounted per flow.
-    DropWhenFull,
-}
-
-/// What the front counted; summed over live capture threads.
+/// What the front counted; summed over live capture threads (or over the
+/// workers, for files).
 #[derive(Debug, Clone, Default)]
 pub(super) struct IngestCounts {
     pub packets: u64,
@@ -73,7 +64,7 @@ impl IngestCounts {
     }
 
     /// Counts a frame once under each kind of tunnel it was found in.
-    fn count_encap(&mut self, encap: Encap) {
+    pub fn count_encap(&mut self, encap: Encap) {
         let layers = encap.layers();
         for (i, &kind) in layers.iter().enumerate() {
             if !layers[..i].contains(&kind) {
@@ -95,7 +86,6 @@ pub(super) struct Ingest {
     senders: Vec<Sender<WorkerMsg>>,
     batches: Vec<Vec<Record>>,
     defrag: Defragmenter,
-    delivery: Delivery,
     /// Packet time between clock ticks (which also flush partial batches).
     tick_nanos: i64,
     last_tick: Option<Timestamp>,
@@ -103,21 +93,17 @@ pub(super) struct Ingest {
 }
 
 impl Ingest {
-    /// Offline, a tick per second of packet time is plenty; live, ticks come
-    /// often so that no record waits in a partial batch (alert latency).
-    pub fn new(
-        front: usize,
-        senders: Vec<Sender<WorkerMsg>>,
-        delivery: Delivery,
-        tick_nanos: i64,
-    ) -> Ingest {
+    /// Ticks come often so that no record waits long in a partial batch
+    /// (alert latency). When a worker's queue is full the batch is dropped
+    /// and counted: a live capture must keep draining the kernel's ring, or
+    /// the kernel drops instead, uncounted per flow.
+    pub fn new(front: usize, senders: Vec<Sender<WorkerMsg>>, tick_nanos: i64) -> Ingest {
         let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
         Ingest {
             front,
             senders,
             batches,
             defrag: Defragmenter::new(),
-            delivery,
             tick_nanos,
             last_tick: None,
             counts: IngestCounts::default(),
@@ -174,10 +160,7 @@ impl Ingest {
                     ts,
                 };
                 // A lost tick is harmless: the next one carries a later clock.
-                let _ = match self.delivery {
-                    Delivery::Wait => self.senders[w].send(msg).ok(),
-                    Delivery::DropWhenFull => self.senders[w].try_send(msg).ok(),
-                };
+                let _ = self.senders[w].try_send(msg);
             }
         }
         if let Some(ts) = tick {
@@ -188,18 +171,8 @@ impl Ingest {
     fn send_batch(&mut self, w: usize) {
         let full = std::mem::replace(&mut self.batches[w], Vec::with_capacity(BATCH));
         let msg = WorkerMsg::Batch(full);
-        match self.delivery {
-            // The worker only hangs up when the output is closed: nothing to keep.
-            Delivery::Wait => {
-                let _ = self.senders[w].send(msg);
-            }
-            Delivery::DropWhenFull => {
-                if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) =
-                    self.senders[w].try_send(msg)
-                {
-                    self.counts.queue_dropped += lost.len() as u64;
-                }
-            }
+        if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) = self.senders[w].try_send(msg) {
+            self.counts.queue_dropped += lost.len() as u64;
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::classify::Classifier;
 use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
-use super::ingest::{Delivery, Ingest, IngestCounts};
+use super::ingest::{Ingest, IngestCounts};
 use super::{fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
@@ -109,12 +109,7 @@ pub fn run_live<W: Write + Send>(
                     .zip(&slots)
                     .enumerate()
                     .map(|(front, (capture, slot))| {
-                        let ingest = Ingest::new(
-                            front,
-                            stages.senders.clone(),
-                            Delivery::DropWhenFull,
-                            TICK_NANOS,
-                        );
+                        let ingest = Ingest::new(front, stages.senders.clone(), TICK_NANOS);
                         let (halt, closed) = (&halt, stages.closed);
                         scope.spawn(move || {
                             capture_loop(capture, ingest, slot, halt, closed, config)

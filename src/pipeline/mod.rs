@@ -8,9 +8,12 @@
 //! ```
 //! The set of events does not depend on the number of workers: each flow lives
 //! in exactly one worker, time is packet time, and expiry depends only on a
-//! flow's own packets and the front's clock. Files and live capture differ only
-//! in their front ([`offline`], [`live`]); both go through [`run_stages`].
+//! flow's own packets and the front's clock. Live capture decodes in its
+//! front ([`live`], through [`run_stages`]); files are framed by the reader
+//! and decoded by the workers themselves ([`offline`], through `chunked`),
+//! so that all the per-packet work is spread over the workers.
 
+mod chunked;
 mod ingest;
 pub mod live;
 mod merge;

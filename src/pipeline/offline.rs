@@ -1,21 +1,18 @@
-//! The file front: every input in time order, read on the calling thread.
+//! The file input: every capture in time order, read in chunks by the
+//! workers themselves (see `chunked`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Timestamp};
+use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk, Timestamp};
 use crate::classify::Classifier;
 use crate::flow::EndReason;
 use crate::output::{EventWriter, FileStats, Format, Stats};
 
-use super::ingest::{Delivery, Ingest};
-use super::{fill_table_stats, run_stages, FlowSettings, Stages};
-
-/// Workers get the clock every second of packet time, so idle ones expire flows.
-const TICK_NANOS: i64 = 1_000_000_000;
+use super::chunked::{run_chunked, ChunkSource};
+use super::{fill_table_stats, FlowSettings};
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]
@@ -50,99 +47,111 @@ pub fn run_offline<W: Write + Send>(
     let started = Instant::now();
     let files = list_inputs(&config.inputs)?;
     let writer = EventWriter::new(out, config.format, config.flows, Arc::clone(&classifier));
-    let (read, tables, writer, closed) = run_stages(
+    let source = Files {
+        paths: &files,
+        next_path: 0,
+        open: None,
+        stats: Vec::with_capacity(files.len()),
+        errors: 0,
+        progress: Progress::new(config.progress, &files),
+    };
+    let (totals, writer) = run_chunked(
         config.flow,
-        1,
         EndReason::EndOfInput,
         &classifier,
         writer,
-        |stages| read_all(&files, stages, config.progress),
+        source,
     );
-    let mut stats = read.stats;
-    fill_table_stats(&mut stats, &tables);
+    let (files, errors) = totals.source.finish();
+    let mut stats = Stats::default();
+    totals.counts.fill(&mut stats);
+    stats.files = files;
+    fill_table_stats(&mut stats, &totals.tables);
     let outcome = RunOutcome {
         stats,
-        last_ts: read.last_ts,
-        input_errors: read.errors,
-        output_closed: closed,
+        last_ts: totals.counts.last_ts,
+        input_errors: errors,
+        output_closed: totals.closed,
         elapsed: started.elapsed(),
     };
     Ok((outcome, writer))
 }
 
-struct ReadResult {
-    stats: Stats,
-    last_ts: Timestamp,
+/// Every file in time order, chunk by chunk, for the workers (which call it
+/// in turn, under a lock).
+struct Files<'a> {
+    paths: &'a [PathBuf],
+    next_path: usize,
+    /// The file being read, what was read of it, and the progress before it.
+    open: Option<(CaptureFile, FileStats, u64)>,
+    stats: Vec<FileStats>,
     errors: usize,
+    progress: Progress,
 }
 
-/// Every file in time order, decoded and sharded.
-fn read_all(files: &[PathBuf], stages: Stages<'_>, progress: bool) -> ReadResult {
-    let mut ingest = Ingest::new(0, stages.senders, Delivery::Wait, TICK_NANOS);
-    let mut file_stats_all = Vec::with_capacity(files.len());
-    let mut errors = 0;
-    let progress = Progress::new(progress, files);
-
-    'files: for path in files {
-        let mut file_stats = FileStats {
-            path: path.display().to_string(),
-            ..FileStats::default()
-        };
-        let mut capture = match CaptureFile::open(path) {
-            Ok(c) => c,
-            Err(e) => {
-                progress.println(&format!("portmatrix: error: {e}"));
-                file_stats.error = Some(e.to_string());
-                file_stats_all.push(file_stats);
-                errors += 1;
-                continue;
-            }
-        };
-        file_stats.format = match capture.format() {
-            CaptureFormat::Pcap => "pcap",
-            CaptureFormat::PcapNg => "pcapng",
-        };
-        let base_bytes = progress.position();
+impl ChunkSource for Files<'_> {
+    fn next_chunk(&mut self, chunk: &mut Chunk) -> bool {
         loop {
-            if stages.closed.load(Ordering::Relaxed) {
-                file_stats_all.push(file_stats);
-                break 'files;
-            }
-            let packet = match capture.next_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
+            let Some((capture, file_stats, base_bytes)) = &mut self.open else {
+                let Some(path) = self.paths.get(self.next_path) else {
+                    return false;
+                };
+                self.next_path += 1;
+                let mut file_stats = FileStats {
+                    path: path.display().to_string(),
+                    ..FileStats::default()
+                };
+                match CaptureFile::open(path) {
+                    Ok(capture) => {
+                        file_stats.format = match capture.format() {
+                            CaptureFormat::Pcap => "pcap",
+                            CaptureFormat::PcapNg => "pcapng",
+                        };
+                        self.open = Some((capture, file_stats, self.progress.position()));
+                    }
+                    Err(e) => {
+                        self.progress.println(&format!("portmatrix: error: {e}"));
+                        file_stats.error = Some(e.to_string());
+                        self.stats.push(file_stats);
+                        self.errors += 1;
+                    }
+                }
+                continue;
+            };
+            match capture.next_chunk(chunk) {
+                Ok(true) => {
+                    file_stats.packets += chunk.len() as u64;
+                    self.progress.set(*base_bytes + capture.bytes_read());
+                    return true;
+                }
+                Ok(false) => {}
                 Err(e) => {
-                    progress.println(&format!(
+                    self.progress.println(&format!(
                         "portmatrix: error: {e} ({} packets read)",
                         file_stats.packets
                     ));
                     file_stats.error = Some(e.to_string());
-                    errors += 1;
-                    break;
+                    self.errors += 1;
                 }
-            };
-            file_stats.packets += 1;
-            ingest.packet(&packet);
-            if file_stats.packets.is_multiple_of(4096) {
-                progress.set(base_bytes + capture.bytes_read());
+            }
+            file_stats.bytes_read = capture.bytes_read();
+            self.progress.set(*base_bytes + capture.total_bytes());
+            if let Some((_, file_stats, _)) = self.open.take() {
+                self.stats.push(file_stats);
             }
         }
-        file_stats.bytes_read = capture.bytes_read();
-        progress.set(base_bytes + capture.total_bytes());
-        file_stats_all.push(file_stats);
     }
-    // The last clock lets the workers expire what timed out before the end.
-    let last_ts = ingest.counts.last_ts;
-    ingest.flush(Some(last_ts));
-    progress.finish();
-    let mut stats = Stats::default();
-    ingest.counts.fill(&mut stats);
-    stats.files = file_stats_all;
-    // Returning drops the senders (in `ingest`): the workers see the input ended.
-    ReadResult {
-        stats,
-        last_ts,
-        errors,
+}
+
+impl Files<'_> {
+    /// What was read of each file, and how many could not be read to the
+    /// end. A file still open was cut short by the output closing.
+    fn finish(mut self) -> (Vec<FileStats>, usize) {
+        if let Some((_, file_stats, _)) = self.open.take() {
+            self.stats.push(file_stats);
+        }
+        self.progress.finish();
+        (self.stats, self.errors)
     }
 }
 
