@@ -373,6 +373,9 @@ impl CaptureFile {
         self.pending = 0;
         self.top_up()?;
         loop {
+            if self.format == CaptureFormat::Pcap {
+                self.pcap_run(chunk);
+            }
             self.hold = !chunk.packets.is_empty();
             self.held = false;
             let found = match self.format {
@@ -422,6 +425,55 @@ impl CaptureFile {
         self.start = 0;
         self.end = left;
         Ok(!chunk.packets.is_empty())
+    }
+
+    /// Frames, in one tight loop, the pcap records that lie whole in the
+    /// buffer and are plainly valid. The first one that is not (cut by the
+    /// buffer's end or the file's, or claiming too many bytes) is left to
+    /// `next_pcap`, which reports it or stops the chunk there.
+    fn pcap_run(&mut self, chunk: &mut Chunk) {
+        let st = self.pcap;
+        let hdr = if st.modified { 24 } else { 16 };
+        let limit = st.snaplen.max(MAX_SNAPLEN).min(MAX_BLOCK as u32) as usize;
+        // Bytes the file had from here when it was opened: no record may go past them.
+        let left = usize::try_from(self.remaining()).unwrap_or(usize::MAX);
+        let start = self.start;
+        let buf = self
+            .buf
+            .get(..self.end.min(start.saturating_add(left)))
+            .unwrap_or_default();
+        let word = |h: &[u8; 16], i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            match st.endian {
+                Endian::Little => u32::from_le_bytes(b),
+                Endian::Big => u32::from_be_bytes(b),
+            }
+        };
+        let mut at = start;
+        while let Some(h) = buf.get(at..at + 16) {
+            let Ok(h): Result<&[u8; 16], _> = h.try_into() else {
+                break;
+            };
+            let caplen = word(h, 8) as usize;
+            let end = at + hdr + caplen;
+            if caplen > limit || end > buf.len() {
+                break;
+            }
+            let (secs, frac) = (i64::from(word(h, 0)), u64::from(word(h, 4)));
+            chunk.packets.push(ChunkPacket {
+                ts: if st.nanos {
+                    Timestamp::from_secs_nanos(secs, frac)
+                } else {
+                    Timestamp::from_secs_micros(secs, frac)
+                },
+                at: (at + hdr) as u32,
+                len: caplen as u32,
+                orig_len: word(h, 12),
+                link_type: st.link_type,
+            });
+            at = end;
+        }
+        self.consume(at - start);
     }
 
     // ----- buffer -----------------------------------------------------------

@@ -488,6 +488,22 @@ fn many_packets_cross_buffer_boundaries() {
 }
 
 #[test]
+fn pcap_modified_format_has_longer_record_headers() {
+    // Kuznetzov's patched libpcap: 8 more bytes per record header (ifindex,
+    // protocol, packet type, padding).
+    let mut f = pcap_header(0xa1b2_cd34, false, 65535, 1);
+    for (i, data) in [&b"first"[..], b"second!", b""].iter().enumerate() {
+        let mut rec = pcap_record(false, 100 + i as u32, 7, data, 60);
+        rec.splice(16..16, [0u8, 0, 0, 3, 8, 0, 0, 0]);
+        f.extend(rec);
+    }
+    let (pkts, err) = collect(&temp_file("modified.pcap", &f));
+    assert!(err.is_none(), "{err:?}");
+    let got: Vec<(i64, &[u8])> = pkts.iter().map(|p| (p.0.secs(), &p.2[..])).collect();
+    assert_eq!(got, [(100, &b"first"[..]), (101, b"second!"), (102, b"")]);
+}
+
+#[test]
 fn chunks_cross_reads_sections_and_huge_records() {
     // Several chunks' worth of packets of every size, a record larger than a
     // chunk, and sections of both byte orders in between.
