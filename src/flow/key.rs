@@ -30,9 +30,28 @@ impl FlowKey {
         FlowKey { transport, lo, hi }
     }
 
+    /// The hash that shards flows over the workers and finds them in a
+    /// table: the same in both directions and in every run, and cheap (two
+    /// mixing rounds for IPv4, one per 64 bits). [`packet_hash`] computes it
+    /// straight from a packet.
+    pub fn flow_hash(&self) -> u64 {
+        let mut h = hash_seed(self.transport);
+        for ep in [self.lo, self.hi] {
+            match ep.ip {
+                IpAddr::V4(v4) => h = mix(h, pack(u32::from(v4), ep.port)),
+                IpAddr::V6(v6) => {
+                    let bits = u128::from(v6);
+                    h = mix(h, (bits >> 64) as u64);
+                    h = mix(h, bits as u64 ^ u64::from(ep.port) << 48);
+                }
+            }
+        }
+        h
+    }
+
     /// A hash that is the same in both directions and in every run (unlike
-    /// `std`'s seeded hasher): it picks the worker and seeds the flow id, so
-    /// both must not depend on the process.
+    /// `std`'s seeded hasher), from which the flow id is made: ids must not
+    /// depend on the process, and stay what they were in earlier versions.
     pub fn stable_hash(&self) -> u64 {
         let mut h = hash_seed(self.transport);
         for ep in [self.lo, self.hi] {
@@ -50,22 +69,18 @@ impl FlowKey {
     }
 }
 
-/// [`FlowKey::stable_hash`] of the flow a packet belongs to, in either
+/// [`FlowKey::flow_hash`] of the flow a packet belongs to, in either
 /// direction, without building the key: for IPv4 the ordering and the mixing
-/// work on integers. Computed once per packet, by the front, which shards on
-/// it; the worker's table finds the flow with it.
+/// work on integers. Computed once per packet, by whoever decodes it, to
+/// shard on; the worker's table finds the flow with it.
 pub fn packet_hash(meta: &PacketMeta) -> u64 {
     match (meta.src, meta.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             // `Endpoint`'s order for two IPv4 endpoints: address, then port.
-            let a = (u32::from(s), meta.src_port);
-            let b = (u32::from(d), meta.dst_port);
+            let a = pack(u32::from(s), meta.src_port);
+            let b = pack(u32::from(d), meta.dst_port);
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let mut h = hash_seed(meta.transport);
-            h = mix(h, u64::from(lo.0));
-            h = mix(h, u64::from(lo.1));
-            h = mix(h, u64::from(hi.0));
-            mix(h, u64::from(hi.1))
+            mix(mix(hash_seed(meta.transport), lo), hi)
         }
         _ => FlowKey::new(
             meta.transport,
@@ -78,8 +93,13 @@ pub fn packet_hash(meta: &PacketMeta) -> u64 {
                 port: meta.dst_port,
             },
         )
-        .stable_hash(),
+        .flow_hash(),
     }
+}
+
+/// An IPv4 address and a port in one integer, ordered as [`Endpoint`]s are.
+fn pack(ip: u32, port: u16) -> u64 {
+    (u64::from(ip) << 16) | u64::from(port)
 }
 
 fn hash_seed(transport: Transport) -> u64 {
@@ -122,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn packet_hash_is_the_keys_stable_hash() {
+    fn packet_hash_is_the_keys_flow_hash() {
         let ips = [
             "10.0.0.1",
             "10.0.0.2",
@@ -150,11 +170,10 @@ mod tests {
                             encap: crate::decode::Encap::NONE,
                         };
                         let key = FlowKey::new(transport, ep(src, sp), ep(dst, dp));
-                        assert_eq!(
-                            packet_hash(&meta),
-                            key.stable_hash(),
-                            "{src} {dst} {sp} {dp}"
-                        );
+                        let reverse = FlowKey::new(transport, ep(dst, dp), ep(src, sp));
+                        let hash = packet_hash(&meta);
+                        assert_eq!(hash, key.flow_hash(), "{src} {dst} {sp} {dp}");
+                        assert_eq!(hash, reverse.flow_hash(), "{src} {dst} {sp} {dp}");
                     }
                 }
             }

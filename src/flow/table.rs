@@ -1,5 +1,6 @@
 //! The per-worker flow table: bounded, owned by one thread, driven by packet time.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -89,7 +90,7 @@ const PAGE: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     flow: Flow,
-    /// The flow key's `stable_hash`: where the index finds it.
+    /// Where the index finds it: the flow hash re-keyed for this table.
     hash: u64,
     /// The packet-time second of the wheel bucket the flow waits in.
     due: i64,
@@ -112,14 +113,20 @@ struct Wheel {
     buckets: Vec<Vec<(u32, u32)>>,
     /// The first second not yet looked at; buckets before it are done.
     next: Option<i64>,
+    /// Packet time (nanoseconds) from which a second has gone by since the
+    /// last look: before it, `advance` has nothing to do.
+    wake: i64,
 }
 
 /// The bounded flow table of one worker: a slab of flows in pages (it never
 /// moves them, so growing costs no copy and no peak of twice the memory), an
-/// index of 4-byte slab positions found by the flow hash the front computed
-/// once (`hashbrown`'s `HashTable`), and the timer wheel.
+/// index of 4-byte slab positions (`hashbrown`'s `HashTable`) found by the
+/// flow hash computed once per packet, re-keyed with a random seed per table
+/// so that nobody can pick addresses and ports that all land in one bucket,
+/// and the timer wheel.
 pub struct FlowTable {
     index: HashTable<u32>,
+    seed: u64,
     pages: Vec<Vec<Slot>>,
     /// Free slab positions, reused before the slab grows.
     free: Vec<u32>,
@@ -136,11 +143,13 @@ impl FlowTable {
     pub fn new(classifier: Arc<Classifier>, timeouts: Timeouts, capacity: usize) -> FlowTable {
         FlowTable {
             index: HashTable::new(),
+            seed: RandomState::new().hash_one(0x706d_u64),
             pages: Vec::new(),
             free: Vec::new(),
             wheel: Wheel {
                 buckets: (0..WHEEL_SECS).map(|_| Vec::new()).collect(),
                 next: None,
+                wake: i64::MIN,
             },
             classifier,
             timeouts,
@@ -167,7 +176,7 @@ impl FlowTable {
     /// The flow `key` names, while tracked.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         let (a, b) = (key.lo, key.hi);
-        let i = self.find(key.stable_hash(), key.transport, a, b)?;
+        let i = self.find(mix(key.flow_hash(), self.seed), key.transport, a, b)?;
         Some(&self.slot(i).flow)
     }
 
@@ -183,7 +192,7 @@ impl FlowTable {
     }
 
     /// [`FlowTable::update`] with the packet's flow hash already computed
-    /// (by the front, which shards on it): `hash` must be [`packet_hash`]`(meta)`.
+    /// (where it was decoded, to shard on): `hash` must be [`packet_hash`]`(meta)`.
     pub fn update_hashed(
         &mut self,
         ts: Timestamp,
@@ -200,6 +209,7 @@ impl FlowTable {
             ip: meta.dst,
             port: meta.dst_port,
         };
+        let hash = mix(hash, self.seed);
         if let Some(i) = self.find(hash, meta.transport, sender, receiver) {
             let timeouts = self.timeouts;
             let flow = &mut self.slot_mut(i).flow;
@@ -220,7 +230,7 @@ impl FlowTable {
         if self.index.len() >= self.capacity {
             self.evict_oldest(out);
         }
-        let mut flow = self.start_flow(hash, ts, meta, sender, receiver);
+        let mut flow = self.start_flow(ts, meta, sender, receiver);
         account(&mut flow, ts, meta, sender, wire_len);
         self.stats.flows += 1;
         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
@@ -236,7 +246,19 @@ impl FlowTable {
     /// called often: it looks only at the wheel buckets of the seconds that
     /// went by since the last call.
     pub fn advance(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
+        if now.as_nanos() >= self.wheel.wake {
+            self.turn(now, out);
+        }
+    }
+
+    /// Looks at the buckets of the seconds that went by.
+    #[inline(never)]
+    fn turn(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
         let current = now.secs();
+        self.wheel.wake = current
+            .saturating_add(1)
+            .saturating_mul(NANOS)
+            .max(self.wheel.wake);
         let Some(next) = self.wheel.next else {
             self.wheel.next = Some(current);
             return;
@@ -427,7 +449,6 @@ impl FlowTable {
 
     fn start_flow(
         &self,
-        hash: u64,
         ts: Timestamp,
         meta: &PacketMeta,
         sender: Endpoint,
@@ -446,7 +467,10 @@ impl FlowTable {
         };
         Flow {
             // 53 bits, so JSON readers that use doubles keep it exact.
-            id: mix(hash, ts.as_nanos() as u64) & ((1 << 53) - 1),
+            id: mix(
+                FlowKey::new(meta.transport, sender, receiver).stable_hash(),
+                ts.as_nanos() as u64,
+            ) & ((1 << 53) - 1),
             transport: meta.transport,
             client,
             server,
