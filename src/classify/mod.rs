@@ -133,6 +133,11 @@ impl Classifier {
                     {
                         continue;
                     }
+                    // Nothing documented on the other transport either (most
+                    // ports): nothing to collect.
+                    if table[slot(other, false, port)] == 0 && table[slot(other, true, port)] == 0 {
+                        continue;
+                    }
                     // Only rules of the other transport itself: its own pass-2
                     // entries point back at this transport's rules.
                     let mut rules: Vec<RuleIdx> = [false, true]
