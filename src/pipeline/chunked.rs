@@ -39,13 +39,15 @@ use crate::flow::{packet_hash, EndReason, FlowEvent, FlowTable, TableStats};
 use crate::output::EventWriter;
 
 use super::ingest::IngestCounts;
-use super::{shard, write_events, FlowSettings, OutputMsg, Record, OUTPUT_QUEUE};
+use super::{shard, FlowSettings, Record};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
 /// Emptied parts a worker keeps to decode into again (a worker that
 /// decodes less than its share gets more than it needs).
 const SPARE_PARTS: usize = 32;
+/// Batches of events (one per chunk part that had any) waiting for the writer.
+const EVENT_BATCHES: usize = 64;
 
 /// Where the chunks come from (the capture files, in time order).
 pub(super) trait ChunkSource {
@@ -164,7 +166,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         applied: (0..n).map(|_| AtomicU64::new(0)).collect(),
         closed: &closed,
     };
-    let (out_tx, out_rx) = bounded::<OutputMsg>(OUTPUT_QUEUE);
+    let (out_tx, out_rx) = bounded::<Vec<FlowEvent>>(EVENT_BATCHES);
     let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     for _ in 0..n {
@@ -195,7 +197,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     drop((out_tx, senders));
 
     let (counts, tables, writer) = std::thread::scope(|scope| {
-        let writer_handle = scope.spawn(|| write_events(writer, out_rx, &closed));
+        let writer_handle = scope.spawn(|| write_batches(writer, out_rx, &closed));
         let shared = &shared;
         let handles: Vec<_> = workers
             .into_iter()
@@ -243,7 +245,8 @@ struct Worker {
     inbox: Receiver<Msg>,
     /// Indexed by worker; `None` for this one.
     peers: Vec<Option<Sender<Msg>>>,
-    events: Sender<OutputMsg>,
+    /// To the writer, a batch per chunk part (not a wake-up per event).
+    events: Sender<Vec<FlowEvent>>,
 }
 
 impl Worker {
@@ -252,15 +255,7 @@ impl Worker {
         shared: &Shared<'_, S>,
         end: EndReason,
     ) -> (TableStats, IngestCounts) {
-        let events = self.events.clone();
-        let mut emit = |e: FlowEvent| {
-            let msg = match e {
-                FlowEvent::Alert(f) => OutputMsg::Alert(f),
-                FlowEvent::End(f, r) => OutputMsg::End(f, r),
-            };
-            // The writer only goes away when output is closed; then drop quietly.
-            let _ = events.send(msg);
-        };
+        let mut events: Vec<FlowEvent> = Vec::new();
         let mut chunk = Chunk::new();
         // Parts of chunks `next`, `next + 1`, … as they arrive.
         let mut pending: VecDeque<Option<Part>> = VecDeque::new();
@@ -272,7 +267,8 @@ impl Worker {
             // Apply what is next in order.
             if let Some(Some(_)) = pending.front() {
                 if let Some(Some(mut part)) = pending.pop_front() {
-                    self.apply(&part, &mut emit);
+                    self.apply(&part, &mut |e| events.push(e));
+                    self.send_events(&mut events);
                     if spare.len() < SPARE_PARTS {
                         part.records.clear();
                         part.fragments.clear();
@@ -326,8 +322,16 @@ impl Worker {
         }
         // Peers blocked on this worker see it leave; then close the flows.
         self.peers.clear();
-        self.table.finish(self.now, end, &mut emit);
+        self.table.finish(self.now, end, &mut |e| events.push(e));
+        self.send_events(&mut events);
         (self.table.stats(), self.counts)
+    }
+
+    fn send_events(&self, events: &mut Vec<FlowEvent>) {
+        if !events.is_empty() {
+            // The writer only goes away when output is closed; then drop quietly.
+            let _ = self.events.send(std::mem::take(events));
+        }
     }
 
     fn receive(
@@ -452,6 +456,37 @@ impl Worker {
             Decoded::Fragment(_) => *c.failures.entry("fragment_unresolved").or_default() += 1,
         }
     }
+}
+
+/// The writer: writes the batches as they come and flushes when its buffer
+/// is full or at the end (nothing waits on a file's events). On a closed
+/// output it keeps draining so nobody blocks.
+fn write_batches<W: Write>(
+    mut writer: EventWriter<W>,
+    rx: Receiver<Vec<FlowEvent>>,
+    closed: &AtomicBool,
+) -> EventWriter<W> {
+    let mut failed = false;
+    for batch in rx {
+        if failed {
+            continue;
+        }
+        for event in batch {
+            let written = match event {
+                FlowEvent::Alert(f) => writer.alert(&f),
+                FlowEvent::End(f, r) => writer.flow_ended(&f, r),
+            };
+            if written.is_err() {
+                failed = true;
+                closed.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    if !failed && writer.flush().is_err() {
+        closed.store(true, Ordering::Relaxed);
+    }
+    writer
 }
 
 /// Puts the part of chunk `seq` where the reorder buffer (starting at chunk
