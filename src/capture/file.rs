@@ -358,9 +358,9 @@ impl CaptureFile {
     /// held): `Ok(false)` at the end of the file, when the chunk is empty.
     /// After an error the packets read before it come first; the error is
     /// returned by the next call, then `Ok(false)` for ever. Reads of
-    /// [`CHUNK_BYTES`] (more for a larger record), one copy from the kernel:
-    /// the chunk takes the read buffer itself, and gives its old buffer back
-    /// to the reader.
+    /// [`CHUNK_BYTES`] (more for a larger record) straight into the chunk's
+    /// buffer, one copy from the kernel; only the start of a record cut by
+    /// the end of a read is copied again, to the front of the next one.
     pub fn next_chunk(&mut self, chunk: &mut Chunk) -> Result<bool, CaptureError> {
         chunk.packets.clear();
         if let Some(e) = self.deferred.take() {
@@ -371,6 +371,11 @@ impl CaptureFile {
         }
         self.consume(self.pending);
         self.pending = 0;
+        // Read into the chunk's own buffer, behind what is left of the last
+        // read: a buffer stays with its chunk, in the cache of the thread
+        // that fills and decodes it.
+        std::mem::swap(&mut self.buf, &mut chunk.bytes);
+        self.carry(&chunk.bytes);
         self.top_up()?;
         loop {
             if self.format == CaptureFormat::Pcap {
@@ -412,19 +417,23 @@ impl CaptureFile {
             }
         }
         self.hold = false;
-        // The chunk takes the buffer its packets lie in; what follows them
-        // (the start of the next record) moves to the front of the chunk's
-        // old buffer, which the reader reads on into.
+        // The chunk gets its buffer back, with its packets; the reader keeps
+        // what follows them (the start of the next record).
         std::mem::swap(&mut self.buf, &mut chunk.bytes);
+        self.carry(&chunk.bytes);
+        Ok(!chunk.packets.is_empty())
+    }
+
+    /// Copies the unconsumed bytes of `from` (the buffer `start` and `end`
+    /// point into) to the front of `buf`.
+    fn carry(&mut self, from: &[u8]) {
         let left = self.available();
-        if self.buf.len() < left.max(INITIAL_BUFFER) {
-            self.buf
-                .resize(left.max(INITIAL_BUFFER).next_power_of_two(), 0);
+        if self.buf.len() < left {
+            self.buf.resize(left.next_power_of_two(), 0);
         }
-        self.buf[..left].copy_from_slice(&chunk.bytes[self.start..self.end]);
+        self.buf[..left].copy_from_slice(&from[self.start..self.end]);
         self.start = 0;
         self.end = left;
-        Ok(!chunk.packets.is_empty())
     }
 
     /// Frames, in one tight loop, the pcap records that lie whole in the
