@@ -299,26 +299,29 @@ impl FlowTable {
     /// End every flow: those idle past their timeout at `now` as `timeout`
     /// (or `closed`), all others with `reason`.
     pub fn finish(&mut self, now: Timestamp, reason: EndReason, out: &mut impl FnMut(FlowEvent)) {
-        let mut rest = Vec::with_capacity(self.index.len());
-        for page in &self.pages {
-            for slot in page.iter().filter(|s| s.live) {
-                let flow = slot.flow;
-                if now.nanos_since(flow.last) > self.timeouts.of(&flow) {
-                    out(FlowEvent::End(flow, natural_end(&flow, &mut self.stats)));
+        // The rest in start order, sorted as 24-byte (start, id, position)
+        // triples rather than as copies of the flows.
+        let mut rest: Vec<(Timestamp, u64, u32)> = Vec::with_capacity(self.index.len());
+        for (p, page) in self.pages.iter().enumerate() {
+            for (k, slot) in page.iter().enumerate().filter(|(_, s)| s.live) {
+                let flow = &slot.flow;
+                if now.nanos_since(flow.last) > self.timeouts.of(flow) {
+                    out(FlowEvent::End(*flow, natural_end(flow, &mut self.stats)));
                 } else {
-                    rest.push(flow);
+                    rest.push((flow.start, flow.id, (p * PAGE + k) as u32));
                 }
             }
+        }
+        rest.sort_unstable();
+        for (_, _, i) in rest {
+            let flow = self.slot(i).flow;
+            out(FlowEvent::End(flow, end_reason(&flow, reason)));
         }
         self.index.clear();
         self.pages.clear();
         self.free.clear();
         for b in &mut self.wheel.buckets {
             b.clear();
-        }
-        rest.sort_unstable_by_key(|f| (f.start, f.id));
-        for flow in rest {
-            out(FlowEvent::End(flow, end_reason(&flow, reason)));
         }
     }
 
@@ -615,5 +618,18 @@ fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, 
     }
     if state != TcpState::Closed {
         flow.tcp_state = Some(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_costs_what_the_readme_says() {
+        // README, "Memory": 152 bytes of slab per flow (+ about 10 of index
+        // and 8 of timer wheel).
+        assert_eq!(std::mem::size_of::<Slot>(), 152);
+        assert_eq!(std::mem::size_of::<Flow>(), 128);
     }
 }

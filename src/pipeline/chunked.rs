@@ -45,9 +45,11 @@ use super::{shard, FlowSettings, Record};
 const AHEAD: u64 = 8;
 /// Emptied parts a worker keeps to decode into again (a worker that
 /// decodes less than its share gets more than it needs).
-const SPARE_PARTS: usize = 32;
+const SPARE_PARTS: usize = 8;
 /// Batches of events (one per chunk part that had any) waiting for the writer.
-const EVENT_BATCHES: usize = 64;
+const EVENT_BATCHES: usize = 16;
+/// Events per batch when the flows still open at the end are closed.
+const FINAL_BATCH: usize = 1024;
 
 /// Where the chunks come from (the capture files, in time order).
 pub(super) trait ChunkSource {
@@ -320,9 +322,16 @@ impl Worker {
                 Err(_) => break,
             }
         }
-        // Peers blocked on this worker see it leave; then close the flows.
+        // Peers blocked on this worker see it leave; then close the flows,
+        // a batch at a time (the table may hold a million).
         self.peers.clear();
-        self.table.finish(self.now, end, &mut |e| events.push(e));
+        let writer = self.events.clone();
+        self.table.finish(self.now, end, &mut |e| {
+            events.push(e);
+            if events.len() >= FINAL_BATCH {
+                let _ = writer.send(std::mem::take(&mut events));
+            }
+        });
         self.send_events(&mut events);
         (self.table.stats(), self.counts)
     }
