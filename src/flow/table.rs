@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::key::{mix, packet_hash, Endpoint, FlowKey};
+use super::key::{fold_mul, mix, packet_hash, Endpoint, FlowKey};
 use super::{Direction, EndReason, Flow, TcpState};
 use crate::capture::Timestamp;
 use crate::classify::{Classifier, FlowQuery, Verdict};
@@ -176,7 +176,7 @@ impl FlowTable {
     /// The flow `key` names, while tracked.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         let (a, b) = (key.lo, key.hi);
-        let i = self.find(mix(key.flow_hash(), self.seed), key.transport, a, b)?;
+        let i = self.find(self.rekey(key.flow_hash()), key.transport, a, b)?;
         Some(&self.slot(i).flow)
     }
 
@@ -209,7 +209,7 @@ impl FlowTable {
             ip: meta.dst,
             port: meta.dst_port,
         };
-        let hash = mix(hash, self.seed);
+        let hash = self.rekey(hash);
         if let Some(i) = self.find(hash, meta.transport, sender, receiver) {
             let timeouts = self.timeouts;
             let flow = &mut self.slot_mut(i).flow;
@@ -356,6 +356,11 @@ impl FlowTable {
     }
 
     // ----- slab, index, wheel ---------------------------------------------
+
+    /// The flow hash mixed with this table's random seed: where the index looks.
+    fn rekey(&self, hash: u64) -> u64 {
+        fold_mul(hash ^ self.seed, 0x9e37_79b9_7f4a_7c15)
+    }
 
     fn slot(&self, i: u32) -> &Slot {
         let i = i as usize;
