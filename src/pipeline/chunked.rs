@@ -395,7 +395,9 @@ impl Worker {
             c.bytes += u64::from(p.orig_len);
             clock = clock.max(p.ts);
             let (decoded, encap) = decode::decode_frame(p.link_type, data);
-            c.count_encap(encap);
+            if !encap.is_empty() {
+                c.count_encap(encap);
+            }
             match decoded {
                 Decoded::Packet(meta) => {
                     c.tcp_udp_packets += 1;
