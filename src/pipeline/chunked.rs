@@ -84,6 +84,23 @@ enum Msg {
     Part(u64, Part),
     /// The input ended after this many chunks.
     End(u64),
+    /// A peer panicked: stop waiting for it (the panic is passed on when
+    /// the threads are joined).
+    Abort,
+}
+
+/// Tells the peers when this worker's thread unwinds from a panic, so that
+/// none of them waits for it for ever.
+struct AbortPeers(Vec<Sender<Msg>>);
+
+impl Drop for AbortPeers {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for tx in &self.0 {
+                let _ = tx.try_send(Msg::Abort);
+            }
+        }
+    }
 }
 
 /// The source and the chunk numbering, behind the lock.
@@ -172,8 +189,8 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     for _ in 0..n {
-        // At most AHEAD parts and one End: sends never wait.
-        let (tx, rx) = bounded::<Msg>(AHEAD as usize + 2);
+        // At most AHEAD parts, one End and one Abort: sends never wait.
+        let (tx, rx) = bounded::<Msg>(AHEAD as usize + 3);
         senders.push(tx);
         inboxes.push(rx);
     }
@@ -257,6 +274,7 @@ impl Worker {
         shared: &Shared<'_, S>,
         end: EndReason,
     ) -> (TableStats, IngestCounts) {
+        let _abort = AbortPeers(self.peers.iter().flatten().cloned().collect());
         let mut events: Vec<FlowEvent> = Vec::new();
         let mut chunk = Chunk::new();
         // Parts of chunks `next`, `next + 1`, … as they arrive.
@@ -292,7 +310,9 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => None,
             };
             if let Some(msg) = msg {
-                self.receive(msg, next, &mut pending, &mut total);
+                if !self.receive(msg, next, &mut pending, &mut total) {
+                    break;
+                }
                 continue;
             }
             // Read and decode the next chunk, unless too far ahead.
@@ -317,7 +337,11 @@ impl Worker {
             }
             // Wait for a peer's part (or the end).
             match self.inbox.recv() {
-                Ok(msg) => self.receive(msg, next, &mut pending, &mut total),
+                Ok(msg) => {
+                    if !self.receive(msg, next, &mut pending, &mut total) {
+                        break;
+                    }
+                }
                 // Every peer is gone: nothing more can come.
                 Err(_) => break,
             }
@@ -343,17 +367,20 @@ impl Worker {
         }
     }
 
+    /// Takes a message in; `false` when a peer panicked and this worker must stop.
     fn receive(
         &mut self,
         msg: Msg,
         next: u64,
         pending: &mut VecDeque<Option<Part>>,
         total: &mut Option<u64>,
-    ) {
+    ) -> bool {
         match msg {
             Msg::Part(seq, part) => place(pending, next, seq, part),
             Msg::End(chunks) => *total = Some(chunks),
+            Msg::Abort => return false,
         }
+        true
     }
 
     /// Decode chunk `seq` into one part per worker, keep this worker's,
