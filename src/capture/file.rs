@@ -1,9 +1,12 @@
-//! Reading pcap and pcapng files, one packet at a time, without a heap
-//! allocation per packet.
+//! Reading pcap and pcapng files, one packet at a time or a chunk of packets
+//! at a time, without a heap allocation per packet.
 //!
 //! The reader frames records and blocks itself over one reusable buffer
 //! (grown only for a block larger than any before it, up to [`MAX_BLOCK`]), so
-//! it knows the byte offset of every record for its error messages. It takes
+//! it knows the byte offset of every record for its error messages.
+//! [`CaptureFile::next_chunk`] reads about [`CHUNK_BYTES`] at once and hands
+//! the buffer itself over, with where each packet lies in it: the packets are
+//! framed in place and never copied, so that other threads can decode them. It takes
 //! the block-type constants from `pcap-parser`; it does not use that crate's block parsers on the per-packet path because
 //! they collect the options of every Enhanced Packet Block into a `Vec`
 //! (an allocation per packet) and do not know the obsolete Packet Block.
@@ -32,6 +35,10 @@ const MAX_INTERFACES: usize = 65_536;
 
 /// Initial size of the read buffer.
 const INITIAL_BUFFER: usize = 256 << 10;
+
+/// Bytes read at once for a [`Chunk`]: large reads, few system calls, and
+/// a few thousand packets per chunk to share the cost of passing it on.
+pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Timestamp units per second for an `if_tsresol` value: `10^v`, or `2^(v & 0x7f)`
 /// when the high bit is set. (`pcap_parser::build_ts_resolution` refuses every
@@ -81,6 +88,69 @@ pub struct RawPacket<'a> {
     pub interface: u32,
     /// Byte offset of the record or block holding this packet.
     pub offset: u64,
+}
+
+/// Where one packet of a [`Chunk`] lies, and what it is. 24 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPacket {
+    /// When the packet was captured.
+    pub ts: Timestamp,
+    /// The captured bytes are `bytes[at..at + len]` of the chunk.
+    at: u32,
+    len: u32,
+    /// Length of the packet on the wire.
+    pub orig_len: u32,
+    /// `LINKTYPE_*` value of the interface.
+    pub link_type: u16,
+}
+
+/// Whole packets read from a file in one go: the bytes as they were read
+/// (record headers and all) and where each packet lies in them. Reuse one
+/// (and its buffers) across calls to [`CaptureFile::next_chunk`].
+#[derive(Debug, Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    packets: Vec<ChunkPacket>,
+}
+
+impl Chunk {
+    /// An empty chunk; its buffers grow on first use.
+    pub fn new() -> Chunk {
+        Chunk::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// Each packet, with its captured bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&ChunkPacket, &[u8])> + '_ {
+        self.packets.iter().map(|p| {
+            let at = p.at as usize;
+            (
+                p,
+                self.bytes.get(at..at + p.len as usize).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// Keeps only the packets `keep` accepts, in order; their bytes stay put.
+    pub fn retain(&mut self, mut keep: impl FnMut(&ChunkPacket, &[u8]) -> bool) {
+        let bytes = &self.bytes;
+        self.packets.retain(|p| {
+            let at = p.at as usize;
+            keep(p, bytes.get(at..at + p.len as usize).unwrap_or_default())
+        });
+    }
+
+    /// The newest timestamp in the chunk.
+    pub fn last_ts(&self) -> Option<Timestamp> {
+        self.packets.iter().map(|p| p.ts).max()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +264,12 @@ pub struct CaptureFile {
     pending: usize,
     /// Set after the end of file or an error: `next_packet` returns `Ok(None)`.
     done: bool,
+    /// While a chunk holds packets framed in `buf`, `fill` must neither move
+    /// nor replace bytes: it sets `held` and reports the bytes missing instead.
+    hold: bool,
+    held: bool,
+    /// An error met after some packets of a chunk, returned by the next call.
+    deferred: Option<CaptureError>,
 }
 
 impl CaptureFile {
@@ -253,6 +329,9 @@ impl CaptureFile {
             },
             pending: 0,
             done: false,
+            hold: false,
+            held: false,
+            deferred: None,
         };
         cap.read_file_header()?;
         Ok(cap)
@@ -319,7 +398,169 @@ impl CaptureFile {
         }
     }
 
+    /// Reads the next run of whole packets into `chunk` (replacing what it
+    /// held): `Ok(false)` at the end of the file, when the chunk is empty.
+    /// After an error the packets read before it come first; the error is
+    /// returned by the next call, then `Ok(false)` for ever. Reads of
+    /// [`CHUNK_BYTES`] (more for a larger record) straight into the chunk's
+    /// buffer, one copy from the kernel; only the start of a record cut by
+    /// the end of a read is copied again, to the front of the next one.
+    pub fn next_chunk(&mut self, chunk: &mut Chunk) -> Result<bool, CaptureError> {
+        chunk.packets.clear();
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        if self.done {
+            return Ok(false);
+        }
+        self.consume(self.pending);
+        self.pending = 0;
+        // Read into the chunk's own buffer, behind what is left of the last
+        // read: a buffer stays with its chunk, in the cache of the thread
+        // that fills and decodes it.
+        std::mem::swap(&mut self.buf, &mut chunk.bytes);
+        self.carry(&chunk.bytes);
+        self.top_up()?;
+        loop {
+            if self.format == CaptureFormat::Pcap {
+                self.pcap_run(chunk);
+            }
+            self.hold = !chunk.packets.is_empty();
+            self.held = false;
+            let found = match self.format {
+                CaptureFormat::Pcap => self.next_pcap(self.pcap),
+                CaptureFormat::PcapNg => self.next_ng(),
+            };
+            if self.held {
+                // The next record is not all in the buffer: it starts the next chunk.
+                break;
+            }
+            match found {
+                Ok(Some(f)) => {
+                    chunk.packets.push(ChunkPacket {
+                        ts: f.ts,
+                        at: f.data_at as u32,
+                        len: f.data_len as u32,
+                        orig_len: f.orig_len,
+                        link_type: f.link_type,
+                    });
+                    self.consume(f.record_len);
+                }
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => {
+                    self.done = true;
+                    if chunk.packets.is_empty() {
+                        return Err(e);
+                    }
+                    self.deferred = Some(e);
+                    break;
+                }
+            }
+        }
+        self.hold = false;
+        // The chunk gets its buffer back, with its packets; the reader keeps
+        // what follows them (the start of the next record).
+        std::mem::swap(&mut self.buf, &mut chunk.bytes);
+        self.carry(&chunk.bytes);
+        Ok(!chunk.packets.is_empty())
+    }
+
+    /// Copies the unconsumed bytes of `from` (the buffer `start` and `end`
+    /// point into) to the front of `buf`.
+    fn carry(&mut self, from: &[u8]) {
+        let left = self.available();
+        if self.buf.len() < left {
+            self.buf.resize(left.next_power_of_two(), 0);
+        }
+        self.buf[..left].copy_from_slice(&from[self.start..self.end]);
+        self.start = 0;
+        self.end = left;
+    }
+
+    /// Frames, in one tight loop, the pcap records that lie whole in the
+    /// buffer and are plainly valid. The first one that is not (cut by the
+    /// buffer's end or the file's, or claiming too many bytes) is left to
+    /// `next_pcap`, which reports it or stops the chunk there.
+    fn pcap_run(&mut self, chunk: &mut Chunk) {
+        let st = self.pcap;
+        let hdr = if st.modified { 24 } else { 16 };
+        let limit = st.snaplen.max(MAX_SNAPLEN).min(MAX_BLOCK as u32) as usize;
+        // Bytes the file had from here when it was opened: no record may go past them.
+        let left = usize::try_from(self.remaining()).unwrap_or(usize::MAX);
+        let start = self.start;
+        let buf = self
+            .buf
+            .get(..self.end.min(start.saturating_add(left)))
+            .unwrap_or_default();
+        let word = |h: &[u8; 16], i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            match st.endian {
+                Endian::Little => u32::from_le_bytes(b),
+                Endian::Big => u32::from_be_bytes(b),
+            }
+        };
+        let mut at = start;
+        while let Some(h) = buf.get(at..at + 16) {
+            let Ok(h): Result<&[u8; 16], _> = h.try_into() else {
+                break;
+            };
+            let caplen = word(h, 8) as usize;
+            let end = at + hdr + caplen;
+            if caplen > limit || end > buf.len() {
+                break;
+            }
+            let (secs, frac) = (i64::from(word(h, 0)), u64::from(word(h, 4)));
+            chunk.packets.push(ChunkPacket {
+                ts: if st.nanos {
+                    Timestamp::from_secs_nanos(secs, frac)
+                } else {
+                    Timestamp::from_secs_micros(secs, frac)
+                },
+                at: (at + hdr) as u32,
+                len: caplen as u32,
+                orig_len: word(h, 12),
+                link_type: st.link_type,
+            });
+            at = end;
+        }
+        self.consume(at - start);
+    }
+
     // ----- buffer -----------------------------------------------------------
+
+    /// Moves the unconsumed bytes to the front of a buffer of at least
+    /// [`CHUNK_BYTES`] and reads until it is full or the file ends.
+    fn top_up(&mut self) -> Result<(), CaptureError> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.buf.len() < CHUNK_BYTES {
+            self.buf.resize(CHUNK_BYTES, 0);
+        }
+        while self.end < self.buf.len() && !self.eof {
+            self.read_more()?;
+        }
+        Ok(())
+    }
+
+    /// One `read` into the free end of the buffer.
+    fn read_more(&mut self) -> Result<(), CaptureError> {
+        match self.file.read(&mut self.buf[self.end..]) {
+            Ok(0) => self.eof = true,
+            Ok(k) => self.end += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(CaptureError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+        Ok(())
+    }
 
     fn available(&self) -> usize {
         self.end - self.start
@@ -342,6 +583,11 @@ impl CaptureFile {
         if self.available() >= n {
             return Ok(true);
         }
+        if self.hold {
+            // A chunk's packets lie in the buffer: stop here (see `next_chunk`).
+            self.held = true;
+            return Ok(false);
+        }
         if self.buf.len() - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -354,17 +600,7 @@ impl CaptureFile {
             if self.eof {
                 return Ok(false);
             }
-            match self.file.read(&mut self.buf[self.end..]) {
-                Ok(0) => self.eof = true,
-                Ok(k) => self.end += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(CaptureError::Io {
-                        path: self.path.clone(),
-                        source,
-                    })
-                }
-            }
+            self.read_more()?;
         }
         Ok(true)
     }

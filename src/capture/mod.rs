@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use error::CaptureError;
-pub use file::{CaptureFile, CaptureFormat, RawPacket, MAX_BLOCK};
+pub use file::{CaptureFile, CaptureFormat, Chunk, ChunkPacket, RawPacket, CHUNK_BYTES, MAX_BLOCK};
 pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
 pub use timestamp::{ParseTimestampError, Timestamp};
 

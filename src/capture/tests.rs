@@ -169,19 +169,64 @@ fn epb(big: bool, if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
 /// (timestamp, link type, data, interface, offset) of each packet read.
 type Read = Vec<(Timestamp, u16, Vec<u8>, u32, u64)>;
 
+/// Reads `path` one packet at a time, and checks that reading it in chunks
+/// gives the same packets and the same error.
 fn collect(path: &std::path::Path) -> (Read, Option<CaptureError>) {
-    collect_from(CaptureFile::open(path).expect("open"))
+    let (out, err) = collect_from(CaptureFile::open(path).expect("open"));
+    let (chunked, chunk_err) = collect_chunks(path);
+    let plain: Vec<_> = out
+        .iter()
+        .map(|(ts, lt, data, _, _)| (*ts, *lt, data))
+        .collect();
+    let chunked: Vec<_> = chunked
+        .iter()
+        .map(|(ts, lt, data, _)| (*ts, *lt, data))
+        .collect();
+    assert_eq!(plain, chunked, "{}: chunks differ", path.display());
+    assert_eq!(
+        err.as_ref().map(ToString::to_string),
+        chunk_err.map(|e| e.to_string())
+    );
+    (out, err)
 }
 
 fn collect_from(mut cap: CaptureFile) -> (Read, Option<CaptureError>) {
     let mut out = Vec::new();
-    loop {
+    let err = loop {
         match cap.next_packet() {
             Ok(Some(p)) => out.push((p.ts, p.link_type, p.data.to_vec(), p.interface, p.offset)),
-            Ok(None) => return (out, None),
+            Ok(None) => break None,
             Err(e) => {
                 // After an error the reader stays finished.
                 assert!(matches!(cap.next_packet(), Ok(None)));
+                break Some(e);
+            }
+        }
+    };
+    (out, err)
+}
+
+/// (timestamp, link type, data, length on the wire) of each packet read with `next_chunk`.
+type ReadChunks = Vec<(Timestamp, u16, Vec<u8>, u32)>;
+
+fn collect_chunks(path: &std::path::Path) -> (ReadChunks, Option<CaptureError>) {
+    let mut cap = CaptureFile::open(path).expect("open");
+    let mut chunk = Chunk::new();
+    let mut out = Vec::new();
+    loop {
+        match cap.next_chunk(&mut chunk) {
+            Ok(true) => {
+                assert!(!chunk.is_empty());
+                out.extend(
+                    chunk
+                        .iter()
+                        .map(|(p, data)| (p.ts, p.link_type, data.to_vec(), p.orig_len)),
+                );
+            }
+            Ok(false) => return (out, None),
+            Err(e) => {
+                // After an error the reader stays finished.
+                assert!(matches!(cap.next_chunk(&mut chunk), Ok(false)));
                 return (out, Some(e));
             }
         }
@@ -444,6 +489,59 @@ fn many_packets_cross_buffer_boundaries() {
         assert!(p.2.iter().all(|&b| b == (i % 251) as u8));
         assert_eq!(p.0.secs(), i as i64);
     }
+}
+
+#[test]
+fn pcap_modified_format_has_longer_record_headers() {
+    // Kuznetzov's patched libpcap: 8 more bytes per record header (ifindex,
+    // protocol, packet type, padding).
+    let mut f = pcap_header(0xa1b2_cd34, false, 65535, 1);
+    for (i, data) in [&b"first"[..], b"second!", b""].iter().enumerate() {
+        let mut rec = pcap_record(false, 100 + i as u32, 7, data, 60);
+        rec.splice(16..16, [0u8, 0, 0, 3, 8, 0, 0, 0]);
+        f.extend(rec);
+    }
+    let (pkts, err) = collect(&temp_file("modified.pcap", &f));
+    assert!(err.is_none(), "{err:?}");
+    let got: Vec<(i64, &[u8])> = pkts.iter().map(|p| (p.0.secs(), &p.2[..])).collect();
+    assert_eq!(got, [(100, &b"first"[..]), (101, b"second!"), (102, b"")]);
+}
+
+#[test]
+fn chunks_cross_reads_sections_and_huge_records() {
+    // Several chunks' worth of packets of every size, a record larger than a
+    // chunk, and sections of both byte orders in between.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    let mut sizes = Vec::new();
+    let mut big = false;
+    for i in 0..12_000u32 {
+        let len = (i as usize * 37) % 1500;
+        f.extend(epb(big, 0, u64::from(i), &vec![(i % 253) as u8; len]));
+        sizes.push(len);
+        if i == 5_000 {
+            f.extend(epb(big, 0, u64::from(i), &vec![7u8; CHUNK_BYTES + 12_345]));
+            sizes.push(CHUNK_BYTES + 12_345);
+            big = true;
+            f.extend(shb(big));
+            f.extend(idb(big, 101, 0, Some(9), None));
+        }
+    }
+    let (pkts, err) = collect(&temp_file("chunks.pcapng", &f));
+    assert!(err.is_none(), "{err:?}");
+    let got: Vec<usize> = pkts.iter().map(|p| p.2.len()).collect();
+    assert_eq!(got, sizes);
+    assert_eq!(pkts.last().map(|p| p.1), Some(101));
+
+    // A file cut in the middle of a record far into it: every packet
+    // before the cut, then the error.
+    let cut = &f[..f.len() - 700];
+    let (pkts, err) = collect(&temp_file("cut.pcapng", cut));
+    assert!(
+        matches!(err, Some(CaptureError::Truncated { .. })),
+        "{err:?}"
+    );
+    assert!(pkts.len() > 11_000);
 }
 
 #[test]

@@ -70,6 +70,7 @@ struct L4 {
 
 /// Parses the TCP or UDP header at the start of `l4` (captured bytes), of
 /// which the IP header says `claimed` bytes exist.
+#[inline]
 fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
     match t {
         Transport::Tcp => {
@@ -184,6 +185,7 @@ struct Ip<'a> {
 
 impl<'a> Ip<'a> {
     /// A whole (unfragmented) packet of protocol `proto`.
+    #[inline]
     fn whole(&self, proto: u8) -> IpOut<'a> {
         let decoded = match transport_of(proto) {
             Some(t) => self.packet(t),
@@ -195,6 +197,7 @@ impl<'a> Ip<'a> {
         }
     }
 
+    #[inline]
     fn packet(&self, t: Transport) -> Decoded {
         match layer4(t, self.l4, self.claimed) {
             Ok(l4) => Decoded::Packet(PacketMeta {
@@ -243,6 +246,7 @@ impl<'a> Ip<'a> {
 }
 
 /// IPv4 at the start of `b`.
+#[inline]
 pub(super) fn ipv4(b: &[u8], outside: Outside) -> IpOut<'_> {
     let malformed = |e| IpOut::done(Decoded::Malformed(e));
     let Some(&first) = b.first() else {

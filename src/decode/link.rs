@@ -109,6 +109,7 @@ fn malformed(e: DecodeError) -> Decoded {
 }
 
 /// Strips the link layer of `data`, noting VLAN tags and layers entered in `outside`.
+#[inline]
 pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Result<L3, Decoded> {
     let raw = |at| {
         Ok(L3 {
@@ -227,6 +228,7 @@ fn nflog(data: &[u8]) -> Result<L3, Decoded> {
 
 /// An Ethernet II header at `at` (destination, source, EtherType), then what
 /// its EtherType says.
+#[inline]
 pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
     let et = be16(data, at + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
     ethertype(data, at + 14, et, outside)
@@ -235,6 +237,7 @@ pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<
 /// Follows an EtherType (and VLAN tags, an LLC/SNAP header, MPLS labels, a
 /// PPPoE session) to the network layer. Every round moves `at` forward, so
 /// the walk ends.
+#[inline]
 pub(super) fn ethertype(
     data: &[u8],
     mut at: usize,

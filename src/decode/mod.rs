@@ -366,6 +366,7 @@ pub fn decode(link_type: u16, data: &[u8]) -> Decoded {
 
 /// Like [`decode`], and the tunnels entered whatever the frame turned out to
 /// be (for a packet or fragment it equals their `encap`), for statistics.
+#[inline]
 pub fn decode_frame(link_type: u16, data: &[u8]) -> (Decoded, Encap) {
     let mut outside = Outside::default();
     let decoded = walk(link_type, data, &mut outside);
@@ -382,6 +383,7 @@ pub fn network_offset(link_type: u16, data: &[u8]) -> Option<usize> {
 
 /// Link layer, then IP, then into tunnels for as long as there are any. Every
 /// round enters one more layer, so [`MAX_ENCAP_DEPTH`] bounds the rounds.
+#[inline]
 fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
     let l3 = match link::network(link_type, data, outside) {
         Ok(l3) => l3,

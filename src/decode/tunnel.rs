@@ -54,6 +54,7 @@ type Entered<'a> = Result<Option<Inner<'a>>, Decoded>;
 
 /// Enters the tunnel that the IP packet `ip` is, if it is one, recording the
 /// layers in `outside`.
+#[inline]
 pub(super) fn inner<'a>(ip: &IpOut<'a>, outside: &mut Outside) -> Entered<'a> {
     let Some((proto, b)) = ip.payload else {
         return Ok(None);

@@ -15,7 +15,7 @@
 mod bpf;
 mod parse;
 
-use crate::capture::{ParseTimestampError, RawPacket, Timestamp};
+use crate::capture::{ParseTimestampError, Timestamp};
 use crate::decode::Decoded;
 
 pub use bpf::check as check_bpf;
@@ -89,15 +89,16 @@ impl Focus {
     }
 }
 
-/// [`Focus`] at work in one front thread.
+/// [`Focus`] at work in one front thread: what is decided on the frame, in
+/// capture order (relative times count from the first packet read), and
+/// the [`AddressFilter`] applied once decoded.
 pub struct PacketFilter {
     since: Option<TimeBound>,
     until: Option<TimeBound>,
-    hosts: Vec<Cidr>,
-    ports: Vec<u16>,
     bpf: Option<bpf::Bpf>,
     /// The first packet read: relative bounds count from it.
     start: Option<Timestamp>,
+    addresses: AddressFilter,
 }
 
 impl PacketFilter {
@@ -107,10 +108,12 @@ impl PacketFilter {
         focus.is_active().then(|| PacketFilter {
             since: focus.since,
             until: focus.until,
-            hosts: focus.hosts.clone(),
-            ports: focus.ports.clone(),
             bpf: focus.bpf.as_deref().map(bpf::Bpf::new),
             start: None,
+            addresses: AddressFilter {
+                hosts: focus.hosts.clone(),
+                ports: focus.ports.clone(),
+            },
         })
     }
 
@@ -120,24 +123,44 @@ impl PacketFilter {
     }
 
     /// Before decoding: the time window and the BPF expression.
-    pub fn frame(&mut self, packet: &RawPacket<'_>) -> bool {
-        let start = *self.start.get_or_insert(packet.ts);
-        if self.since.is_some_and(|b| packet.ts < b.resolve(start)) {
+    pub fn frame(&mut self, ts: Timestamp, link_type: u16, data: &[u8]) -> bool {
+        let start = *self.start.get_or_insert(ts);
+        if self.since.is_some_and(|b| ts < b.resolve(start)) {
             return false;
         }
-        if self.until.is_some_and(|b| packet.ts >= b.resolve(start)) {
+        if self.until.is_some_and(|b| ts >= b.resolve(start)) {
             return false;
         }
         match &mut self.bpf {
-            Some(bpf) => bpf.matches(packet.link_type, packet.data),
+            Some(bpf) => bpf.matches(link_type, data),
             None => true,
         }
     }
 
-    /// After decoding: hosts and ports. Packets without addresses and ports
-    /// to test (ARP, ICMP, …) are outside a host or port focus; packets that
-    /// could not be decoded stay in, to be counted as decode failures (the
-    /// capture's health does not depend on the focus).
+    /// After decoding (see [`AddressFilter::decoded`]).
+    pub fn decoded(&self, decoded: &Decoded) -> bool {
+        self.addresses.decoded(decoded)
+    }
+
+    /// The part that needs no order, for threads that decode apart.
+    pub fn addresses(&self) -> &AddressFilter {
+        &self.addresses
+    }
+}
+
+/// The hosts and ports of a [`Focus`]: a test of each decoded packet on its
+/// own, so any thread may run its own copy.
+#[derive(Debug, Clone, Default)]
+pub struct AddressFilter {
+    hosts: Vec<Cidr>,
+    ports: Vec<u16>,
+}
+
+impl AddressFilter {
+    /// Packets without addresses and ports to test (ARP, ICMP, …) are
+    /// outside a host or port focus; packets that could not be decoded stay
+    /// in, to be counted as decode failures (the capture's health does not
+    /// depend on the focus).
     pub fn decoded(&self, decoded: &Decoded) -> bool {
         if self.hosts.is_empty() && self.ports.is_empty() {
             return true;
@@ -184,15 +207,8 @@ mod tests {
         })
     }
 
-    fn frame(secs: i64) -> RawPacket<'static> {
-        RawPacket {
-            ts: Timestamp::from_secs_nanos(secs, 0),
-            link_type: 1,
-            data: &[],
-            orig_len: 0,
-            interface: 0,
-            offset: 0,
-        }
+    fn at(f: &mut PacketFilter, secs: i64) -> bool {
+        f.frame(Timestamp::from_secs_nanos(secs, 0), 1, &[])
     }
 
     #[test]
@@ -223,12 +239,12 @@ mod tests {
             ..Focus::default()
         };
         let mut f = PacketFilter::new(&focus).expect("active");
-        assert!(!f.frame(&frame(1000)));
+        assert!(!at(&mut f, 1000));
         assert_eq!(f.start(), Some(Timestamp::from_secs_nanos(1000, 0)));
-        assert!(!f.frame(&frame(1009)));
-        assert!(f.frame(&frame(1010)));
-        assert!(f.frame(&frame(1019)));
-        assert!(!f.frame(&frame(1020)));
+        assert!(!at(&mut f, 1009));
+        assert!(at(&mut f, 1010));
+        assert!(at(&mut f, 1019));
+        assert!(!at(&mut f, 1020));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 #[cfg(test)]
 pub(crate) use key::ep;
 pub(crate) use key::mix;
-pub use key::{endpoints, Endpoint, FlowKey};
+pub use key::{endpoints, packet_hash, Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
 use crate::capture::Timestamp;

@@ -1,20 +1,23 @@
-//! The front of the pipeline, shared by files and live capture: leave out
-//! what is outside the focus (counted), decode each packet into a small
-//! [`Record`], count what is not TCP/UDP, and shard the records by flow over
-//! the workers' queues in batches (with their bytes, for `--extract`).
+//! What every packet goes through before its flow's worker takes it:
+//! [`Screen`] leaves out mirrored copies and what is outside the focus's time
+//! window or BPF, in capture order; decoding makes a small [`Record`];
+//! [`IngestCounts`] counts what is not TCP/UDP. The live front ([`Ingest`])
+//! then shards the records over the workers' queues in batches (with their
+//! bytes, for `--extract`); files are decoded by the workers themselves
+//! (see `chunked`).
 
 use std::collections::BTreeMap;
 
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{RawPacket, Timestamp};
-use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto};
-use crate::filter::{Focus, PacketFilter};
+use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto, PacketMeta};
+use crate::filter::{AddressFilter, Focus, PacketFilter};
+use crate::flow::packet_hash;
 use crate::output::Stats;
 
 use super::dedup::Dedup;
-use super::{Batch, Frames, Record, WorkerMsg};
-use crate::flow::FlowKey;
+use super::{shard, Batch, Frames, Record, WorkerMsg};
 
 /// Packets per batch: large enough to amortize channel costs, small enough
 /// that a batch never waits long.
@@ -23,17 +26,8 @@ const BATCH: usize = 256;
 /// this, so that a capture of jumbo frames keeps batches small.
 const BATCH_BYTES: usize = 4 << 20;
 
-/// What to do when a worker's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Delivery {
-    /// Wait: a file can be read more slowly, nothing is lost.
-    Wait,
-    /// Drop the batch and count it: a live capture must keep draining the
-    /// kernel's ring, or the kernel drops instead, uncounted per flow.
-    DropWhenFull,
-}
-
-/// What the front counted; summed over live capture threads.
+/// What the front counted; summed over live capture threads (or over the
+/// workers, for files).
 #[derive(Debug, Clone, Default)]
 pub(super) struct IngestCounts {
     pub packets: u64,
@@ -93,8 +87,36 @@ impl IngestCounts {
             .collect();
     }
 
+    /// A packet read, before anything leaves it out.
+    pub fn read(&mut self, ts: Timestamp, wire_len: u32) {
+        self.packets += 1;
+        self.bytes += u64::from(wire_len);
+        self.last_ts = self.last_ts.max(ts);
+        self.first_ts.get_or_insert(ts);
+    }
+
+    /// Counts what decoding (and defragmenting) made of a frame; the
+    /// metadata of a TCP/UDP packet, for its flow.
+    pub fn decoded(&mut self, decoded: Decoded) -> Option<PacketMeta> {
+        match decoded {
+            Decoded::Packet(meta) => {
+                self.tcp_udp_packets += 1;
+                return Some(meta);
+            }
+            Decoded::Other(p) => *self.other.entry(p).or_default() += 1,
+            Decoded::Malformed(reason) => *self.failures.entry(reason.as_str()).or_default() += 1,
+            // Unresolved fragments are reported by the defragmenter as
+            // Malformed; anything else left over is counted the same way.
+            Decoded::Fragment(_) => *self.failures.entry("fragment_unresolved").or_default() += 1,
+        }
+        None
+    }
+
     /// Counts a frame once under each kind of tunnel it was found in.
-    fn count_encap(&mut self, encap: Encap) {
+    pub fn count_encap(&mut self, encap: Encap) {
+        if encap.is_empty() {
+            return;
+        }
         let layers = encap.layers();
         for (i, &kind) in layers.iter().enumerate() {
             if !layers[..i].contains(&kind) {
@@ -110,6 +132,65 @@ fn merge<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     }
 }
 
+/// What is left out before decoding: mirrored copies (`--dedup`) and frames
+/// outside the focus's time window or BPF expression. Both depend on order
+/// (the dedup window; relative times count from the first packet), so one
+/// screen sees the frames in capture order: in a live capture thread, or
+/// under the file reader's lock.
+pub(super) struct Screen {
+    dedup: Option<Dedup>,
+    filter: Option<PacketFilter>,
+}
+
+impl Screen {
+    pub fn new(focus: &Focus, dedup_nanos: Option<i64>) -> Screen {
+        Screen {
+            dedup: dedup_nanos.map(Dedup::new),
+            filter: PacketFilter::new(focus),
+        }
+    }
+
+    /// Does it leave anything out?
+    pub fn is_active(&self) -> bool {
+        self.dedup.is_some() || self.filter.is_some()
+    }
+
+    /// Is a packet filter active (then `filtered` is reported)?
+    pub fn filtering(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// The hosts and ports of the focus, tested once decoded (by any thread).
+    pub fn addresses(&self) -> Option<AddressFilter> {
+        self.filter.as_ref().map(|f| f.addresses().clone())
+    }
+
+    /// Whether a frame goes on to be decoded; counts the copies and the
+    /// frames outside the focus.
+    pub fn admits(
+        &mut self,
+        ts: Timestamp,
+        link_type: u16,
+        data: &[u8],
+        counts: &mut IngestCounts,
+    ) -> bool {
+        if let Some(d) = &mut self.dedup {
+            if d.is_copy(ts, link_type, data) {
+                counts.duplicates += 1;
+                return false;
+            }
+        }
+        if let Some(f) = &mut self.filter {
+            if !f.frame(ts, link_type, data) {
+                counts.filtered += 1;
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The live front of one interface: screens, decodes and shards its packets.
 pub(super) struct Ingest {
     /// Which front this is (see [`super::merge`]).
     front: usize,
@@ -117,31 +198,30 @@ pub(super) struct Ingest {
     batches: Vec<Vec<Record>>,
     /// Per worker, the frames of its batch (`--extract`); empty otherwise.
     frames: Vec<Frames>,
-    /// `None` when nothing is filtered.
-    filter: Option<PacketFilter>,
+    screen: Screen,
+    /// The hosts and ports of the focus; `None` when there is none.
+    addresses: Option<AddressFilter>,
     defrag: Defragmenter,
-    delivery: Delivery,
     /// Packet time between clock ticks (which also flush partial batches).
     tick_nanos: i64,
     last_tick: Option<Timestamp>,
     /// The VLAN id is part of the flow key (`--vlan-key`), so of the shard too.
     vlan_key: bool,
-    /// `--dedup`: drops the second copy of a mirrored packet.
-    dedup: Option<Dedup>,
     pub counts: IngestCounts,
 }
 
 impl Ingest {
-    /// Offline, a tick per second of packet time is plenty; live, ticks come
-    /// often so that no record waits in a partial batch (alert latency).
-    /// `front`: which front this is, for the workers' time-order merge.
-    /// `frames`: carry each record's captured bytes to the workers (`--extract`).
+    /// Ticks come often so that no record waits long in a partial batch
+    /// (alert latency). When a worker's queue is full the batch is dropped
+    /// and counted: a live capture must keep draining the kernel's ring, or
+    /// the kernel drops instead, uncounted per flow. `front`: which front
+    /// this is, for the workers' time-order merge. `frames`: carry each
+    /// record's captured bytes to the workers (`--extract`).
     pub fn new(
         front: usize,
         senders: Vec<Sender<WorkerMsg>>,
-        delivery: Delivery,
         tick_nanos: i64,
-        focus: &Focus,
+        screen: Screen,
         frames: bool,
     ) -> Ingest {
         let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
@@ -155,33 +235,26 @@ impl Ingest {
             senders,
             batches,
             frames,
-            filter: PacketFilter::new(focus),
+            addresses: screen.addresses(),
+            screen,
             defrag: Defragmenter::new(),
-            delivery,
             tick_nanos,
             last_tick: None,
             vlan_key: false,
-            dedup: None,
             counts: IngestCounts::default(),
         }
     }
 
-    /// How packets are told apart: `vlan_key` as in [`FlowKey::of`], and
-    /// duplicates within `dedup_nanos` dropped (`None`: kept).
-    pub fn identity(mut self, vlan_key: bool, dedup_nanos: Option<i64>) -> Ingest {
+    /// Keep flows of different VLANs apart (`--vlan-key`): shard on it too.
+    pub fn keyed_by_vlan(mut self, vlan_key: bool) -> Ingest {
         self.vlan_key = vlan_key;
-        self.dedup = dedup_nanos.map(Dedup::new);
         self
     }
 
     /// Decode one packet and queue it for the worker that owns its flow.
     pub fn packet(&mut self, packet: &RawPacket<'_>) {
-        let c = &mut self.counts;
-        c.packets += 1;
-        c.bytes += u64::from(packet.orig_len);
         let ts = packet.ts;
-        c.last_ts = c.last_ts.max(ts);
-        c.first_ts.get_or_insert(ts);
+        self.counts.read(ts, packet.orig_len);
         self.route(packet);
         if self
             .last_tick
@@ -191,58 +264,45 @@ impl Ingest {
         }
     }
 
-    /// Is a packet filter active (then `filtered` is reported)?
-    pub fn filtering(&self) -> bool {
-        self.filter.is_some()
-    }
-
-    /// Filter, decode, count, and queue a TCP/UDP packet for its worker.
+    /// Screen, decode, count, and queue a TCP/UDP packet for its worker.
     fn route(&mut self, packet: &RawPacket<'_>) {
         let c = &mut self.counts;
-        if let Some(d) = &mut self.dedup {
-            if d.is_copy(packet.ts, packet.link_type, packet.data) {
-                c.duplicates += 1;
-                return;
-            }
-        }
-        if let Some(f) = &mut self.filter {
-            if !f.frame(packet) {
-                c.filtered += 1;
-                return;
-            }
+        if !self
+            .screen
+            .admits(packet.ts, packet.link_type, packet.data, c)
+        {
+            return;
         }
         let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
         // Fragments resolve before the focus: later ones get their ports here.
         let decoded = self.defrag.resolve(decoded);
-        if self.filter.as_ref().is_some_and(|f| !f.decoded(&decoded)) {
+        if self
+            .addresses
+            .as_ref()
+            .is_some_and(|f| !f.decoded(&decoded))
+        {
             c.filtered += 1;
             return;
         }
         c.count_encap(encap);
-        match decoded {
-            Decoded::Packet(meta) => {
-                c.tcp_udp_packets += 1;
-                let key = FlowKey::of(&meta, self.vlan_key);
-                let w = (key.stable_hash() % self.senders.len() as u64) as usize;
-                self.batches[w].push(Record {
-                    ts: packet.ts,
-                    meta,
-                    wire_len: packet.orig_len,
-                });
-                let mut full = self.batches[w].len() >= BATCH;
-                if let Some(frames) = self.frames.get_mut(w) {
-                    frames.push(packet.link_type, packet.data);
-                    full |= frames.bytes.len() >= BATCH_BYTES;
-                }
-                if full {
-                    self.send_batch(w);
-                }
-            }
-            Decoded::Other(p) => *c.other.entry(p).or_default() += 1,
-            Decoded::Malformed(reason) => *c.failures.entry(reason.as_str()).or_default() += 1,
-            // Unresolved fragments are reported by the defragmenter as
-            // Malformed; anything else left over is counted the same way.
-            Decoded::Fragment(_) => *c.failures.entry("fragment_unresolved").or_default() += 1,
+        let Some(meta) = c.decoded(decoded) else {
+            return;
+        };
+        let hash = packet_hash(&meta, self.vlan_key);
+        let w = shard(hash, self.senders.len());
+        self.batches[w].push(Record {
+            ts: packet.ts,
+            meta,
+            hash,
+            wire_len: packet.orig_len,
+        });
+        let mut full = self.batches[w].len() >= BATCH;
+        if let Some(frames) = self.frames.get_mut(w) {
+            frames.push(packet.link_type, packet.data);
+            full |= frames.bytes.len() >= BATCH_BYTES;
+        }
+        if full {
+            self.send_batch(w);
         }
     }
 
@@ -258,10 +318,7 @@ impl Ingest {
                     ts,
                 };
                 // A lost tick is harmless: the next one carries a later clock.
-                let _ = match self.delivery {
-                    Delivery::Wait => self.senders[w].send(msg).ok(),
-                    Delivery::DropWhenFull => self.senders[w].try_send(msg).ok(),
-                };
+                let _ = self.senders[w].try_send(msg);
             }
         }
         if let Some(ts) = tick {
@@ -283,18 +340,8 @@ impl Ingest {
             )
         });
         let msg = WorkerMsg::Batch(Batch { records, frames });
-        match self.delivery {
-            // The worker only hangs up when the output is closed: nothing to keep.
-            Delivery::Wait => {
-                let _ = self.senders[w].send(msg);
-            }
-            Delivery::DropWhenFull => {
-                if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) =
-                    self.senders[w].try_send(msg)
-                {
-                    self.counts.queue_dropped += lost.records.len() as u64;
-                }
-            }
+        if let Err(TrySendError::Full(WorkerMsg::Batch(lost))) = self.senders[w].try_send(msg) {
+            self.counts.queue_dropped += lost.records.len() as u64;
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
 use super::extract::Extraction;
-use super::ingest::{Delivery, Ingest, IngestCounts};
+use super::ingest::{Ingest, IngestCounts, Screen};
 use super::{active_filters, fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
@@ -125,12 +125,11 @@ pub fn run_live<W: Write + Send>(
                         let ingest = Ingest::new(
                             front,
                             stages.senders.clone(),
-                            Delivery::DropWhenFull,
                             TICK_NANOS,
-                            &config.focus,
+                            Screen::new(&config.focus, config.flow.dedup_nanos),
                             extraction.is_some(),
                         )
-                        .identity(config.flow.vlan_key, config.flow.dedup_nanos);
+                        .keyed_by_vlan(config.flow.vlan_key);
                         let (halt, closed) = (&halt, stages.closed);
                         scope.spawn(move || {
                             capture_loop(capture, ingest, slot, halt, closed, config)
@@ -283,7 +282,7 @@ fn supervise(
         }
         if control.hangup.swap(false, Ordering::Relaxed) {
             control.reopen.store(true, Ordering::Relaxed);
-            let _ = stages.events.send(OutputMsg::Flush);
+            let _ = stages.events.send(vec![OutputMsg::Flush]);
         }
         if Instant::now() >= next_stats {
             next_stats += config.stats_interval;
@@ -297,7 +296,7 @@ fn supervise(
             }
             let _ = stages
                 .events
-                .send(OutputMsg::Stats(Timestamp::now(), Box::new(stats)));
+                .send(vec![OutputMsg::Stats(Timestamp::now(), Box::new(stats))]);
         }
         std::thread::sleep(SUPERVISE_EVERY);
     }

@@ -127,6 +127,7 @@ mod tests {
                 encap: Encap::default(),
                 app: None,
             },
+            hash: 0,
             wire_len: 60,
         }
     }

@@ -9,9 +9,12 @@
 //! ```
 //! The set of events does not depend on the number of workers: each flow lives
 //! in exactly one worker, time is packet time, and expiry depends only on a
-//! flow's own packets and the front's clock. Files and live capture differ only
-//! in their front ([`offline`], [`live`]); both go through [`run_stages`].
+//! flow's own packets and the front's clock. Live capture decodes in its
+//! front ([`live`], through [`run_stages`]); files are framed by the reader
+//! and decoded by the workers themselves ([`offline`], through `chunked`),
+//! so that all the per-packet work is spread over the workers.
 
+mod chunked;
 mod dedup;
 pub mod extract;
 mod ingest;
@@ -40,14 +43,16 @@ pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 
 /// Batches in flight per worker.
 const QUEUE_BATCHES: usize = 64;
-/// Events in flight to the writer.
-const OUTPUT_QUEUE: usize = 4096;
+/// Batches of events in flight to the writer.
+const OUTPUT_QUEUE: usize = 64;
 
 /// One decoded packet on its way to a worker.
 #[derive(Debug, Clone, Copy)]
 struct Record {
     ts: Timestamp,
     meta: PacketMeta,
+    /// [`packet_hash`] of `meta`: computed once, to shard and to find the flow.
+    hash: u64,
     wire_len: u32,
 }
 
@@ -87,6 +92,14 @@ impl Frames {
 struct Batch {
     records: Vec<Record>,
     frames: Option<Frames>,
+}
+
+/// The worker (of `workers`) that owns the flows with this [`packet_hash`]:
+/// a multiply-shift of the low 32 bits, so the table inside the worker,
+/// which indexes by the low bits and tags with the top ones, still sees
+/// every bit vary.
+fn shard(hash: u64, workers: usize) -> usize {
+    ((u64::from(hash as u32) * workers as u64) >> 32) as usize
 }
 
 /// What a front sends a worker.
@@ -135,7 +148,7 @@ pub struct FlowSettings {
 struct Stages<'a> {
     /// One per worker, in shard order. Dropping them all ends the workers.
     senders: Vec<Sender<WorkerMsg>>,
-    events: Sender<OutputMsg>,
+    events: Sender<Vec<OutputMsg>>,
     /// Set when the output went away (`| head`, a full disk): stop reading.
     closed: &'a AtomicBool,
     /// Each worker's counters as of its last tick (live stats events).
@@ -201,7 +214,6 @@ fn run_stages<W: Write + Send, R>(
     let closed = AtomicBool::new(false);
     let tables: Vec<Mutex<TableStats>> = (0..workers).map(|_| Mutex::default()).collect();
 
-    let (out_tx, out_rx) = bounded::<OutputMsg>(OUTPUT_QUEUE);
     let mut senders = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -211,31 +223,22 @@ fn run_stages<W: Write + Send, R>(
     }
 
     let (result, table_stats, writer) = std::thread::scope(|scope| {
-        let writer_handle = scope.spawn(|| write_events(writer, out_rx, &closed));
-        let evidence_tx = extraction.map(|x| {
-            let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
-            let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
-            scope.spawn(move || files.run(rx));
-            (tx, x)
-        });
+        let (writer_handle, outputs) =
+            spawn_outputs(scope, writer, classifier, extraction, &closed);
         let mut worker_handles = Vec::with_capacity(workers);
         for (worker, (rx, slot)) in receivers.into_iter().zip(&tables).enumerate() {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)
                 .keyed_by_vlan(settings.vlan_key);
-            let sink = Sink {
-                events: out_tx.clone(),
-                evidence: evidence_tx
-                    .as_ref()
-                    .map(|(tx, x)| Admission::new(Arc::clone(x.shared()), tx.clone())),
-            };
+            let sink = outputs.sink();
             worker_handles
                 .push(scope.spawn(move || work(worker, table, fronts, rx, sink, slot, end)));
         }
-        // The workers hold the only senders now: the extract thread ends after them.
-        drop(evidence_tx);
+        let events = outputs.events.clone();
+        // The workers hold the only evidence senders now: the extract thread ends after them.
+        drop(outputs);
         let result = front(Stages {
             senders,
-            events: out_tx,
+            events,
             closed: &closed,
             tables: &tables,
         });
@@ -253,6 +256,45 @@ fn run_stages<W: Write + Send, R>(
         (result, table_stats, writer)
     });
     (result, table_stats, writer, closed.load(Ordering::Relaxed))
+}
+
+/// The ends of the stages after the workers, from which each worker gets its [`Sink`].
+struct Outputs {
+    events: Sender<Vec<OutputMsg>>,
+    evidence: Option<(Sender<EvidenceBatch>, Arc<extract::Shared>)>,
+}
+
+impl Outputs {
+    fn sink(&self) -> Sink {
+        let evidence = self
+            .evidence
+            .as_ref()
+            .map(|(tx, shared)| Admission::new(Arc::clone(shared), tx.clone()));
+        Sink::new(self.events.clone(), evidence)
+    }
+}
+
+/// Start the writer and, with `--extract`, the extract thread. Each ends once
+/// every sender of [`Outputs`] (and of the sinks made from it) is dropped.
+fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    writer: EventWriter<W>,
+    classifier: &Arc<Classifier>,
+    extraction: Option<&Extraction>,
+    closed: &'env AtomicBool,
+) -> (
+    std::thread::ScopedJoinHandle<'scope, EventWriter<W>>,
+    Outputs,
+) {
+    let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
+    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed));
+    let evidence = extraction.map(|x| {
+        let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
+        let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
+        scope.spawn(move || files.run(rx));
+        (tx, Arc::clone(x.shared()))
+    });
+    (writer_handle, Outputs { events, evidence })
 }
 
 /// Put the flow tables' counters into `stats`.
@@ -276,28 +318,39 @@ struct Item {
     frame: Option<(Arc<Frames>, usize)>,
 }
 
-/// Count one packet on its flow, and hand its frame to the evidence writer
-/// if the flow is one to keep.
-fn account(table: &mut FlowTable, sink: &mut Sink, item: &Item) {
-    let r = &item.record;
-    table.update(r.ts, &r.meta, r.wire_len, &mut |e| sink.emit(e));
-    if let (Some((frames, i)), Some(evidence)) = (&item.frame, &mut sink.evidence) {
+/// Count one packet on its flow, and hand its frame (`--extract`) to the
+/// evidence writer if the flow is one to keep.
+fn account(table: &mut FlowTable, sink: &mut Sink, r: &Record, frame: Option<(&[u8], u16)>) {
+    table.update_hashed(r.ts, &r.meta, r.hash, r.wire_len, &mut |e| sink.emit(e));
+    if let (Some((frame, link_type)), Some(evidence)) = (frame, &mut sink.evidence) {
         // The flow this packet was just counted on.
-        let flow = table.get(&FlowKey::of(&r.meta, table.vlan_key()));
-        if let (Some(flow), Some((frame, link_type))) = (flow, frames.get(*i)) {
+        if let Some(flow) = table.get(&FlowKey::of(&r.meta, table.vlan_key())) {
             evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
         }
     }
 }
 
-/// Where a worker's results go: events to the writer, evidence (with
-/// `--extract`) to the extract thread.
+/// Events a worker gathers before it hands them to the writer at once.
+const SINK_BATCH: usize = 512;
+
+/// Where a worker's results go: events to the writer, a batch at a time
+/// (one message per batch of packets, not one per event), and evidence
+/// (with `--extract`) to the extract thread.
 struct Sink {
-    events: Sender<OutputMsg>,
+    events: Sender<Vec<OutputMsg>>,
+    pending: Vec<OutputMsg>,
     evidence: Option<Admission>,
 }
 
 impl Sink {
+    fn new(events: Sender<Vec<OutputMsg>>, evidence: Option<Admission>) -> Sink {
+        Sink {
+            events,
+            pending: Vec::new(),
+            evidence,
+        }
+    }
+
     fn emit(&mut self, e: FlowEvent) {
         let msg = match e {
             FlowEvent::Alert(f) => OutputMsg::Alert(f),
@@ -306,15 +359,39 @@ impl Sink {
                 OutputMsg::End(f, r, evidence)
             }
         };
-        // The writer only goes away when output is closed; then drop quietly.
-        let _ = self.events.send(msg);
+        self.pending.push(msg);
+        if self.pending.len() >= SINK_BATCH {
+            self.send();
+        }
     }
 
-    fn flush_evidence(&mut self) {
+    /// Worker `worker` has sent every event of packets before `ts`.
+    fn clock(&mut self, worker: usize, ts: Timestamp) {
+        self.pending.push(OutputMsg::Clock { worker, ts });
+    }
+
+    /// Hand over what is pending, after each batch of packets, so that no
+    /// alert waits for more traffic.
+    fn flush(&mut self) {
         if let Some(x) = &mut self.evidence {
             x.flush();
         }
+        self.send();
     }
+
+    fn send(&mut self) {
+        if !self.pending.is_empty() {
+            // The writer only goes away when output is closed; then drop quietly.
+            let _ = self.events.send(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+/// A record released by the time-order merge: count it, move the clock.
+fn apply(table: &mut FlowTable, sink: &mut Sink, now: &mut Timestamp, item: Item) {
+    *now = (*now).max(item.record.ts);
+    let frame = item.frame.as_ref().and_then(|(f, i)| f.get(*i));
+    account(table, sink, &item.record, frame);
 }
 
 /// A worker: its own flow table, fed by batches, until the fronts hang up.
@@ -330,39 +407,36 @@ fn work(
     let mut now = Timestamp::EPOCH;
     let mut merge = merge::Merge::new(fronts);
     for msg in rx {
-        let mut apply = |item: Item| {
-            now = now.max(item.record.ts);
-            account(&mut table, &mut sink, &item);
-        };
         match msg {
             WorkerMsg::Batch(batch) => {
                 let frames = batch.frames.map(Arc::new);
                 for (i, r) in batch.records.iter().enumerate() {
                     let frame = frames.as_ref().map(|f| (Arc::clone(f), i));
-                    merge.push(r.ts, Item { record: *r, frame }, &mut apply);
+                    merge.push(r.ts, Item { record: *r, frame }, &mut |item| {
+                        apply(&mut table, &mut sink, &mut now, item);
+                    });
                 }
-                sink.flush_evidence();
+                sink.flush();
             }
             WorkerMsg::Tick { front, ts } => {
-                if let Some(horizon) = merge.tick(front, ts, &mut apply) {
+                let horizon = merge.tick(front, ts, &mut |item| {
+                    apply(&mut table, &mut sink, &mut now, item);
+                });
+                if let Some(horizon) = horizon {
                     now = now.max(horizon);
                     table.advance(now, &mut |e| sink.emit(e));
-                    sink.flush_evidence();
-                    let _ = sink.events.send(OutputMsg::Clock {
-                        worker,
-                        ts: horizon,
-                    });
+                    sink.clock(worker, horizon);
+                    sink.flush();
                     *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
                 }
             }
         }
     }
-    merge.release(None, &mut |item: Item| {
-        now = now.max(item.record.ts);
-        account(&mut table, &mut sink, &item);
+    merge.release(None, &mut |item| {
+        apply(&mut table, &mut sink, &mut now, item);
     });
     table.finish(now, end, &mut |e| sink.emit(e));
-    sink.flush_evidence();
+    sink.flush();
     table.stats()
 }
 
@@ -371,26 +445,21 @@ fn work(
 /// writer, tells the fronts to stop, and keeps draining so nobody blocks.
 fn write_events<W: Write>(
     mut writer: EventWriter<W>,
-    rx: Receiver<OutputMsg>,
+    rx: Receiver<Vec<OutputMsg>>,
     closed: &AtomicBool,
 ) -> EventWriter<W> {
     let mut failed = false;
-    let fail = |writer: &mut EventWriter<W>, e: std::io::Error| {
-        writer.record_error(e);
-        closed.store(true, Ordering::Relaxed);
-    };
     loop {
-        let msg = match rx.try_recv() {
-            Ok(m) => m,
+        let batch = match rx.try_recv() {
+            Ok(b) => b,
             Err(_) => {
                 if !failed {
                     if let Err(e) = writer.flush() {
-                        fail(&mut writer, e);
-                        failed = true;
+                        failed = fail(&mut writer, e, closed);
                     }
                 }
                 match rx.recv() {
-                    Ok(m) => m,
+                    Ok(b) => b,
                     Err(_) => break,
                 }
             }
@@ -398,22 +467,31 @@ fn write_events<W: Write>(
         if failed {
             continue;
         }
-        let result = match msg {
-            OutputMsg::Alert(f) => writer.alert(&f),
-            OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
-            OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
-            OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
-            OutputMsg::Flush => writer.flush(),
-        };
-        if let Err(e) = result {
-            fail(&mut writer, e);
-            failed = true;
+        for msg in batch {
+            let result = match msg {
+                OutputMsg::Alert(f) => writer.alert(&f),
+                OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
+                OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
+                OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
+                OutputMsg::Flush => writer.flush(),
+            };
+            if let Err(e) = result {
+                failed = fail(&mut writer, e, closed);
+                break;
+            }
         }
     }
     if !failed {
         if let Err(e) = writer.finish().and_then(|()| writer.flush()) {
-            fail(&mut writer, e);
+            fail(&mut writer, e, closed);
         }
     }
     writer
+}
+
+/// The output failed: keep the error for the exit code, tell the fronts to stop.
+fn fail<W: Write>(writer: &mut EventWriter<W>, e: std::io::Error, closed: &AtomicBool) -> bool {
+    writer.record_error(e);
+    closed.store(true, Ordering::Relaxed);
+    true
 }

@@ -1,23 +1,21 @@
-//! The file front: every input in time order, read on the calling thread.
+//! The file input: every capture in time order, read in chunks by the
+//! workers themselves (see `chunked`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Timestamp};
+use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk, Timestamp};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
 use crate::output::{EventWriter, FileStats, Stats};
 
+use super::chunked::{run_chunked, ChunkSource};
 use super::extract::Extraction;
-use super::ingest::{Delivery, Ingest};
-use super::{active_filters, fill_table_stats, run_stages, FlowSettings, Stages};
-
-/// Workers get the clock every second of packet time, so idle ones expire flows.
-const TICK_NANOS: i64 = 1_000_000_000;
+use super::ingest::{IngestCounts, Screen};
+use super::{active_filters, fill_table_stats, FlowSettings};
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]
@@ -63,122 +61,137 @@ pub fn run_offline<W: Write + Send>(
     let mut writer = writer;
     // Offline, alerts are folded in packet-time order: the same whatever --workers.
     writer.storm_control(config.alert_burst, config.flow.workers.max(1), true);
-    let (read, tables, writer, closed) = run_stages(
+    let screen = Screen::new(&config.focus, config.flow.dedup_nanos);
+    let addresses = screen.addresses();
+    let source = Files {
+        paths: &files,
+        next_path: 0,
+        open: None,
+        stats: Vec::with_capacity(files.len()),
+        errors: 0,
+        progress: Progress::new(config.progress, &files),
+        screen,
+        screened: IngestCounts::default(),
+    };
+    let (totals, writer) = run_chunked(
         config.flow,
-        1,
         EndReason::EndOfInput,
         &classifier,
         writer,
         extraction.as_ref(),
-        |stages| read_all(&files, stages, config, extraction.is_some()),
+        addresses,
+        source,
     );
-    let mut stats = read.stats;
-    fill_table_stats(&mut stats, &tables);
-    stats.filters = active_filters(&config.focus, config.verdicts, read.first_ts);
+    let mut counts = totals.counts;
+    let source = totals.source;
+    counts.add(&source.screened);
+    let filtering = source.screen.filtering();
+    let (files, errors) = source.finish();
+    let mut stats = Stats::default();
+    counts.fill(&mut stats, filtering, config.flow.dedup_nanos.is_some());
+    stats.files = files;
+    fill_table_stats(&mut stats, &totals.tables);
+    stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
     stats.extract = extraction.as_ref().map(Extraction::stats);
     let outcome = RunOutcome {
         stats,
-        last_ts: read.last_ts,
-        input_errors: read.errors,
-        output_closed: closed,
+        last_ts: counts.last_ts,
+        input_errors: errors,
+        output_closed: totals.closed,
         elapsed: started.elapsed(),
     };
     Ok((outcome, writer))
 }
 
-struct ReadResult {
-    stats: Stats,
-    first_ts: Option<Timestamp>,
-    last_ts: Timestamp,
+/// Every file in time order, chunk by chunk, for the workers (which call it
+/// in turn, under a lock).
+struct Files<'a> {
+    paths: &'a [PathBuf],
+    next_path: usize,
+    /// The file being read, what was read of it, and the progress before it.
+    open: Option<(CaptureFile, FileStats, u64)>,
+    stats: Vec<FileStats>,
     errors: usize,
+    progress: Progress,
+    /// Mirrored copies and frames outside the focus, left out in read order
+    /// (the workers never see them), and what it left out.
+    screen: Screen,
+    screened: IngestCounts,
 }
 
-/// Every file in time order, decoded and sharded (with their bytes when
-/// `frames`, for the evidence).
-fn read_all(
-    files: &[PathBuf],
-    stages: Stages<'_>,
-    config: &AnalyzeConfig,
-    frames: bool,
-) -> ReadResult {
-    let mut ingest = Ingest::new(
-        0,
-        stages.senders,
-        Delivery::Wait,
-        TICK_NANOS,
-        &config.focus,
-        frames,
-    )
-    .identity(config.flow.vlan_key, config.flow.dedup_nanos);
-    let mut file_stats_all = Vec::with_capacity(files.len());
-    let mut errors = 0;
-    let progress = Progress::new(config.progress, files);
-
-    'files: for path in files {
-        let mut file_stats = FileStats {
-            path: path.display().to_string(),
-            ..FileStats::default()
-        };
-        let mut capture = match CaptureFile::open(path) {
-            Ok(c) => c,
-            Err(e) => {
-                progress.println(&format!("portmatrix: error: {e}"));
-                file_stats.error = Some(e.to_string());
-                file_stats_all.push(file_stats);
-                errors += 1;
-                continue;
-            }
-        };
-        file_stats.format = match capture.format() {
-            CaptureFormat::Pcap => "pcap",
-            CaptureFormat::PcapNg => "pcapng",
-        };
-        let base_bytes = progress.position();
+impl ChunkSource for Files<'_> {
+    fn next_chunk(&mut self, chunk: &mut Chunk) -> bool {
         loop {
-            if stages.closed.load(Ordering::Relaxed) {
-                file_stats_all.push(file_stats);
-                break 'files;
-            }
-            let packet = match capture.next_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
+            let Some((capture, file_stats, base_bytes)) = &mut self.open else {
+                let Some(path) = self.paths.get(self.next_path) else {
+                    return false;
+                };
+                self.next_path += 1;
+                let mut file_stats = FileStats {
+                    path: path.display().to_string(),
+                    ..FileStats::default()
+                };
+                match CaptureFile::open(path) {
+                    Ok(capture) => {
+                        file_stats.format = match capture.format() {
+                            CaptureFormat::Pcap => "pcap",
+                            CaptureFormat::PcapNg => "pcapng",
+                        };
+                        self.open = Some((capture, file_stats, self.progress.position()));
+                    }
+                    Err(e) => {
+                        self.progress.println(&format!("portmatrix: error: {e}"));
+                        file_stats.error = Some(e.to_string());
+                        self.stats.push(file_stats);
+                        self.errors += 1;
+                    }
+                }
+                continue;
+            };
+            match capture.next_chunk(chunk) {
+                Ok(true) => {
+                    file_stats.packets += chunk.len() as u64;
+                    self.progress.set(*base_bytes + capture.bytes_read());
+                    if self.screen.is_active() {
+                        let (screen, screened) = (&mut self.screen, &mut self.screened);
+                        chunk.retain(|p, data| {
+                            let admitted = screen.admits(p.ts, p.link_type, data, screened);
+                            if !admitted {
+                                screened.read(p.ts, p.orig_len);
+                            }
+                            admitted
+                        });
+                    }
+                    return true;
+                }
+                Ok(false) => {}
                 Err(e) => {
-                    progress.println(&format!(
+                    self.progress.println(&format!(
                         "portmatrix: error: {e} ({} packets read)",
                         file_stats.packets
                     ));
                     file_stats.error = Some(e.to_string());
-                    errors += 1;
-                    break;
+                    self.errors += 1;
                 }
-            };
-            file_stats.packets += 1;
-            ingest.packet(&packet);
-            if file_stats.packets.is_multiple_of(4096) {
-                progress.set(base_bytes + capture.bytes_read());
+            }
+            file_stats.bytes_read = capture.bytes_read();
+            self.progress.set(*base_bytes + capture.total_bytes());
+            if let Some((_, file_stats, _)) = self.open.take() {
+                self.stats.push(file_stats);
             }
         }
-        file_stats.bytes_read = capture.bytes_read();
-        progress.set(base_bytes + capture.total_bytes());
-        file_stats_all.push(file_stats);
     }
-    // The last clock lets the workers expire what timed out before the end.
-    let last_ts = ingest.counts.last_ts;
-    ingest.flush(Some(last_ts));
-    progress.finish();
-    let mut stats = Stats::default();
-    ingest.counts.fill(
-        &mut stats,
-        ingest.filtering(),
-        config.flow.dedup_nanos.is_some(),
-    );
-    stats.files = file_stats_all;
-    // Returning drops the senders (in `ingest`): the workers see the input ended.
-    ReadResult {
-        stats,
-        first_ts: ingest.counts.first_ts,
-        last_ts,
-        errors,
+}
+
+impl Files<'_> {
+    /// What was read of each file, and how many could not be read to the
+    /// end. A file still open was cut short by the output closing.
+    fn finish(mut self) -> (Vec<FileStats>, usize) {
+        if let Some((_, file_stats, _)) = self.open.take() {
+            self.stats.push(file_stats);
+        }
+        self.progress.finish();
+        (self.stats, self.errors)
     }
 }
 

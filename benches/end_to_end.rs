@@ -1,0 +1,57 @@
+//! The whole offline pipeline, as `portmatrix analyze --json` runs it, on the
+//! bench capture (see `common`): read, decode, shard, track, classify, write
+//! (to a sink). Packets per second, for 1 worker and for every core.
+//!
+//! `cargo bench --bench end_to_end`; the peers and the C floor on the same
+//! capture: `scripts/bench-peers`.
+
+mod common;
+
+use std::io;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+use portmatrix::filter::{Focus, VerdictSet};
+use portmatrix::flow::Timeouts;
+use portmatrix::output::{EventWriter, Format};
+use portmatrix::pipeline::{run_offline, AnalyzeConfig, FlowSettings};
+
+fn bench_end_to_end(c: &mut Criterion) {
+    let path = common::capture();
+    let packets = common::Packets::load(&path).len() as u64;
+    let classifier = common::classifier();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(packets));
+    group.sample_size(10);
+    let mut counts = vec![1, cores];
+    counts.dedup();
+    for workers in counts {
+        let config = AnalyzeConfig {
+            inputs: vec![path.clone()],
+            flow: FlowSettings {
+                workers,
+                max_flows: 1_000_000,
+                timeouts: Timeouts::default(),
+                vlan_key: false,
+                dedup_nanos: None,
+            },
+            progress: false,
+            focus: Focus::default(),
+            verdicts: VerdictSet::ALL,
+            alert_burst: 0,
+        };
+        group.bench_function(format!("workers_{workers}"), |b| {
+            b.iter(|| {
+                let writer = EventWriter::new(io::sink(), Format::Json, false, classifier.clone());
+                let (outcome, _) =
+                    run_offline(&config, classifier.clone(), writer, None).expect("run");
+                assert_eq!(outcome.stats.packets, packets);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_end_to_end);
+criterion_main!(benches);
