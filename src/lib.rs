@@ -20,6 +20,19 @@
 //!   severities and accepted deviations; with it, rules check roles too.
 //! - [`report`]: the events read back into one self-contained HTML report.
 
+/// A line of diagnostics on stderr. Unlike `eprintln!` it never panics: when
+/// stderr is closed or full (`2>/dev/full`) the line is lost and the run goes
+/// on, its events and exit code unchanged.
+#[macro_export]
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(
+            &mut ::std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
 pub mod capture;
 pub mod classify;
 pub mod decode;

@@ -278,3 +278,31 @@ fn live_events_to_a_full_disk_end_the_capture_with_an_error() {
     no_panic(&r, "closed pipe");
     assert_eq!(r.code, Some(0), "closed pipe: {}", r.describe());
 }
+
+/// Diagnostics that cannot be written (`2>/dev/full`) are lost, never a
+/// panic (exit code 101): the exit code still says what happened.
+#[test]
+fn a_full_stderr_loses_diagnostics_and_keeps_the_exit_code() {
+    let missing = "/nonexistent/portmatrix-events.jsonl";
+    let cases: &[(&[&str], i32)] = &[
+        (&["report", missing, "-o", "-"], 1),
+        (&["analyze", "--json", "-q", missing], 1),
+        (&["site", "suggest", missing], 1),
+        (&["rules", "check", "--no-default-rules", missing], 1),
+    ];
+    for (args, code) in cases {
+        let r = run_bounded(
+            Command::new(BIN)
+                .args(*args)
+                .stdout(Stdio::null())
+                .stderr(dev_full()),
+            TIMEOUT,
+        );
+        assert!(
+            r.signal.is_none() && !r.timed_out,
+            "{args:?}: {}",
+            r.describe()
+        );
+        assert_eq!(r.code, Some(*code), "{args:?}: {}", r.describe());
+    }
+}

@@ -20,11 +20,11 @@ use crate::cli::AnalyzeArgs;
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let focus = args.focus();
     if let Err(e) = focus.check() {
-        eprintln!("portmatrix: error: {e}");
+        portmatrix::diag!("portmatrix: error: {e}");
         return Ok(ExitCode::from(USAGE));
     }
     if args.report.as_deref() == Some(Path::new("-")) {
-        eprintln!(
+        portmatrix::diag!(
             "portmatrix: error: --report needs a file (stdout carries the events); \
 to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report - -o -`"
         );
@@ -96,7 +96,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             None => Ok(()),
         };
         if let Err(e) = written {
-            eprintln!("portmatrix: error: {e:#}");
+            portmatrix::diag!("portmatrix: error: {e:#}");
             failed = true;
         }
     }

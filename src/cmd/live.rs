@@ -37,7 +37,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         match LiveCapture::open(name, &options) {
             Ok(c) => captures.push(c),
             Err(e) => {
-                eprintln!("portmatrix: error: {e}");
+                portmatrix::diag!("portmatrix: error: {e}");
                 let usage = matches!(e, LiveError::Filter { .. });
                 return Ok(ExitCode::from(if usage { USAGE } else { 1 }));
             }
@@ -65,12 +65,12 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
     };
     if let Some(user) = &args.user {
         if let Err(e) = drop_privileges(user) {
-            eprintln!("portmatrix: error: {e:#}");
+            portmatrix::diag!("portmatrix: error: {e:#}");
             return Ok(ExitCode::from(USAGE));
         }
     }
     if !args.quiet {
-        eprintln!(
+        portmatrix::diag!(
             "portmatrix: capturing on {} (snaplen {}, buffer {} MiB{}{}); Ctrl-C to stop",
             args.interfaces.join(", "),
             args.snaplen,
@@ -130,7 +130,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             outcome.elapsed,
         )?;
         if let Some(l) = writer.latency().filter(|l| l.count > 0) {
-            eprintln!(
+            portmatrix::diag!(
                 "  alert latency (capture to output): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} alerts",
                 l.p50_ms, l.p99_ms, l.max_ms, l.count
             );

@@ -30,14 +30,14 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             match File::open(path) {
                 Ok(file) => builder.read(&name, BufReader::with_capacity(1 << 16, file)),
                 Err(e) => {
-                    eprintln!("portmatrix: cannot open events file {name}: {e}");
+                    portmatrix::diag!("portmatrix: cannot open events file {name}: {e}");
                     failed_inputs += 1;
                     continue;
                 }
             }
         };
         if let Err(e) = result {
-            eprintln!("portmatrix: {e}");
+            portmatrix::diag!("portmatrix: {e}");
             failed_inputs += 1;
         }
     }
@@ -59,10 +59,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
 
 fn report_bad_lines(model: &Model) {
     for e in model.line_errors.iter().take(LINES_ON_STDERR) {
-        eprintln!("portmatrix: {e} (line skipped)");
+        portmatrix::diag!("portmatrix: {e} (line skipped)");
     }
     if model.bad_lines > 0 {
-        eprintln!(
+        portmatrix::diag!(
             "portmatrix: {} malformed event line(s) skipped{}; the report counts them",
             model.bad_lines,
             if model.bad_lines > LINES_ON_STDERR as u64 {
@@ -89,7 +89,7 @@ fn write_page(output: &Path, page: &Page<'_>, announce: bool) -> Result<()> {
         if !announce {
             return Ok(());
         }
-        eprintln!(
+        portmatrix::diag!(
             "portmatrix: wrote {}: {} flows, {} flagged, from {} event line(s)",
             output.display(),
             model.flows,

@@ -35,7 +35,7 @@ pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<A
     };
     if let (Some(site), false) = (&site, quiet) {
         for e in site.expired_at(Timestamp::now()) {
-            eprintln!(
+            portmatrix::diag!(
                 "portmatrix: exception `{}` ({}) expired on {}: it covers only flows that started before",
                 e.id,
                 e.why,
@@ -94,7 +94,7 @@ fn suggest(args: SuggestArgs) -> Result<ExitCode> {
         let mut capture = match CaptureFile::open(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("portmatrix: error: {e}");
+                portmatrix::diag!("portmatrix: error: {e}");
                 failed = true;
                 continue;
             }
@@ -110,7 +110,7 @@ fn suggest(args: SuggestArgs) -> Result<ExitCode> {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("portmatrix: error: {e}");
+                    portmatrix::diag!("portmatrix: error: {e}");
                     failed = true;
                     break;
                 }

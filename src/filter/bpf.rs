@@ -70,7 +70,7 @@ impl Bpf {
                     Ok(p) => Some(p),
                     Err(detail) => {
                         // Once per link type, not per packet.
-                        eprintln!(
+                        crate::diag!(
                             "portmatrix: warning: --bpf `{}` does not apply to link type {link_type} \
 ({detail}); its packets are filtered out",
                             self.expression

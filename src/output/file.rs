@@ -71,7 +71,7 @@ impl Write for EventFile {
                     self.write_header_if_empty()?;
                 }
                 // Keep writing to the old file rather than lose events.
-                Err(e) => eprintln!(
+                Err(e) => crate::diag!(
                     "portmatrix: error: cannot reopen {}: {e}; still writing to the file opened before",
                     self.path.display()
                 ),

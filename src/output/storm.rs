@@ -37,6 +37,10 @@ pub const MAX_HELD: usize = 65_536;
 const TOP: usize = 10;
 /// Distinct ports or targets counted per window (memory bound under a flood).
 const MAX_DISTINCT: usize = 65_536;
+/// Sources remembered at once. A flood from a million spoofed addresses
+/// would otherwise keep a million histories; beyond this, the sources with
+/// the fewest recent alerts are forgotten first (see [`Storm::forget_quiet`]).
+pub const MAX_SOURCES: usize = 131_072;
 
 /// What the writer should write, in this order.
 #[derive(Debug)]
@@ -107,7 +111,8 @@ impl Ord for Held {
 struct Source {
     /// First-packet times of the source's last `burst` alerts, folded or not.
     recent: VecDeque<Timestamp>,
-    window: Option<Window>,
+    /// Boxed: most sources never storm, and a source costs 40 bytes this way.
+    window: Option<Box<Window>>,
 }
 
 /// The alerts folded for one source during one minute.
@@ -312,6 +317,9 @@ impl Storm {
     fn decide(&mut self, flow: Flow, out: &mut Vec<StormOut>) {
         let t = flow.start;
         let src = flow.client.ip;
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&src) {
+            self.forget_quiet();
+        }
         let s = self.sources.entry(src).or_default();
         if let Some(w) = s.window.take_if(|w| t >= w.end) {
             self.stats.summaries += 1;
@@ -332,10 +340,27 @@ impl Storm {
         let window = s.window.get_or_insert_with(|| {
             let w = Window::new(t);
             self.due.push(Reverse((w.end, src)));
-            w
+            Box::new(w)
         });
         window.add(&flow);
         self.stats.alerts_folded += 1;
+    }
+
+    /// Bound the sources remembered: forget those with fewer than k alerts
+    /// in their history (k = 2, 4, 8…) and no open window, until at most
+    /// half of [`MAX_SOURCES`] are left. A source forgotten with a few
+    /// alerts starts counting afresh, so a storm it begins later is folded
+    /// that many alerts later; sources already storming are kept. It depends
+    /// only on the alerts decided so far, so it is the same for any
+    /// `--workers`.
+    fn forget_quiet(&mut self) {
+        let mut k = 1;
+        while self.sources.len() > MAX_SOURCES / 2 && k <= self.burst {
+            k *= 2;
+            self.sources
+                .retain(|_, s| s.window.is_some() || s.recent.len() >= k);
+        }
+        self.sources.shrink_to(MAX_SOURCES);
     }
 
     /// Write the summaries of windows that ended by `now` (all for `None`).
@@ -412,6 +437,35 @@ mod tests {
         assert_eq!(s.ports.len(), TOP);
         assert_eq!(s.targets[0].count, 15);
         assert_eq!(s.verdicts.get("undocumented"), Some(&15));
+    }
+
+    #[test]
+    fn a_flood_of_sources_is_forgotten_quietest_first() {
+        let mut storm = Storm::new(10, 1, false);
+        let mut out = Vec::new();
+        // A storm under way: 20 alerts in 2 s, 10 of them folded.
+        for i in 0..20 {
+            storm.alert(alert(i, "10.9.9.9", 1000, i as i64 * 100), &mut out);
+        }
+        // Then a spoofed flood: one alert from each of 2.5 × MAX_SOURCES addresses.
+        let flood = MAX_SOURCES * 5 / 2;
+        for i in 0..flood {
+            let ip = format!("10.{}.{}.{}", 64 + i / 65_536, (i / 256) % 256, i % 256);
+            let ms = 2_000 + (i as i64) / 100;
+            storm.alert(alert(1_000 + i as u64, &ip, 23, ms), &mut out);
+            assert!(storm.sources.len() <= MAX_SOURCES);
+        }
+        // The storming source was kept: its next alerts are still folded.
+        for i in 0..5 {
+            storm.alert(alert(10_000_000 + i, "10.9.9.9", 1000, 9_000), &mut out);
+        }
+        storm.finish(&mut out);
+        let written = out
+            .iter()
+            .filter(|o| matches!(o, StormOut::Alert(_)))
+            .count();
+        assert_eq!(written, 10 + flood);
+        assert_eq!(storm.stats.alerts_folded, 10 + 5);
     }
 
     #[test]

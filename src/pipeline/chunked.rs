@@ -24,6 +24,12 @@
 //! Fragments need the state of all fragments before them, so every worker
 //! gets every fragment (rare), in order, and keeps its own defragmenter: all
 //! of them decide alike, and only the flow's owner uses the packet.
+//!
+//! What depends on the order of all packets (`--dedup`'s window, relative
+//! `--since`/`--until`, BPF) is screened by the source under the same lock,
+//! before any worker decodes; hosts and ports are tested by each worker.
+//! With `--extract` a part carries its records' frames, so the flow's owner
+//! hands them to the evidence writer.
 
 use std::collections::VecDeque;
 use std::io::Write;

@@ -196,7 +196,7 @@ fn capture_loop(
         };
         ingest.flush(Some(idle_clock()));
         if let Err(e) = idle {
-            eprintln!("portmatrix: error: {e}");
+            crate::diag!("portmatrix: error: {e}");
             error = Some(e.to_string());
             kernel_before = add_kernel(kernel_before, capture.stats());
             publish(&ingest, kernel_before, &error);
@@ -236,7 +236,7 @@ fn reopen(
     halt: &AtomicBool,
     ingest: &mut Ingest,
 ) -> Option<LiveCapture> {
-    eprintln!("portmatrix: waiting for `{name}` to come back (--retry)");
+    crate::diag!("portmatrix: waiting for `{name}` to come back (--retry)");
     let mut last_try = Instant::now();
     while !halt.load(Ordering::Relaxed) {
         std::thread::sleep(SUPERVISE_EVERY);
@@ -248,7 +248,7 @@ fn reopen(
         last_try = Instant::now();
         let reopened = LiveCapture::open(name, &config.options);
         if let Ok(capture) = reopened.and_then(|c| c.check_link().map(|()| c)) {
-            eprintln!("portmatrix: capturing on `{name}` again");
+            crate::diag!("portmatrix: capturing on `{name}` again");
             return Some(capture);
         }
     }
@@ -292,7 +292,7 @@ fn supervise(
             stats.active_flows = Some(tables.active);
             dropped_before = warn_drops(&stats, dropped_before, config.stats_interval);
             if config.format == Format::Text {
-                eprintln!("portmatrix: {}", status_line(&stats));
+                crate::diag!("portmatrix: {}", status_line(&stats));
             }
             let _ = stages
                 .events
@@ -355,7 +355,7 @@ fn warn_drops(stats: &Stats, before: (u64, u64), interval: Duration) -> (u64, u6
         .sum();
     let queue: u64 = stats.queue_drops.iter().flat_map(|q| q.values()).sum();
     if kernel > before.0 || queue > before.1 {
-        eprintln!(
+        crate::diag!(
             "portmatrix: warning: {} packets dropped by the kernel or interface and {} by full \
 worker queues in the last {} s ({kernel} and {queue} in all); raise --buffer-mb, narrow \
 --bpf or add --workers",

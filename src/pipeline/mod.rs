@@ -1,11 +1,12 @@
-//! The threads. A front (the file reader, or one thread per live interface)
-//! decodes packets into small records and shards them by a direction-free flow
-//! hash over bounded channels to N workers, each owning its flow table; one
-//! writer emits the events.
+//! The threads: N workers, each owning the flow table of the flows whose
+//! direction-free hash falls to it; one writer emits the events, and with
+//! `--extract` one thread writes the evidence.
 //!
 //! ```text
-//!  reader / capture ──batches──▶ worker 0..N (FlowTable) ──events──▶ writer ──▶ out
-//!                                      └──evidence (--extract)──▶ extract ──▶ DIR/*.pcapng
+//!  files ──chunks──▶ worker 0..N: read, decode, ──parts──▶ each other's FlowTable
+//!  live  ──capture thread per interface: decode ──batches──▶ worker 0..N (FlowTable)
+//!                          worker ──events──▶ writer ──▶ out
+//!                                 └──evidence (--extract)──▶ extract ──▶ DIR/*.pcapng
 //! ```
 //! The set of events does not depend on the number of workers: each flow lives
 //! in exactly one worker, time is packet time, and expiry depends only on a

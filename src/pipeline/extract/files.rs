@@ -253,7 +253,7 @@ impl EvidenceFiles {
         if !self.reported {
             self.reported = true;
             let what = path.map_or_else(String::new, |p| format!(" {}", p.display()));
-            eprintln!(
+            crate::diag!(
                 "portmatrix: error: cannot write the evidence file{what}: {e}; check the folder's \
 space and permissions (later evidence errors are only counted: stats extract.errors)"
             );
