@@ -11,8 +11,6 @@ use std::io;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use portmatrix::filter::{Focus, VerdictSet};
-use portmatrix::flow::Timeouts;
 use portmatrix::output::{EventWriter, Format};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, FlowSettings};
 
@@ -27,20 +25,13 @@ fn bench_end_to_end(c: &mut Criterion) {
     let mut counts = vec![1, cores];
     counts.dedup();
     for workers in counts {
-        let config = AnalyzeConfig {
-            inputs: vec![path.clone()],
-            flow: FlowSettings {
+        let config = AnalyzeConfig::new(
+            vec![path.clone()],
+            FlowSettings {
                 workers,
-                max_flows: 1_000_000,
-                timeouts: Timeouts::default(),
-                vlan_key: false,
-                dedup_nanos: None,
+                ..FlowSettings::default()
             },
-            progress: false,
-            focus: Focus::default(),
-            verdicts: VerdictSet::ALL,
-            alert_burst: 0,
-        };
+        );
         group.bench_function(format!("workers_{workers}"), |b| {
             b.iter(|| {
                 let writer = EventWriter::new(io::sink(), Format::Json, false, classifier.clone());

@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portmatrix::classify::Classifier;
-use portmatrix::filter::{Focus, VerdictSet};
-use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::output::{EventWriter, Format};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, FlowSettings};
@@ -197,27 +195,17 @@ fn the_writer_keeps_the_first_error_and_stops_the_run() {
     let classifier = Arc::new(Classifier::new(matrix, Product::Aacc));
     for kind in [io::ErrorKind::StorageFull, io::ErrorKind::BrokenPipe] {
         for fail_after in [0, 700, 5000] {
-            let config = AnalyzeConfig {
-                inputs: vec![
+            let config = AnalyzeConfig::new(
+                vec![
                     fixture("sample-contact-center.pcapng"),
                     fixture("tunnels.pcap"),
                 ],
-                flow: FlowSettings {
+                FlowSettings {
                     workers: 2,
                     max_flows: 1000,
-                    timeouts: Timeouts {
-                        tcp_secs: 300,
-                        tcp_closed_secs: 30,
-                        udp_secs: 120,
-                    },
-                    vlan_key: false,
-                    dedup_nanos: None,
+                    ..FlowSettings::default()
                 },
-                progress: false,
-                focus: Focus::default(),
-                verdicts: VerdictSet::ALL,
-                alert_burst: 0,
-            };
+            );
             let out = Failing {
                 fail_after,
                 written: 0,

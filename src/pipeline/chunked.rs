@@ -454,12 +454,7 @@ impl Worker {
                 }
                 continue;
             }
-            if self
-                .addresses
-                .as_ref()
-                .is_some_and(|f| !f.decoded(&decoded))
-            {
-                c.filtered += 1;
+            if !c.in_focus(self.addresses.as_ref(), &decoded) {
                 continue;
             }
             c.count_encap(encap);
@@ -517,12 +512,7 @@ impl Worker {
             if shard(hash, self.n) != self.me {
                 return;
             }
-            if self
-                .addresses
-                .as_ref()
-                .is_some_and(|a| !a.decoded(&resolved))
-            {
-                c.filtered += 1;
+            if !c.in_focus(self.addresses.as_ref(), &resolved) {
                 return;
             }
             c.tcp_udp_packets += 1;
@@ -539,12 +529,7 @@ impl Worker {
         if !decoded_here {
             return;
         }
-        if self
-            .addresses
-            .as_ref()
-            .is_some_and(|a| !a.decoded(&resolved))
-        {
-            c.filtered += 1;
+        if !c.in_focus(self.addresses.as_ref(), &resolved) {
             return;
         }
         c.decoded(resolved);

@@ -112,6 +112,16 @@ impl IngestCounts {
         None
     }
 
+    /// Whether a decoded packet is inside the focus's hosts and ports (all
+    /// are without one); counts it as `filtered` if not.
+    pub fn in_focus(&mut self, addresses: Option<&AddressFilter>, decoded: &Decoded) -> bool {
+        let inside = addresses.is_none_or(|f| f.decoded(decoded));
+        if !inside {
+            self.filtered += 1;
+        }
+        inside
+    }
+
     /// Counts a frame once under each kind of tunnel it was found in.
     pub fn count_encap(&mut self, encap: Encap) {
         if encap.is_empty() {
@@ -276,12 +286,7 @@ impl Ingest {
         let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
         // Fragments resolve before the focus: later ones get their ports here.
         let decoded = self.defrag.resolve(decoded);
-        if self
-            .addresses
-            .as_ref()
-            .is_some_and(|f| !f.decoded(&decoded))
-        {
-            c.filtered += 1;
+        if !c.in_focus(self.addresses.as_ref(), &decoded) {
             return;
         }
         c.count_encap(encap);

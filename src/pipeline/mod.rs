@@ -145,6 +145,19 @@ pub struct FlowSettings {
     pub dedup_nanos: Option<i64>,
 }
 
+impl Default for FlowSettings {
+    /// One worker, a million flows, the default timeouts, nothing else.
+    fn default() -> Self {
+        FlowSettings {
+            workers: 1,
+            max_flows: 1_000_000,
+            timeouts: Timeouts::default(),
+            vlan_key: false,
+            dedup_nanos: None,
+        }
+    }
+}
+
 /// What a front gets to talk to the rest of the pipeline.
 struct Stages<'a> {
     /// One per worker, in shard order. Dropping them all ends the workers.

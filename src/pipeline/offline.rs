@@ -32,6 +32,21 @@ pub struct AnalyzeConfig {
     pub alert_burst: usize,
 }
 
+impl AnalyzeConfig {
+    /// Every packet of `inputs`, every flow reported, no progress bar and no
+    /// storm control: what a program embedding the library starts from.
+    pub fn new(inputs: Vec<PathBuf>, flow: FlowSettings) -> AnalyzeConfig {
+        AnalyzeConfig {
+            inputs,
+            flow,
+            progress: false,
+            focus: Focus::default(),
+            verdicts: VerdictSet::ALL,
+            alert_burst: 0,
+        }
+    }
+}
+
 /// How a run went.
 #[derive(Debug)]
 pub struct RunOutcome {
