@@ -88,6 +88,7 @@ impl IngestCounts {
     }
 
     /// A packet read, before anything leaves it out.
+    #[inline]
     pub fn read(&mut self, ts: Timestamp, wire_len: u32) {
         self.packets += 1;
         self.bytes += u64::from(wire_len);
@@ -97,6 +98,7 @@ impl IngestCounts {
 
     /// Counts what decoding (and defragmenting) made of a frame; the
     /// metadata of a TCP/UDP packet, for its flow.
+    #[inline]
     pub fn decoded(&mut self, decoded: Decoded) -> Option<PacketMeta> {
         match decoded {
             Decoded::Packet(meta) => {
@@ -114,6 +116,7 @@ impl IngestCounts {
 
     /// Whether a decoded packet is inside the focus's hosts and ports (all
     /// are without one); counts it as `filtered` if not.
+    #[inline]
     pub fn in_focus(&mut self, addresses: Option<&AddressFilter>, decoded: &Decoded) -> bool {
         let inside = addresses.is_none_or(|f| f.decoded(decoded));
         if !inside {
@@ -123,6 +126,7 @@ impl IngestCounts {
     }
 
     /// Counts a frame once under each kind of tunnel it was found in.
+    #[inline]
     pub fn count_encap(&mut self, encap: Encap) {
         if encap.is_empty() {
             return;
