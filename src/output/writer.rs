@@ -19,6 +19,9 @@ use super::event::{
 use super::latency::{LatencyHistogram, LatencySummary};
 use super::storm::{Storm, StormOut};
 
+/// Rules listed by name under "never seen" in the summary; the report lists all.
+const NEVER_SEEN_SHOWN: usize = 20;
+
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -599,7 +602,15 @@ pub fn write_summary(
         unseen.len()
     )?;
     if !unseen.is_empty() {
-        writeln!(out, "    never seen: {}", unseen.join(" "))?;
+        // A short list reads at a glance; the report and `--json` have all of them.
+        let shown = &unseen[..unseen.len().min(NEVER_SEEN_SHOWN)];
+        let more = unseen.len() - shown.len();
+        let rest = if more > 0 {
+            format!(" … and {more} more (all of them: portmatrix report)")
+        } else {
+            String::new()
+        };
+        writeln!(out, "    never seen: {}{rest}", shown.join(" "))?;
     }
     if let Some(storms) = &stats.alert_storms {
         writeln!(
