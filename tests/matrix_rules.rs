@@ -120,10 +120,22 @@ fn defects_the_issue_names_are_resolved_and_noted() {
     // Typos resolved: "7030,," and "715 0" / "715 5".
     assert!(rule("2.2.2#5").covers_port(7030) && rule("2.2.2#5").covers_port(7150));
     assert!(rule("2.2.2#6").covers_port(7155));
-    // Listening ports written in the source column.
+    // Listening ports written in the source column: the port is taken from
+    // there; the listening system is the destination's, except in 2.2.2#42,
+    // the one row written backwards (the LM clients listen).
     for id in ["2.2.2#5", "2.2.2#6", "2.2.2#42", "2.2.2#54", "2.2.2#55"] {
-        assert_eq!(rule(id).listener, Listener::Source, "{id}");
-        assert!(rule(id).note.is_some(), "{id} explains its reversal");
+        let r = rule(id);
+        let expected = if id == "2.2.2#42" {
+            Listener::Source
+        } else {
+            Listener::Destination
+        };
+        assert_eq!(r.listener, expected, "{id}");
+        assert!(!r.listen_ports.is_empty(), "{id} has its ports");
+        assert!(
+            r.note.as_deref().is_some_and(|n| n.contains("source column")),
+            "{id} explains where its port was written"
+        );
     }
     // H.323 invalid range: clamped and bound to roles.
     let h323 = rule("2.2.4#6");

@@ -143,13 +143,16 @@ impl Cast {
     }
 }
 
-/// Which column of the document row holds the listening port.
+/// Which column of the document row names the system that listens (the
+/// flow's server). The listening ports themselves are always `listen_ports`,
+/// wherever the document wrote them: several rows put the port in the source
+/// column while the destination still listens (their notes say so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Listener {
     #[default]
     Destination,
-    /// The row is written backwards: its listening port sits in the source column.
+    /// The row is written backwards: the source column's system listens.
     Source,
 }
 
