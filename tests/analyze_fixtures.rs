@@ -8,6 +8,10 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[path = "common/contract.rs"]
+mod contract;
+use contract::FlowEvent;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -39,40 +43,6 @@ struct ExpectedFlow {
     vlan: Option<u16>,
     encap: Option<Vec<String>>,
     vni: Option<u32>,
-}
-
-/// A `flow` event as the contract defines it; unknown fields are an error,
-/// so the contract cannot grow by accident.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct FlowEvent {
-    timestamp: String,
-    event_type: String,
-    flow_id: u64,
-    community_id: String,
-    proto: String,
-    src_ip: String,
-    src_port: u16,
-    dest_ip: String,
-    dest_port: u16,
-    verdict: String,
-    severity: String,
-    rule_ids: Vec<String>,
-    direction: String,
-    vlan: Option<u16>,
-    encap: Option<Vec<String>>,
-    vni: Option<u32>,
-    app_protocol_seen: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    pkts_toserver: Option<u64>,
-    pkts_toclient: Option<u64>,
-    bytes_toserver: Option<u64>,
-    bytes_toclient: Option<u64>,
-    tcp_state: Option<String>,
-    reason: Option<String>,
-    one_sided: Option<bool>,
 }
 
 fn events(o: &Output) -> Vec<Value> {

@@ -8,6 +8,10 @@ use std::process::Command;
 
 use serde::Deserialize;
 
+#[path = "common/contract.rs"]
+mod contract;
+use contract::FlowEvent;
+
 const PACKETS: u64 = 20_000;
 const SCANNER: &str = "10.20.250.99";
 
@@ -87,17 +91,6 @@ struct Stats {
     timeouts: u64,
     one_sided_flows: u64,
     files: Vec<serde_json::Value>,
-}
-
-/// The fields of a `flow` event this test looks at.
-#[derive(Debug, Deserialize)]
-struct FlowEvent {
-    proto: String,
-    src_ip: String,
-    dest_ip: String,
-    dest_port: u16,
-    verdict: String,
-    vlan: Option<u16>,
 }
 
 #[test]

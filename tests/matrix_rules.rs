@@ -133,7 +133,9 @@ fn defects_the_issue_names_are_resolved_and_noted() {
         assert_eq!(r.listener, expected, "{id}");
         assert!(!r.listen_ports.is_empty(), "{id} has its ports");
         assert!(
-            r.note.as_deref().is_some_and(|n| n.contains("source column")),
+            r.note
+                .as_deref()
+                .is_some_and(|n| n.contains("source column")),
             "{id} explains where its port was written"
         );
     }

@@ -11,6 +11,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+#[path = "common/contract.rs"]
+mod contract;
+use contract::FlowEvent;
+
 use portmatrix::classify::{Classifier, FlowQuery, Verdict};
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::site::parse_site;
@@ -81,42 +85,6 @@ addresses = ["10.10.120.0/24"]
 vlans = [120]
 "#;
 
-/// An `alert` or `flow` event with a site: the contract's fields, strictly.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct FlowEvent {
-    timestamp: String,
-    event_type: String,
-    flow_id: u64,
-    community_id: String,
-    proto: String,
-    src_ip: IpAddr,
-    src_port: u16,
-    dest_ip: IpAddr,
-    dest_port: u16,
-    verdict: String,
-    severity: String,
-    rule_ids: Vec<String>,
-    direction: String,
-    vlan: Option<u16>,
-    src_roles: Vec<String>,
-    dest_roles: Vec<String>,
-    suppressed: Option<bool>,
-    exception: Option<String>,
-    app_protocol_seen: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    pkts_toserver: Option<u64>,
-    pkts_toclient: Option<u64>,
-    bytes_toserver: Option<u64>,
-    bytes_toclient: Option<u64>,
-    tcp_state: Option<String>,
-    reason: Option<String>,
-    one_sided: Option<bool>,
-    evidence: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -170,11 +138,20 @@ impl Run {
         }
     }
 
+    /// The events of type `t`, strictly; with a site every one names the roles.
     fn typed(&self, t: &str) -> Vec<FlowEvent> {
         self.events
             .iter()
             .filter(|e| e["event_type"] == t)
-            .map(|e| serde_json::from_value(e.clone()).unwrap_or_else(|err| panic!("{err}: {e}")))
+            .map(|e| {
+                let f: FlowEvent =
+                    serde_json::from_value(e.clone()).unwrap_or_else(|err| panic!("{err}: {e}"));
+                assert!(
+                    f.src_roles.is_some() && f.dest_roles.is_some(),
+                    "roles: {e}"
+                );
+                f
+            })
             .collect()
     }
 
@@ -185,10 +162,7 @@ impl Run {
 
     fn flow_on(&self, proto: &str, src: &str, dst: &str, port: u16) -> FlowEvent {
         let mut found = self.typed("flow").into_iter().filter(|f| {
-            f.proto == proto
-                && f.src_ip.to_string() == src
-                && f.dest_ip.to_string() == dst
-                && f.dest_port == port
+            f.proto == proto && f.src_ip == src && f.dest_ip == dst && f.dest_port == port
         });
         let f = found
             .next()
@@ -230,7 +204,7 @@ fn events_name_the_roles_and_role_mismatch_the_rules_that_would_allow_it() {
     assert_eq!(jmx.severity, "high");
     assert_eq!(jmx.rule_ids, ["2.2.2#19"]);
     assert_eq!(
-        (jmx.src_roles.as_slice(), jmx.dest_roles.as_slice()),
+        (jmx.src_roles(), jmx.dest_roles()),
         (&["ccma".to_string()][..], &["aacc_server".to_string()][..])
     );
     let alerts = run.typed("alert");
@@ -243,7 +217,7 @@ fn events_name_the_roles_and_role_mismatch_the_rules_that_would_allow_it() {
     let http = run.flow("10.10.99.5", "10.10.1.10", 80);
     assert_eq!(http.verdict, "role_mismatch");
     assert_eq!(http.rule_ids, ["2.2.2#1", "2.2.3#6", "2.2.4#1", "2.3.1#1"]);
-    assert_eq!(http.src_roles, ["unknown"]);
+    assert_eq!(http.src_roles(), ["unknown"]);
     // On 443 one rule fits the AACC server (the CCT Integration Portal): only it is named.
     let https = run.flow("10.10.99.5", "10.10.1.10", 443);
     assert_eq!(
@@ -259,22 +233,22 @@ fn events_name_the_roles_and_role_mismatch_the_rules_that_would_allow_it() {
     );
     let sip = run.flow("10.10.1.10", "10.10.1.30", 5060);
     assert_eq!(sip.verdict, "documented");
-    assert_eq!(sip.dest_roles, ["session_manager"]);
+    assert_eq!(sip.dest_roles(), ["session_manager"]);
     // VLAN-bound entries apply on their VLAN; IPv6 entries to IPv6 hosts.
     let tagged = run.flow("10.10.120.15", "10.10.1.11", 80);
     assert_eq!(
-        (tagged.vlan, tagged.src_roles.as_slice()),
+        (tagged.vlan, tagged.src_roles()),
         (Some(120), &["web_browser".to_string()][..])
     );
     let v6 = run.flow("fd00:10:10:20::51", "fd00:10:10:1::11", 443);
     assert_eq!(
-        (v6.src_roles[0].as_str(), v6.dest_roles[0].as_str()),
+        (v6.src_roles()[0].as_str(), v6.dest_roles()[0].as_str()),
         ("agent_desktop", "ccma")
     );
     // Multicast statistics from the AACC server: the group is no inventory host.
     let rsm = run.flow_on("UDP", "10.10.1.10", "239.255.1.1", 6020);
     assert_eq!(
-        (rsm.verdict.as_str(), rsm.dest_roles.as_slice()),
+        (rsm.verdict.as_str(), rsm.dest_roles()),
         ("documented", &["unknown".to_string()][..])
     );
 
