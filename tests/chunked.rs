@@ -236,3 +236,40 @@ fn dedup_focus_and_evidence_do_not_depend_on_the_workers() {
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 }
+
+#[path = "common/pcap.rs"]
+mod pcap;
+
+/// Packets outside the focus are not analysed, but the time they were
+/// captured at still passes: a flow idle past its timeout behind them ends
+/// with `timeout`, as it does without a focus, not at the end of the input.
+#[test]
+fn packets_outside_the_focus_still_move_the_clock() {
+    let mut p = pcap::Pcap::new();
+    p.tcp(
+        ([10, 0, 0, 1], 40000),
+        ([10, 0, 0, 2], 8443),
+        pcap::ACK,
+        b"hello",
+    );
+    p.wait(400_000_000); // 400 s, past the TCP timeout of 300 s
+    p.udp(([10, 0, 0, 3], 5000), ([10, 0, 0, 4], 5001), b"later");
+    let path = p.write("chunked-clock", "idle.pcap");
+    for focus in [
+        &["--bpf", "tcp"][..],
+        &["--port", "8443"],
+        &["--dedup"],
+        &[],
+    ] {
+        for workers in ["1", "2"] {
+            let args = [focus, &["--workers", workers]].concat();
+            let events = pcap::analyze_events(&path, &args);
+            let tcp = events
+                .iter()
+                .find(|e| e["event_type"] == "flow" && e["proto"] == "TCP")
+                .expect("the TCP flow");
+            assert_eq!(tcp["reason"], "timeout", "{args:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}

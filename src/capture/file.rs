@@ -111,6 +111,8 @@ pub struct ChunkPacket {
 pub struct Chunk {
     bytes: Vec<u8>,
     packets: Vec<ChunkPacket>,
+    /// The newest time of the packets [`Chunk::retain`] took out.
+    removed_until: Timestamp,
 }
 
 impl Chunk {
@@ -141,10 +143,21 @@ impl Chunk {
     /// Keeps only the packets `keep` accepts, in order; their bytes stay put.
     pub fn retain(&mut self, mut keep: impl FnMut(&ChunkPacket, &[u8]) -> bool) {
         let bytes = &self.bytes;
+        let removed_until = &mut self.removed_until;
         self.packets.retain(|p| {
             let at = p.at as usize;
-            keep(p, bytes.get(at..at + p.len as usize).unwrap_or_default())
+            let kept = keep(p, bytes.get(at..at + p.len as usize).unwrap_or_default());
+            if !kept {
+                *removed_until = (*removed_until).max(p.ts);
+            }
+            kept
         });
+    }
+
+    /// The newest time of the packets taken out by [`Chunk::retain`]: time
+    /// went by in the capture even where no packet is left to show it.
+    pub fn removed_until(&self) -> Timestamp {
+        self.removed_until
     }
 
     /// The newest timestamp in the chunk.
@@ -407,6 +420,7 @@ impl CaptureFile {
     /// the end of a read is copied again, to the front of the next one.
     pub fn next_chunk(&mut self, chunk: &mut Chunk) -> Result<bool, CaptureError> {
         chunk.packets.clear();
+        chunk.removed_until = Timestamp::EPOCH;
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }

@@ -432,7 +432,9 @@ impl Worker {
         }
         let vlan_key = self.table.vlan_key();
         let c = &mut self.counts;
-        let mut clock = Timestamp::EPOCH;
+        // Packets screened out still move the clock: flows time out on
+        // capture time, whatever the focus.
+        let mut clock = chunk.removed_until();
         for (p, data) in chunk.iter() {
             c.read(p.ts, p.orig_len);
             clock = clock.max(p.ts);
