@@ -22,6 +22,7 @@ mod ingest;
 pub mod live;
 mod merge;
 pub mod offline;
+mod sink;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,10 +34,11 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::decode::PacketMeta;
 use crate::filter::{Focus, VerdictSet};
-use crate::flow::{EndReason, Flow, FlowEvent, FlowKey, FlowTable, TableStats, Timeouts};
+use crate::flow::{EndReason, FlowKey, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
 
-use extract::{Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
+use extract::Extraction;
+use sink::{spawn_outputs, OutputMsg, Sink};
 
 pub use extract::{ExtractConfig, ExtractError};
 pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
@@ -44,8 +46,6 @@ pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 
 /// Batches in flight per worker.
 const QUEUE_BATCHES: usize = 64;
-/// Batches of events in flight to the writer.
-const OUTPUT_QUEUE: usize = 64;
 
 /// One decoded packet on its way to a worker.
 #[derive(Debug, Clone, Copy)]
@@ -113,23 +113,6 @@ enum WorkerMsg {
         front: usize,
         ts: Timestamp,
     },
-}
-
-enum OutputMsg {
-    Alert(Flow),
-    /// With the `evidence` path, when the flow's packets were extracted.
-    End(Flow, EndReason, Option<String>),
-    /// Worker `worker` has sent every event of packets before `ts`: the
-    /// writer's storm control orders alerts by it.
-    Clock {
-        worker: usize,
-        ts: Timestamp,
-    },
-    /// A periodic stats event (live mode).
-    Stats(Timestamp, Box<Stats>),
-    /// Nothing to write: wakes the writer so it flushes (and, for a file,
-    /// reopens it after SIGHUP).
-    Flush,
 }
 
 /// The flow-tracking settings shared by both fronts.
@@ -272,45 +255,6 @@ fn run_stages<W: Write + Send, R>(
     (result, table_stats, writer, closed.load(Ordering::Relaxed))
 }
 
-/// The ends of the stages after the workers, from which each worker gets its [`Sink`].
-struct Outputs {
-    events: Sender<Vec<OutputMsg>>,
-    evidence: Option<(Sender<EvidenceBatch>, Arc<extract::Shared>)>,
-}
-
-impl Outputs {
-    fn sink(&self) -> Sink {
-        let evidence = self
-            .evidence
-            .as_ref()
-            .map(|(tx, shared)| Admission::new(Arc::clone(shared), tx.clone()));
-        Sink::new(self.events.clone(), evidence)
-    }
-}
-
-/// Start the writer and, with `--extract`, the extract thread. Each ends once
-/// every sender of [`Outputs`] (and of the sinks made from it) is dropped.
-fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    writer: EventWriter<W>,
-    classifier: &Arc<Classifier>,
-    extraction: Option<&Extraction>,
-    closed: &'env AtomicBool,
-) -> (
-    std::thread::ScopedJoinHandle<'scope, EventWriter<W>>,
-    Outputs,
-) {
-    let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
-    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed));
-    let evidence = extraction.map(|x| {
-        let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
-        let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
-        scope.spawn(move || files.run(rx));
-        (tx, Arc::clone(x.shared()))
-    });
-    (writer_handle, Outputs { events, evidence })
-}
-
 /// Put the flow tables' counters into `stats`.
 fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
     stats.flows = tables.flows;
@@ -340,63 +284,6 @@ fn account(table: &mut FlowTable, sink: &mut Sink, r: &Record, frame: Option<(&[
         // The flow this packet was just counted on.
         if let Some(flow) = table.get(&FlowKey::of(&r.meta, table.vlan_key())) {
             evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
-        }
-    }
-}
-
-/// Events a worker gathers before it hands them to the writer at once.
-const SINK_BATCH: usize = 512;
-
-/// Where a worker's results go: events to the writer, a batch at a time
-/// (one message per batch of packets, not one per event), and evidence
-/// (with `--extract`) to the extract thread.
-struct Sink {
-    events: Sender<Vec<OutputMsg>>,
-    pending: Vec<OutputMsg>,
-    evidence: Option<Admission>,
-}
-
-impl Sink {
-    fn new(events: Sender<Vec<OutputMsg>>, evidence: Option<Admission>) -> Sink {
-        Sink {
-            events,
-            pending: Vec::new(),
-            evidence,
-        }
-    }
-
-    fn emit(&mut self, e: FlowEvent) {
-        let msg = match e {
-            FlowEvent::Alert(f) => OutputMsg::Alert(f),
-            FlowEvent::End(f, r) => {
-                let evidence = self.evidence.as_mut().and_then(|x| x.ended(&f));
-                OutputMsg::End(f, r, evidence)
-            }
-        };
-        self.pending.push(msg);
-        if self.pending.len() >= SINK_BATCH {
-            self.send();
-        }
-    }
-
-    /// Worker `worker` has sent every event of packets before `ts`.
-    fn clock(&mut self, worker: usize, ts: Timestamp) {
-        self.pending.push(OutputMsg::Clock { worker, ts });
-    }
-
-    /// Hand over what is pending, after each batch of packets, so that no
-    /// alert waits for more traffic.
-    fn flush(&mut self) {
-        if let Some(x) = &mut self.evidence {
-            x.flush();
-        }
-        self.send();
-    }
-
-    fn send(&mut self) {
-        if !self.pending.is_empty() {
-            // The writer only goes away when output is closed; then drop quietly.
-            let _ = self.events.send(std::mem::take(&mut self.pending));
         }
     }
 }
@@ -452,60 +339,4 @@ fn work(
     table.finish(now, end, &mut |e| sink.emit(e));
     sink.flush();
     table.stats()
-}
-
-/// The writer: writes as events come, flushing whenever it has caught up so
-/// alerts appear at once. On the first failure it records the error in the
-/// writer, tells the fronts to stop, and keeps draining so nobody blocks.
-fn write_events<W: Write>(
-    mut writer: EventWriter<W>,
-    rx: Receiver<Vec<OutputMsg>>,
-    closed: &AtomicBool,
-) -> EventWriter<W> {
-    let mut failed = false;
-    loop {
-        let batch = match rx.try_recv() {
-            Ok(b) => b,
-            Err(_) => {
-                if !failed {
-                    if let Err(e) = writer.flush() {
-                        failed = fail(&mut writer, e, closed);
-                    }
-                }
-                match rx.recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
-                }
-            }
-        };
-        if failed {
-            continue;
-        }
-        for msg in batch {
-            let result = match msg {
-                OutputMsg::Alert(f) => writer.alert(&f),
-                OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
-                OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
-                OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
-                OutputMsg::Flush => writer.flush(),
-            };
-            if let Err(e) = result {
-                failed = fail(&mut writer, e, closed);
-                break;
-            }
-        }
-    }
-    if !failed {
-        if let Err(e) = writer.finish().and_then(|()| writer.flush()) {
-            fail(&mut writer, e, closed);
-        }
-    }
-    writer
-}
-
-/// The output failed: keep the error for the exit code, tell the fronts to stop.
-fn fail<W: Write>(writer: &mut EventWriter<W>, e: std::io::Error, closed: &AtomicBool) -> bool {
-    writer.record_error(e);
-    closed.store(true, Ordering::Relaxed);
-    true
 }

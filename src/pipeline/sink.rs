@@ -1,0 +1,190 @@
+//! Where the workers' results go: [`Sink`] gathers a worker's events into
+//! batches for the one writer thread (and hands evidence frames to the
+//! extract thread); the writer writes them in order, flushing whenever it has
+//! caught up, and on the first output failure stops the fronts.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::capture::Timestamp;
+use crate::classify::Classifier;
+use crate::flow::{EndReason, Flow, FlowEvent};
+use crate::output::{EventWriter, Stats};
+
+use super::extract::{self, Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
+
+/// Batches of events in flight to the writer.
+const OUTPUT_QUEUE: usize = 64;
+
+/// What the writer is sent.
+pub(super) enum OutputMsg {
+    Alert(Flow),
+    /// With the `evidence` path, when the flow's packets were extracted.
+    End(Flow, EndReason, Option<String>),
+    /// Worker `worker` has sent every event of packets before `ts`: the
+    /// writer's storm control orders alerts by it.
+    Clock {
+        worker: usize,
+        ts: Timestamp,
+    },
+    /// A periodic stats event (live mode).
+    Stats(Timestamp, Box<Stats>),
+    /// Nothing to write: wakes the writer so it flushes (and, for a file,
+    /// reopens it after SIGHUP).
+    Flush,
+}
+
+/// The ends of the stages after the workers, from which each worker gets its [`Sink`].
+pub(super) struct Outputs {
+    pub events: Sender<Vec<OutputMsg>>,
+    evidence: Option<(Sender<EvidenceBatch>, Arc<extract::Shared>)>,
+}
+
+impl Outputs {
+    pub fn sink(&self) -> Sink {
+        let evidence = self
+            .evidence
+            .as_ref()
+            .map(|(tx, shared)| Admission::new(Arc::clone(shared), tx.clone()));
+        Sink::new(self.events.clone(), evidence)
+    }
+}
+
+/// Start the writer and, with `--extract`, the extract thread. Each ends once
+/// every sender of [`Outputs`] (and of the sinks made from it) is dropped.
+pub(super) fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    writer: EventWriter<W>,
+    classifier: &Arc<Classifier>,
+    extraction: Option<&Extraction>,
+    closed: &'env AtomicBool,
+) -> (
+    std::thread::ScopedJoinHandle<'scope, EventWriter<W>>,
+    Outputs,
+) {
+    let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
+    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed));
+    let evidence = extraction.map(|x| {
+        let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
+        let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
+        scope.spawn(move || files.run(rx));
+        (tx, Arc::clone(x.shared()))
+    });
+    (writer_handle, Outputs { events, evidence })
+}
+
+/// Events a worker gathers before it hands them to the writer at once.
+const SINK_BATCH: usize = 512;
+
+/// Where a worker's results go: events to the writer, a batch at a time
+/// (one message per batch of packets, not one per event), and evidence
+/// (with `--extract`) to the extract thread.
+pub(super) struct Sink {
+    events: Sender<Vec<OutputMsg>>,
+    pending: Vec<OutputMsg>,
+    pub evidence: Option<Admission>,
+}
+
+impl Sink {
+    fn new(events: Sender<Vec<OutputMsg>>, evidence: Option<Admission>) -> Sink {
+        Sink {
+            events,
+            pending: Vec::new(),
+            evidence,
+        }
+    }
+
+    pub fn emit(&mut self, e: FlowEvent) {
+        let msg = match e {
+            FlowEvent::Alert(f) => OutputMsg::Alert(f),
+            FlowEvent::End(f, r) => {
+                let evidence = self.evidence.as_mut().and_then(|x| x.ended(&f));
+                OutputMsg::End(f, r, evidence)
+            }
+        };
+        self.pending.push(msg);
+        if self.pending.len() >= SINK_BATCH {
+            self.send();
+        }
+    }
+
+    /// Worker `worker` has sent every event of packets before `ts`.
+    pub fn clock(&mut self, worker: usize, ts: Timestamp) {
+        self.pending.push(OutputMsg::Clock { worker, ts });
+    }
+
+    /// Hand over what is pending, after each batch of packets, so that no
+    /// alert waits for more traffic.
+    pub fn flush(&mut self) {
+        if let Some(x) = &mut self.evidence {
+            x.flush();
+        }
+        self.send();
+    }
+
+    fn send(&mut self) {
+        if !self.pending.is_empty() {
+            // The writer only goes away when output is closed; then drop quietly.
+            let _ = self.events.send(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+/// The writer: writes as events come, flushing whenever it has caught up so
+/// alerts appear at once. On the first failure it records the error in the
+/// writer, tells the fronts to stop, and keeps draining so nobody blocks.
+fn write_events<W: Write>(
+    mut writer: EventWriter<W>,
+    rx: Receiver<Vec<OutputMsg>>,
+    closed: &AtomicBool,
+) -> EventWriter<W> {
+    let mut failed = false;
+    loop {
+        let batch = match rx.try_recv() {
+            Ok(b) => b,
+            Err(_) => {
+                if !failed {
+                    if let Err(e) = writer.flush() {
+                        failed = fail(&mut writer, e, closed);
+                    }
+                }
+                match rx.recv() {
+                    Ok(b) => b,
+                    Err(_) => break,
+                }
+            }
+        };
+        if failed {
+            continue;
+        }
+        for msg in batch {
+            let result = match msg {
+                OutputMsg::Alert(f) => writer.alert(&f),
+                OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
+                OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
+                OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
+                OutputMsg::Flush => writer.flush(),
+            };
+            if let Err(e) = result {
+                failed = fail(&mut writer, e, closed);
+                break;
+            }
+        }
+    }
+    if !failed {
+        if let Err(e) = writer.finish().and_then(|()| writer.flush()) {
+            fail(&mut writer, e, closed);
+        }
+    }
+    writer
+}
+
+/// The output failed: keep the error for the exit code, tell the fronts to stop.
+fn fail<W: Write>(writer: &mut EventWriter<W>, e: std::io::Error, closed: &AtomicBool) -> bool {
+    writer.record_error(e);
+    closed.store(true, Ordering::Relaxed);
+    true
+}
