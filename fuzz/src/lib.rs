@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use portmatrix::capture::{CaptureError, CaptureFile};
+use portmatrix::capture::{CaptureError, CaptureFile, Chunk, Timestamp};
 use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::decode::{decode, decode_frame, Decoded, Defragmenter, MAX_ENCAP_DEPTH};
 use portmatrix::matrix::{parse_rules, PortMatrix, Product, MAX_RANGES_PER_RULE, MAX_RULES};
@@ -65,31 +65,64 @@ const CAPTURE_NAME: &str = "fuzz.pcap";
 /// `capture` target: the bytes as a capture file, read to the end or the
 /// first error. Packets come in file order, lie inside the file, and an
 /// error names the file and an offset inside it; afterwards the reader
-/// stays finished.
+/// stays finished. Read again in chunks (as `analyze` reads files), it gives
+/// the same packets and the same error.
 pub fn read_capture(data: &[u8]) {
     let total = data.len() as u64;
     let mut cap = match CaptureFile::from_bytes(CAPTURE_NAME, data.to_vec()) {
         Ok(cap) => cap,
         Err(e) => return check_capture_error(&e, total),
     };
+    let mut packets: Vec<Packet> = Vec::new();
     let mut last_offset = None;
-    loop {
+    let error = loop {
         match cap.next_packet() {
             Ok(Some(p)) => {
                 assert!(last_offset.is_none_or(|o| p.offset > o), "offsets grow");
                 last_offset = Some(p.offset);
                 assert!(p.offset + p.data.len() as u64 <= total);
                 assert!(!p.ts.to_string().is_empty());
+                packets.push((p.ts, p.link_type, p.orig_len, p.data.to_vec()));
             }
-            Ok(None) => break,
+            Ok(None) => break None,
             Err(e) => {
                 check_capture_error(&e, total);
-                break;
+                break Some(e.to_string());
             }
         }
         assert!(cap.bytes_read() <= total);
-    }
+    };
     assert!(matches!(cap.next_packet(), Ok(None)), "stays finished");
+    let (chunked, chunk_error) = read_chunks(data);
+    assert!(
+        chunked == packets,
+        "chunks give the packets one at a time gives"
+    );
+    assert_eq!(chunk_error, error, "chunks stop at the same error");
+}
+
+/// (time, link type, length on the wire, captured bytes) of a packet.
+type Packet = (Timestamp, u16, u32, Vec<u8>);
+
+/// The packets of a capture read with `next_chunk`, and the error that ended it.
+fn read_chunks(data: &[u8]) -> (Vec<Packet>, Option<String>) {
+    let Ok(mut cap) = CaptureFile::from_bytes(CAPTURE_NAME, data.to_vec()) else {
+        unreachable!("the header was read once already");
+    };
+    let mut chunk = Chunk::new();
+    let mut packets = Vec::new();
+    loop {
+        match cap.next_chunk(&mut chunk) {
+            Ok(true) => {
+                assert!(!chunk.is_empty(), "a chunk holds at least one packet");
+                for (p, bytes) in chunk.iter() {
+                    packets.push((p.ts, p.link_type, p.orig_len, bytes.to_vec()));
+                }
+            }
+            Ok(false) => return (packets, None),
+            Err(e) => return (packets, Some(e.to_string())),
+        }
+    }
 }
 
 fn check_capture_error(e: &CaptureError, total: u64) {
