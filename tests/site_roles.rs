@@ -339,78 +339,50 @@ fn judge(c: &Classifier, t: Transport, port: u16, src: &str, dst: &str) -> (Verd
     (r.verdict, ids)
 }
 
+/// (why, transport, port, client, server, verdict, the rules the event names
+/// when they are checked).
+type RoleCase = (
+    &'static str,
+    Transport,
+    u16,
+    &'static str,
+    &'static str,
+    Verdict,
+    Option<&'static [&'static str]>,
+);
+
 #[test]
 fn wide_ranges_are_bound_to_their_systems() {
+    use Transport::{Tcp, Udp};
+    use Verdict::{Documented, RoleMismatch, Undocumented, WrongTransport};
     let c = classifier(SITE);
-    let (udp, tcp) = (Transport::Udp, Transport::Tcp);
-    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    // RTP 6000-32599 counts towards AAMS hosts only.
-    assert_eq!(
-        judge(&c, udp, 20000, "10.10.20.21", "10.10.1.20"),
-        (Verdict::Documented, ids(&["2.2.5#17", "2.2.5#18"]))
-    );
-    assert_eq!(
-        judge(&c, udp, 20000, "10.10.20.21", "10.10.1.11"),
-        (Verdict::RoleMismatch, ids(&["2.2.5#17", "2.2.5#18"]))
-    );
-    // ... and by port alone between hosts the inventory does not know.
-    assert_eq!(
-        judge(&c, udp, 20000, "192.0.2.1", "192.0.2.2").0,
-        Verdict::Documented
-    );
-    // The H.323 range 6225-65535 documents only flows towards Communication Manager.
-    assert_eq!(
-        judge(&c, tcp, 40001, "10.10.20.21", "10.10.1.80"),
-        (Verdict::Documented, ids(&["2.2.4#6"]))
-    );
-    assert_eq!(
-        judge(&c, udp, 50000, "10.10.20.21", "10.10.1.80"),
-        (Verdict::Documented, ids(&["2.2.4#6"]))
-    );
-    // Elsewhere it stays out of the way: undocumented, not role_mismatch.
-    assert_eq!(
-        judge(&c, tcp, 40001, "10.10.20.21", "10.10.1.11"),
-        (Verdict::Undocumented, ids(&[]))
-    );
-    assert_eq!(
-        judge(&c, tcp, 40001, "192.0.2.1", "192.0.2.2"),
-        (Verdict::Undocumented, ids(&[]))
-    );
-    assert_eq!(
-        judge(&c, udp, 1972, "10.10.20.21", "10.10.1.12").0,
-        Verdict::WrongTransport
-    );
-    // Multicast statistics only from the AACC server (RSM) and CCMA (RTD).
-    assert_eq!(
-        judge(&c, udp, 6020, "10.10.1.10", "239.255.1.1").0,
-        Verdict::Documented
-    );
-    assert_eq!(
-        judge(&c, udp, 7020, "10.10.1.11", "239.255.1.1").0,
-        Verdict::Documented
-    );
-    assert_eq!(
-        judge(&c, udp, 6020, "10.10.1.12", "239.255.1.1"),
-        (Verdict::RoleMismatch, ids(&["2.2.2#3"]))
-    );
-    assert_eq!(
-        judge(&c, udp, 7020, "10.10.20.21", "239.255.1.1").0,
-        Verdict::RoleMismatch
-    );
-    assert_eq!(
-        judge(&c, udp, 6020, "192.0.2.1", "239.255.1.1").0,
-        Verdict::Documented
-    );
-    // The example: an agent desktop reaching Caché.
-    assert_eq!(
-        judge(&c, tcp, 1972, "10.10.20.21", "10.10.1.10").0,
-        Verdict::RoleMismatch
-    );
-    // Internal-only rules still need the same host, among the right systems.
-    assert_eq!(
-        judge(&c, tcp, 8100, "10.10.1.10", "10.10.1.10").0,
-        Verdict::Documented
-    );
+    #[rustfmt::skip]
+    let cases: &[RoleCase] = &[
+        ("RTP towards AAMS",         Udp, 20000, "10.10.20.21", "10.10.1.20",  Documented,     Some(&["2.2.5#17", "2.2.5#18"])),
+        ("RTP towards CCMA",         Udp, 20000, "10.10.20.21", "10.10.1.11",  RoleMismatch,   Some(&["2.2.5#17", "2.2.5#18"])),
+        ("RTP, unknown hosts",       Udp, 20000, "192.0.2.1",   "192.0.2.2",   Documented,     None),
+        ("H.323 towards CM",         Tcp, 40001, "10.10.20.21", "10.10.1.80",  Documented,     Some(&["2.2.4#6"])),
+        ("H.323 over UDP",           Udp, 50000, "10.10.20.21", "10.10.1.80",  Documented,     Some(&["2.2.4#6"])),
+        ("H.323 range elsewhere",    Tcp, 40001, "10.10.20.21", "10.10.1.11",  Undocumented,   Some(&[])),
+        ("H.323 range, unknown",     Tcp, 40001, "192.0.2.1",   "192.0.2.2",   Undocumented,   Some(&[])),
+        ("Caché over UDP",           Udp, 1972,  "10.10.20.21", "10.10.1.12",  WrongTransport, None),
+        ("RSM from the AACC server", Udp, 6020,  "10.10.1.10",  "239.255.1.1", Documented,     None),
+        ("RTD from CCMA",            Udp, 7020,  "10.10.1.11",  "239.255.1.1", Documented,     None),
+        ("RSM from CCMM",            Udp, 6020,  "10.10.1.12",  "239.255.1.1", RoleMismatch,   Some(&["2.2.2#3"])),
+        ("RTD from an agent",        Udp, 7020,  "10.10.20.21", "239.255.1.1", RoleMismatch,   None),
+        ("RSM from an unknown host", Udp, 6020,  "192.0.2.1",   "239.255.1.1", Documented,     None),
+        // The example: an agent desktop reaching Caché.
+        ("agent to Caché",           Tcp, 1972,  "10.10.20.21", "10.10.1.10",  RoleMismatch,   None),
+        // Internal-only rules still need the same host, of the right system.
+        ("internal only",            Tcp, 8100,  "10.10.1.10",  "10.10.1.10",  Documented,     None),
+    ];
+    for &(why, t, port, client, server, verdict, rules) in cases {
+        let (got, ids) = judge(&c, t, port, client, server);
+        assert_eq!(got, verdict, "{why}");
+        if let Some(rules) = rules {
+            assert_eq!(ids, rules, "{why}");
+        }
+    }
 }
 
 #[test]
