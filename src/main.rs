@@ -4,7 +4,6 @@
 mod cli;
 mod cmd;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -24,13 +23,11 @@ fn main() -> ExitCode {
             if cmd::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            // A closed or full stderr must not turn an error into a panic.
-            let mut stderr = std::io::stderr();
             if let Some(output) = err.downcast_ref::<cmd::OutputError>() {
-                let _ = writeln!(stderr, "portmatrix: {output}");
+                portmatrix::diag!("portmatrix: {output}");
                 return ExitCode::from(cmd::EXIT_OUTPUT_FAILED);
             }
-            let _ = writeln!(stderr, "portmatrix: {err:#}");
+            portmatrix::diag!("portmatrix: {err:#}");
             ExitCode::from(1)
         }
     }

@@ -247,9 +247,7 @@ impl Progress {
     /// A line on stderr; if stderr cannot be written the line is lost (the
     /// file's error is also in the stats event), rather than panicking.
     fn println(&self, msg: &str) {
-        let print = || {
-            let _ = writeln!(std::io::stderr(), "{msg}");
-        };
+        let print = || crate::diag!("{msg}");
         match &self.0 {
             Some(b) => b.suspend(print),
             None => print(),
