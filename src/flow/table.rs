@@ -186,11 +186,13 @@ impl FlowTable {
         self.index.is_empty()
     }
 
-    /// The flow `key` names, while tracked: after [`FlowTable::update`], the
-    /// flow that packet was counted on (evidence extraction asks).
-    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
-        let (a, b) = (key.lo, key.hi);
-        let i = self.find(self.rekey(key.flow_hash()), key.transport, a, b, key.vlan)?;
+    /// The flow a packet belongs to, while tracked: after
+    /// [`FlowTable::update_hashed`], the flow it was counted on (evidence
+    /// extraction asks). `hash` as for `update_hashed`.
+    pub fn flow_of(&self, meta: &PacketMeta, hash: u64) -> Option<&Flow> {
+        let (sender, receiver) = endpoints(meta);
+        let vlan = self.key_vlan(meta.vlan);
+        let i = self.find(self.rekey(hash), meta.transport, sender, receiver, vlan)?;
         Some(&self.slot(i).flow)
     }
 

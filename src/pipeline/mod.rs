@@ -34,7 +34,7 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::decode::PacketMeta;
 use crate::filter::{Focus, VerdictSet};
-use crate::flow::{EndReason, FlowKey, FlowTable, TableStats, Timeouts};
+use crate::flow::{EndReason, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
 
 use extract::Extraction;
@@ -282,7 +282,7 @@ fn account(table: &mut FlowTable, sink: &mut Sink, r: &Record, frame: Option<(&[
     table.update_hashed(r.ts, &r.meta, r.hash, r.wire_len, &mut |e| sink.emit(e));
     if let (Some((frame, link_type)), Some(evidence)) = (frame, &mut sink.evidence) {
         // The flow this packet was just counted on.
-        if let Some(flow) = table.get(&FlowKey::of(&r.meta, table.vlan_key())) {
+        if let Some(flow) = table.flow_of(&r.meta, r.hash) {
             evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
         }
     }
