@@ -508,33 +508,28 @@ impl Worker {
     /// packet, the worker that decoded it counts anything else.
     fn fragment(&mut self, f: &Fragment, frame: Option<(&[u8], u16)>, decoded_here: bool) {
         let resolved = self.defrag.resolve(Decoded::Fragment(f.meta));
+        let hash = match &resolved {
+            Decoded::Packet(meta) => Some(packet_hash(meta, self.table.vlan_key())),
+            _ => None,
+        };
+        let counts_it = match hash {
+            Some(hash) => shard(hash, self.n) == self.me,
+            None => decoded_here,
+        };
         let c = &mut self.counts;
-        if let Decoded::Packet(meta) = &resolved {
-            let hash = packet_hash(meta, self.table.vlan_key());
-            if shard(hash, self.n) != self.me {
-                return;
-            }
-            if !c.in_focus(self.addresses.as_ref(), &resolved) {
-                return;
-            }
-            c.tcp_udp_packets += 1;
+        if !counts_it || !c.in_focus(self.addresses.as_ref(), &resolved) {
+            return;
+        }
+        if let (Some(meta), Some(hash)) = (c.decoded(resolved), hash) {
             self.now = self.now.max(f.ts);
             let record = Record {
                 ts: f.ts,
-                meta: *meta,
+                meta,
                 hash,
                 wire_len: f.wire_len,
             };
             account(&mut self.table, &mut self.sink, &record, frame);
-            return;
         }
-        if !decoded_here {
-            return;
-        }
-        if !c.in_focus(self.addresses.as_ref(), &resolved) {
-            return;
-        }
-        c.decoded(resolved);
     }
 }
 
