@@ -34,6 +34,16 @@ const AACC: [u8; 4] = [10, 10, 1, 10];
 const SM: [u8; 4] = [10, 10, 1, 30];
 const AAMS: [u8; 4] = [10, 10, 1, 20];
 
+/// An RTP packet (version 2, PCMU) of 172 bytes.
+fn rtp(seq: u16, timestamp: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.resize(172, 0xff);
+    p
+}
+
 #[test]
 fn documented_ports_carrying_another_protocol_are_flagged() {
     let mut p = Pcap::new();
@@ -81,12 +91,13 @@ fn documented_ports_carrying_another_protocol_are_flagged() {
         &[9, 8, 7, 6, 5, 4, 3, 2],
     );
     p.conversation((AGENT, 50008), (AACC, 29373), b"", b"");
-    // RTP range: RTP fits, even after a probe; two packets of something else do not.
-    let mut rtp = [0u8; 172];
-    rtp[0] = 0x80;
+    // RTP range: RTP fits, even after a probe (one RTP-shaped packet is not
+    // enough: the next of the same stream shows it); two packets of
+    // something else do not.
     p.udp((AGENT, 2050), (AAMS, 6544), b"TEST\0");
-    p.udp((AGENT, 2050), (AAMS, 6544), &rtp);
-    p.udp((AAMS, 6544), (AGENT, 2050), &rtp);
+    p.udp((AGENT, 2050), (AAMS, 6544), &rtp(7, 1_600, 0x0102_0304));
+    p.udp((AAMS, 6544), (AGENT, 2050), &rtp(900, 8_000, 0x0a0b_0c0d));
+    p.udp((AGENT, 2050), (AAMS, 6544), &rtp(8, 1_760, 0x0102_0304));
     p.udp(
         (AGENT, 2052),
         (AAMS, 6546),

@@ -32,7 +32,7 @@ const fn bit(g: AppGuess) -> u32 {
 }
 
 /// Named plaintext protocols: seeing one where another is documented is clear.
-const NAMED_PLAINTEXT: [AppGuess; 11] = [
+const NAMED_PLAINTEXT: [AppGuess; 21] = [
     AppGuess::Http,
     AppGuess::Sip,
     AppGuess::Ssh,
@@ -44,6 +44,16 @@ const NAMED_PLAINTEXT: [AppGuess; 11] = [
     AppGuess::Rdp,
     AppGuess::Xmpp,
     AppGuess::Rtp,
+    AppGuess::Dns,
+    AppGuess::NetBios,
+    AppGuess::Ntp,
+    AppGuess::Iax2,
+    AppGuess::Syslog,
+    AppGuess::Tds,
+    AppGuess::Snmp,
+    AppGuess::Rtsp,
+    AppGuess::Mysql,
+    AppGuess::Smb,
 ];
 
 /// For one rule's `app_protocol`: (guesses that fit, guesses that contradict),
@@ -51,6 +61,7 @@ const NAMED_PLAINTEXT: [AppGuess; 11] = [
 fn rule_expectation(app_protocol: &str) -> Option<(u32, u32)> {
     let all_named = NAMED_PLAINTEXT.iter().fold(0, |m, &g| m | bit(g));
     let plain = |fit: AppGuess| (bit(fit), all_named & !bit(fit));
+    let plain_any = |fit: u32| (fit, all_named & !fit);
     Some(match app_protocol {
         // TLS documented: any plaintext at all is a contradiction.
         "https" | "tls" | "sips" | "pop3s" => (bit(AppGuess::Tls), all_named | bit(AppGuess::Text)),
@@ -63,13 +74,19 @@ fn rule_expectation(app_protocol: &str) -> Option<(u32, u32)> {
         "ldap" => plain(AppGuess::Ldap),
         "rdp" => plain(AppGuess::Rdp),
         "xmpp" => plain(AppGuess::Xmpp),
+        "ntp" => plain(AppGuess::Ntp),
+        "snmp" => plain(AppGuess::Snmp),
+        "mysql" => plain(AppGuess::Mysql),
+        // SMB on 139 opens with a NetBIOS session request.
+        "smb" => plain_any(bit(AppGuess::Smb) | bit(AppGuess::NetBios)),
         // RTP needs a version-2 header; ICE and SRTP keying share the ports.
         "rtp" => (
             bit(AppGuess::Rtp) | bit(AppGuess::StunDtls),
             (all_named & !bit(AppGuess::Rtp))
                 | bit(AppGuess::Text)
                 | bit(AppGuess::Unknown)
-                | bit(AppGuess::Tls),
+                | bit(AppGuess::Tls)
+                | bit(AppGuess::Quic),
         ),
         _ => return None,
     })

@@ -108,9 +108,38 @@ pub struct Classifier {
     apps: Vec<AppExpectation>,
     /// The inventory and what the role step needs; `None` without `--site`.
     site: Option<SiteIndex>,
+    /// `[transport][port]`: what the port says of a unicast listener, for
+    /// telling client from server (see [`PortClaim`]).
+    claims: Box<[PortClaim]>,
+}
+
+/// What a port alone says about whether the host using it listens; the
+/// stronger claim of a flow's two ports names the listener, when only one
+/// side has it (see `flow::orient`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PortClaim {
+    None,
+    /// Only inside ranges wider than [`crate::matrix::WIDE_RANGE`] ports (the
+    /// RTP media ranges): clients' ephemeral ports fall there by chance too.
+    WideRange,
+    /// A system port (below 1024) that no rule documents.
+    SystemPort,
+    /// A rule documents a listener on this port alone or in a narrow range.
+    Documented,
+}
+
+impl PortClaim {
+    /// A claim that outweighs a wide range or no claim at all.
+    pub fn is_strong(self) -> bool {
+        self >= PortClaim::SystemPort
+    }
 }
 
 const PORTS: usize = 1 << 16;
+
+fn claim_slot(transport: Transport, port: u16) -> usize {
+    (transport.index() * PORTS) | usize::from(port)
+}
 
 fn slot(transport: Transport, multicast: bool, port: u16) -> usize {
     ((transport.index() * 2 + usize::from(multicast)) * PORTS) | usize::from(port)
@@ -130,6 +159,7 @@ impl Classifier {
         site: Option<Arc<Site>>,
     ) -> Classifier {
         let mut table = vec![0u32; 4 * PORTS].into_boxed_slice();
+        let mut claims = vec![PortClaim::None; 2 * PORTS].into_boxed_slice();
         let mut decisions = vec![Decision {
             cross_host: Verdict::Undocumented,
             same_host: Verdict::Undocumented,
@@ -165,6 +195,21 @@ impl Classifier {
                     let idx = intern(decide(&matrix, product, &seg), &mut decisions);
                     for port in seg.lo..=seg.hi {
                         table[slot(transport, multicast, port)] = idx;
+                    }
+                    if !multicast {
+                        // Ranges do not split inside a segment: its first port speaks for all.
+                        let narrow = seg
+                            .rules
+                            .iter()
+                            .any(|&i| !matrix.rule(i).is_wide_at(seg.lo));
+                        let claim = if narrow {
+                            PortClaim::Documented
+                        } else {
+                            PortClaim::WideRange
+                        };
+                        for port in seg.lo..=seg.hi {
+                            claims[claim_slot(transport, port)] = claim;
+                        }
                     }
                 }
             }
@@ -224,6 +269,12 @@ impl Classifier {
         for &(verdict, severity) in site.iter().flat_map(|s| &s.severities) {
             severities.set(verdict, severity);
         }
+        for transport in Transport::ALL {
+            for port in 0..1024 {
+                let claim = &mut claims[claim_slot(transport, port)];
+                *claim = (*claim).max(PortClaim::SystemPort);
+            }
+        }
         let site = site.map(|s| SiteIndex::new(s, &matrix));
         Classifier {
             matrix,
@@ -233,6 +284,7 @@ impl Classifier {
             decisions,
             apps,
             site,
+            claims,
         }
     }
 
@@ -381,11 +433,10 @@ impl Classifier {
         self.site.as_ref().map(SiteIndex::site)
     }
 
-    /// Whether the matrix documents a listener on this transport and port: used
-    /// to tell client from server in flows picked up mid-stream.
-    pub fn is_listening_port(&self, transport: Transport, port: u16, multicast: bool) -> bool {
-        let d = &self.decisions[self.table[slot(transport, multicast, port)] as usize];
-        !d.rules.is_empty() && d.cross_host != Verdict::WrongTransport
+    /// What a unicast port says about its host listening: used to tell
+    /// client from server where no handshake or payload did.
+    pub fn port_claim(&self, transport: Transport, port: u16) -> PortClaim {
+        self.claims[claim_slot(transport, port)]
     }
 
     pub fn matrix(&self) -> &PortMatrix {

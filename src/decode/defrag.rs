@@ -132,7 +132,7 @@ impl Defragmenter {
             return d;
         };
         let key = Key::of(&f);
-        let packet = |transport, src_port, dst_port, tcp_flags, payload_len| {
+        let packet = |transport, src_port, dst_port, tcp_flags, payload_len, app| {
             Decoded::Packet(PacketMeta {
                 src: f.src,
                 dst: f.dst,
@@ -140,11 +140,11 @@ impl Defragmenter {
                 dst_port,
                 transport,
                 tcp_flags,
-                ip_len: f.ip_len,
                 payload_len,
                 vlan: f.vlan,
                 encap: f.encap,
-                app: None,
+                l2_group: false,
+                app,
             })
         };
         if let Some(first) = f.first {
@@ -183,6 +183,7 @@ impl Defragmenter {
                 first.dst_port,
                 first.tcp_flags,
                 first.payload_len,
+                first.app,
             );
         }
         let found = self
@@ -192,7 +193,7 @@ impl Defragmenter {
             .find(|e| e.key == key)
             .copied();
         match found {
-            Some(e) => packet(e.transport, e.src_port, e.dst_port, 0, f.payload_len),
+            Some(e) => packet(e.transport, e.src_port, e.dst_port, 0, f.payload_len, None),
             None => Decoded::Malformed(DecodeError::FragmentWithoutFirst),
         }
     }

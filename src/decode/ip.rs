@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::transport::Transport;
 
-use super::app::{identify, AppGuess};
+use super::app::{identify, AppSeen};
 use super::{DecodeError, Decoded, FirstFragment, FragmentMeta, OtherProto, Outside, PacketMeta};
 
 /// Most IPv6 extension headers followed before the packet is called malformed.
@@ -65,7 +65,7 @@ struct L4 {
     tcp_flags: u8,
     payload_len: u32,
     /// What the captured payload looks like; `None` without captured payload.
-    app: Option<AppGuess>,
+    app: Option<AppSeen>,
 }
 
 /// Parses the TCP or UDP header at the start of `l4` (captured bytes), of
@@ -115,9 +115,9 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
 /// The guess for the payload between the header (`hdr` bytes) and the end
 /// the IP header claims (Ethernet padding is not payload). Fewer than
 /// [`MIN_GUESS_BYTES`] bytes (a keep-alive, a NAT probe) tell nothing.
-fn guess(t: Transport, l4: &[u8], hdr: usize, claimed: usize) -> Option<AppGuess> {
+fn guess(t: Transport, l4: &[u8], hdr: usize, claimed: usize) -> Option<AppSeen> {
     let payload = l4.get(hdr..claimed.min(l4.len()))?;
-    (payload.len() >= MIN_GUESS_BYTES).then(|| identify(t, payload))
+    (payload.len() >= MIN_GUESS_BYTES).then(|| identify(t, payload, claimed - hdr))
 }
 
 /// Shorter payloads get no protocol guess.
@@ -150,6 +150,7 @@ fn first_fragment(t: Transport, l4: &[u8], claimed: usize) -> Result<FirstFragme
         dst_port: be16(l4, 2),
         tcp_flags,
         payload_len: claimed.saturating_sub(hdr) as u32,
+        app: guess(t, l4, hdr, claimed),
     })
 }
 
@@ -207,10 +208,10 @@ impl<'a> Ip<'a> {
                 dst_port: l4.dst_port,
                 transport: t,
                 tcp_flags: l4.tcp_flags,
-                ip_len: self.ip_len,
                 payload_len: l4.payload_len,
                 vlan: self.outside.vlan,
                 encap: self.outside.encap,
+                l2_group: false,
                 app: l4.app,
             }),
             Err(e) => Decoded::Malformed(e),

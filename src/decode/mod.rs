@@ -30,7 +30,7 @@ use std::net::IpAddr;
 
 use crate::transport::Transport;
 
-pub use app::{identify, AppGuess};
+pub use app::{identify, AppGuess, AppSeen, RtpFollow, RtpMark, SenderRole};
 pub use defrag::Defragmenter;
 pub use encap::{Encap, EncapKind, MAX_ENCAP_DEPTH};
 pub use ip::MAX_IPV6_EXT_HEADERS;
@@ -47,8 +47,6 @@ pub struct PacketMeta {
     /// TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN); 0 for UDP and for
     /// non-first fragments.
     pub tcp_flags: u8,
-    /// Bytes of the IP packet including its header, from the IP header.
-    pub ip_len: u32,
     /// Layer-4 payload bytes, from the IP header's length (not the captured bytes).
     pub payload_len: u32,
     /// The outermost 802.1Q / 802.1ad VLAN id, if tagged (in a tunnel: the
@@ -57,9 +55,13 @@ pub struct PacketMeta {
     /// The tunnels the packet was found in; the addresses and ports above
     /// are those of the innermost packet.
     pub encap: Encap,
-    /// What the captured payload looks like (`None`: no payload captured, or
-    /// a reassembled fragment). Flows look at it for their first packets.
-    pub app: Option<AppGuess>,
+    /// The frame's innermost Ethernet destination was a group address
+    /// (broadcast or multicast); false for other link types.
+    pub l2_group: bool,
+    /// What the captured payload looks like, and what it says of its sender
+    /// (`None`: no payload captured, or a reassembled fragment). Flows look
+    /// at it for their first packets.
+    pub app: Option<AppSeen>,
 }
 
 /// TCP flag bits of [`PacketMeta::tcp_flags`].
@@ -83,6 +85,9 @@ pub struct FirstFragment {
     pub tcp_flags: u8,
     /// Layer-4 payload bytes in this first fragment.
     pub payload_len: u32,
+    /// What the start of the payload looks like (length checks see this
+    /// fragment's bytes only, so protocols told by their lengths stay unknown).
+    pub app: Option<AppSeen>,
 }
 
 /// One fragment of a TCP or UDP datagram (IPv4, or IPv6 with a Fragment header).

@@ -79,10 +79,10 @@ fn syn_meta(vlan: Option<u16>) -> PacketMeta {
         dst_port: 80,
         transport: Transport::Tcp,
         tcp_flags: tcp_flags::SYN,
-        ip_len: 44,
         payload_len: 0,
         vlan,
         encap: Encap::NONE,
+        l2_group: false,
         app: None,
     }
 }
@@ -106,7 +106,7 @@ fn ethernet_ipv4_udp() {
     assert_eq!(p.transport, Transport::Udp);
     assert_eq!((p.src, p.dst), (v4(192, 168, 1, 1), v4(192, 168, 1, 2)));
     assert_eq!((p.src_port, p.dst_port), (5060, 5060));
-    assert_eq!((p.ip_len, p.payload_len, p.tcp_flags), (32, 4, 0));
+    assert_eq!((p.payload_len, p.tcp_flags), (4, 0));
 }
 
 #[test]
@@ -174,7 +174,6 @@ fn builder_cross_check_double_vlan_ipv6_udp() {
     let p = packet(decode(1, &frame));
     assert_eq!(p.vlan, Some(300));
     assert_eq!((p.src_port, p.dst_port, p.payload_len), (40000, 3478, 20));
-    assert_eq!(p.ip_len, 40 + 8 + 20);
     assert_eq!(p.src, IpAddr::V6(Ipv6Addr::from([0x20; 16])));
 }
 
@@ -230,10 +229,7 @@ fn linux_sll2() {
     let frame = cat(&[&sll2, &IPV6_UDP]);
     let p = packet(decode(276, &frame));
     assert_eq!((p.src, p.dst), (v6(1), v6(2)));
-    assert_eq!(
-        (p.src_port, p.dst_port, p.ip_len, p.payload_len),
-        (53, 5353, 50, 2)
-    );
+    assert_eq!((p.src_port, p.dst_port, p.payload_len), (53, 5353, 2));
 }
 
 #[test]
@@ -335,10 +331,7 @@ fn ipv4_options_are_skipped() {
         1, 2, 3, 4,
     ];
     let p = packet(decode(101, &ip));
-    assert_eq!(
-        (p.src_port, p.dst_port, p.ip_len, p.payload_len),
-        (123, 123, 36, 4)
-    );
+    assert_eq!((p.src_port, p.dst_port, p.payload_len), (123, 123, 4));
 }
 
 #[test]
@@ -409,7 +402,7 @@ fn snaplen_cut_packet_keeps_header_lengths() {
     ip[3] = 0xdc; // total length 1500, only 44 bytes captured
     ip[33] = 0x10; // ACK
     let p = packet(decode(101, &ip));
-    assert_eq!((p.ip_len, p.payload_len), (1500, 1500 - 20 - 24));
+    assert_eq!(p.payload_len, 1500 - 20 - 24);
     // Cut inside the TCP options: ports and flags still known.
     let p = packet(decode(101, &ip[..36]));
     assert_eq!(
@@ -461,7 +454,6 @@ fn ipv6_extension_headers() {
     let p = packet(decode(229, &pkt));
     assert_eq!((p.src_port, p.dst_port), (443, 50000));
     assert_eq!(p.tcp_flags, tcp_flags::PSH | tcp_flags::ACK);
-    assert_eq!(p.ip_len as usize, pkt.len());
     assert_eq!(p.payload_len, 10);
     // Cut inside the destination options header.
     assert_eq!(
@@ -535,15 +527,9 @@ fn ipv4_fragments_resolve_through_the_defragmenter() {
         Decoded::Malformed(DecodeError::FragmentWithoutFirst)
     );
     let p1 = packet(defrag.resolve(Decoded::Fragment(f1)));
-    assert_eq!(
-        (p1.src_port, p1.dst_port, p1.payload_len, p1.ip_len),
-        (5004, 5006, 8, 36)
-    );
+    assert_eq!((p1.src_port, p1.dst_port, p1.payload_len), (5004, 5006, 8));
     let p2 = packet(defrag.resolve(Decoded::Fragment(f2)));
-    assert_eq!(
-        (p2.src_port, p2.dst_port, p2.payload_len, p2.ip_len),
-        (5004, 5006, 12, 32)
-    );
+    assert_eq!((p2.src_port, p2.dst_port, p2.payload_len), (5004, 5006, 12));
     assert_eq!(p2.tcp_flags, 0);
     // Non-fragments pass through untouched.
     let whole = decode(101, &IPV4_UDP);

@@ -199,10 +199,10 @@ mod tests {
             dst_port: dport,
             transport: Transport::Tcp,
             tcp_flags: 0,
-            ip_len: 40,
             payload_len: 0,
             vlan: None,
             encap: Encap::default(),
+            l2_group: false,
             app: None,
         })
     }

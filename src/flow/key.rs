@@ -219,10 +219,10 @@ mod tests {
                             dst_port: dp,
                             transport,
                             tcp_flags: 0,
-                            ip_len: 0,
                             payload_len: 0,
                             vlan: Some(7),
                             encap: crate::decode::Encap::NONE,
+                            l2_group: false,
                             app: None,
                         };
                         for vlan_key in [false, true] {

@@ -1,7 +1,10 @@
 //! Flows: direction-free keys, per-flow state, and the bounded per-worker table
 //! that creates, classifies, times out and evicts them on packet time.
 
+mod evicted;
+mod inspect;
 mod key;
+mod orient;
 mod table;
 
 use serde::Serialize;
@@ -16,16 +19,25 @@ use crate::capture::Timestamp;
 use crate::classify::{DecisionId, Severity, Verdict};
 use crate::decode::{AppGuess, Encap};
 use crate::transport::Transport;
+use inspect::Inspection;
 
-/// How the client and server of a flow were told apart.
+/// How the client and server of a flow were told apart (see `orient` for
+/// the order in which the evidence is weighed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// The capture holds the SYN (or the SYN-ACK).
     Handshake,
-    /// Exactly one side is on a port the matrix documents as listening.
+    /// The destination is a multicast group or a broadcast address: it receives.
+    Multicast,
+    /// The payload was a request or a response (a DNS query, `HTTP/1.1 200`,
+    /// a TLS ServerHello…).
+    Payload,
+    /// The matrix: one side is on a documented listening port and the other
+    /// is not, or of two media-range ports one reading is documented.
     Matrix,
-    /// Neither: the lower port (TCP) or the first sender (UDP) decided.
+    /// Nothing better: a system port (< 1024) on one side, else the first
+    /// sender (UDP) or the lower port (TCP).
     Heuristic,
 }
 
@@ -33,6 +45,8 @@ impl Direction {
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Handshake => "handshake",
+            Direction::Multicast => "multicast",
+            Direction::Payload => "payload",
             Direction::Matrix => "matrix",
             Direction::Heuristic => "heuristic",
         }
@@ -99,6 +113,12 @@ impl Flow {
             && ((self.pkts_toclient == 0 && self.flags_toserver & ACK != 0)
                 || (self.pkts_toserver == 0 && self.flags_toclient & ACK != 0))
     }
+
+    /// An alert was written for this conversation: it was flagged, or it
+    /// came back after an eviction for which one had been.
+    pub fn alerted(&self) -> bool {
+        self.verdict != Verdict::Documented || self.quiet
+    }
 }
 
 /// One flow: who opened it, what the matrix says, and what was exchanged.
@@ -131,10 +151,13 @@ pub struct Flow {
     /// What the payload of its first packets looked like: the first named
     /// protocol, else `Unknown` if payload was seen but not recognised.
     pub app_seen: Option<AppGuess>,
-    /// Payload packets still to look at, and how many of those seen so far
-    /// went against the rules' protocol (see `table::inspect`).
-    app_budget: u8,
-    app_doubts: u8,
+    /// It came back after it was evicted (`--max-flows`): its ends are those
+    /// it had then.
+    pub resumed: bool,
+    /// Its alert was written before it was evicted: not alerted again.
+    quiet: bool,
+    /// The state of the payload inspection of its first packets.
+    inspection: Inspection,
     /// TCP flags seen towards the server and towards the client, OR-ed.
     flags_toserver: u8,
     flags_toclient: u8,
@@ -172,8 +195,9 @@ impl Flow {
             severity: verdict.default_severity(),
             decision: DecisionId::default(),
             app_seen: None,
-            app_budget: 0,
-            app_doubts: 0,
+            resumed: false,
+            quiet: false,
+            inspection: Inspection::DONE,
             flags_toserver: 0,
             flags_toclient: 0,
             fin_from_client: false,

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use super::evicted::Evicted;
+use super::inspect::{inspect, Inspection, Outcome};
 use super::key::{endpoints, fold_mul, mix, packet_hash, Endpoint, FlowKey};
-use super::{Direction, EndReason, Flow, TcpState};
+use super::orient::{orient, Orientation};
+use super::{EndReason, Flow, TcpState};
 use crate::capture::Timestamp;
-use crate::classify::{AppCheck, Classifier, FlowQuery, Verdict};
-use crate::decode::{tcp_flags, AppGuess, PacketMeta};
+use crate::classify::{Classifier, FlowQuery, Verdict};
+use crate::decode::{tcp_flags, PacketMeta};
 use crate::transport::Transport;
 
 const NANOS: i64 = 1_000_000_000;
@@ -58,6 +61,8 @@ pub struct TableStats {
     pub flows: u64,
     pub flows_per_verdict: [u64; Verdict::ALL.len()],
     pub evicted: u64,
+    /// Flows that came back after they were evicted (see `evicted`).
+    pub resumed: u64,
     pub timed_out: u64,
     /// Flows in the table when the counters were read.
     pub active: u64,
@@ -74,6 +79,7 @@ impl TableStats {
             *a += b;
         }
         self.evicted += other.evicted;
+        self.resumed += other.resumed;
         self.timed_out += other.timed_out;
         self.active += other.active;
     }
@@ -131,6 +137,8 @@ pub struct FlowTable {
     /// Free slab positions, reused before the slab grows.
     free: Vec<u32>,
     wheel: Wheel,
+    /// Flows evicted lately, for when they come back.
+    evicted: Evicted,
     classifier: Arc<Classifier>,
     timeouts: Timeouts,
     capacity: usize,
@@ -153,6 +161,7 @@ impl FlowTable {
                 next: None,
                 wake: i64::MIN,
             },
+            evicted: Evicted::default(),
             classifier,
             timeouts,
             capacity: capacity.max(1),
@@ -236,10 +245,15 @@ impl FlowTable {
             if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
                 let was_closed = flow.tcp_state == Some(TcpState::Closed);
                 account(flow, ts, meta, sender, wire_len);
-                if flow.app_budget > 0 && inspect(flow, meta, &self.classifier) {
-                    self.stats.flows_per_verdict[Verdict::Documented.index()] -= 1;
-                    self.stats.flows_per_verdict[flow.verdict.index()] += 1;
-                    out(FlowEvent::Alert(*flow));
+                if let Some(seen) = meta.app.filter(|_| flow.inspection.wants_more()) {
+                    let from_client = sender == flow.client;
+                    if inspect(flow, seen, from_client, &self.classifier) == Outcome::Flagged {
+                        self.stats.flows_per_verdict[Verdict::Documented.index()] -= 1;
+                        self.stats.flows_per_verdict[flow.verdict.index()] += 1;
+                        if !flow.quiet {
+                            out(FlowEvent::Alert(*flow));
+                        }
+                    }
                 }
                 if !was_closed && flow.tcp_state == Some(TcpState::Closed) {
                     // Closed flows time out sooner.
@@ -255,12 +269,17 @@ impl FlowTable {
         if self.index.len() >= self.capacity {
             self.evict_oldest(out);
         }
-        let mut flow = self.start_flow(ts, meta, sender, receiver);
+        let mut flow = self.start_flow(ts, meta, sender, receiver, hash);
         account(&mut flow, ts, meta, sender, wire_len);
-        inspect(&mut flow, meta, &self.classifier);
+        if let Some(seen) = meta.app {
+            let from_client = sender == flow.client;
+            // A first packet's verdict is counted below, whatever inspection made of it.
+            let _ = inspect(&mut flow, seen, from_client, &self.classifier);
+        }
         self.stats.flows += 1;
+        self.stats.resumed += u64::from(flow.resumed);
         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
-        if flow.verdict != Verdict::Documented {
+        if flow.verdict != Verdict::Documented && !flow.quiet {
             out(FlowEvent::Alert(flow));
         }
         let i = self.insert(hash, flow);
@@ -375,7 +394,9 @@ impl FlowTable {
         by_age.truncate(n);
         by_age.sort_unstable_by_key(|(t, _)| *t);
         for (_, i) in by_age {
+            let hash = self.slot(i).hash;
             let flow = self.remove(i);
+            self.evicted.remember(hash, &flow);
             self.stats.evicted += 1;
             out(FlowEvent::End(flow, EndReason::Evicted));
         }
@@ -490,14 +511,35 @@ impl FlowTable {
         self.wheel.buckets[bucket(due)].push((i, ticket));
     }
 
+    /// A new flow from its first packet: its ends (those it had before, if
+    /// it comes back after an eviction) and its verdict.
     fn start_flow(
-        &self,
+        &mut self,
         ts: Timestamp,
         meta: &PacketMeta,
         sender: Endpoint,
         receiver: Endpoint,
+        hash: u64,
     ) -> Flow {
-        let (client, server, direction) = self.orient(meta, sender, receiver);
+        let remembered = if self.evicted.is_empty() {
+            None
+        } else {
+            let vlan = self.vlan_key.then_some(meta.vlan);
+            self.evicted
+                .recall(hash, meta.transport, (sender, receiver), vlan)
+        };
+        let Orientation {
+            client,
+            server,
+            direction,
+        } = match remembered {
+            Some(r) => Orientation {
+                client: r.client,
+                server: r.server,
+                direction: r.direction,
+            },
+            None => orient(&self.classifier, meta, sender, receiver),
+        };
         let c = self.classifier.classify(FlowQuery {
             transport: meta.transport,
             port: server.port,
@@ -534,51 +576,13 @@ impl FlowTable {
             severity: c.severity,
             decision: c.decision,
             app_seen: None,
-            app_budget: INSPECT_PACKETS,
-            app_doubts: 0,
+            resumed: remembered.is_some(),
+            quiet: remembered.is_some_and(|r| r.alerted),
+            inspection: Inspection::NEW,
             flags_toserver: 0,
             flags_toclient: 0,
             fin_from_client: false,
             fin_from_server: false,
-        }
-    }
-
-    /// Tell client from server on a flow's first packet.
-    fn orient(
-        &self,
-        meta: &PacketMeta,
-        sender: Endpoint,
-        receiver: Endpoint,
-    ) -> (Endpoint, Endpoint, Direction) {
-        let t = meta.transport;
-        if t == Transport::Tcp {
-            let syn = meta.tcp_flags & tcp_flags::SYN != 0;
-            let ack = meta.tcp_flags & tcp_flags::ACK != 0;
-            if syn && !ack {
-                return (sender, receiver, Direction::Handshake);
-            }
-            if syn && ack {
-                return (receiver, sender, Direction::Handshake);
-            }
-        }
-        let listens = |e: Endpoint| {
-            self.classifier
-                .is_listening_port(t, e.port, e.ip.is_multicast())
-        };
-        match (listens(sender), listens(receiver)) {
-            (false, true) => (sender, receiver, Direction::Matrix),
-            (true, false) => (receiver, sender, Direction::Matrix),
-            // UDP: the first sender is the client, even when both ports are documented.
-            (true, true) if t == Transport::Udp => (sender, receiver, Direction::Matrix),
-            _ if t == Transport::Udp => (sender, receiver, Direction::Heuristic),
-            _ => {
-                // TCP mid-stream: the lower port listens (ties: the lower address).
-                if (receiver.port, receiver.ip) <= (sender.port, sender.ip) {
-                    (sender, receiver, Direction::Heuristic)
-                } else {
-                    (receiver, sender, Direction::Heuristic)
-                }
-            }
         }
     }
 }
@@ -607,55 +611,6 @@ fn natural_end(flow: &Flow, stats: &mut TableStats) -> EndReason {
 }
 
 /// Count a packet on its flow and follow the TCP state.
-/// Payload packets of a flow that are looked at: enough to get past a
-/// handshake's empty segments and a banner, few enough to cost nothing.
-const INSPECT_PACKETS: u8 = 4;
-
-/// Look at one more packet's payload guess: record what the flow carries and,
-/// when its rules name a protocol the payload clearly is not, turn a
-/// documented flow into `protocol_mismatch`. Returns whether it did.
-///
-/// A named protocol (HTTP where SIP is documented) is clear at once;
-/// unrecognised bytes or plain text against the rules (in the RTP ranges,
-/// where TLS is documented) must come twice before any packet fits, so that
-/// one keep-alive or probe ahead of the real stream is not enough.
-fn inspect(flow: &mut Flow, meta: &PacketMeta, classifier: &Classifier) -> bool {
-    let Some(guess) = meta.app else {
-        return false;
-    };
-    flow.app_budget = flow.app_budget.saturating_sub(1);
-    if flow.app_seen.is_none_or(|s| s == AppGuess::Unknown) {
-        flow.app_seen = Some(guess);
-    }
-    let named = !matches!(guess, AppGuess::Unknown | AppGuess::Text);
-    let contradicted = match classifier.app_expectation(flow.decision).check(guess) {
-        AppCheck::Fits => {
-            flow.app_budget = 0;
-            false
-        }
-        AppCheck::Contradicts => {
-            flow.app_doubts += 1;
-            named || flow.app_doubts >= 2
-        }
-        AppCheck::Undecided => {
-            if named {
-                flow.app_budget = 0;
-            }
-            false
-        }
-    };
-    if !contradicted {
-        return false;
-    }
-    flow.app_budget = 0;
-    if flow.verdict != Verdict::Documented {
-        return false;
-    }
-    flow.verdict = Verdict::ProtocolMismatch;
-    flow.severity = classifier.severity(Verdict::ProtocolMismatch);
-    true
-}
-
 fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, wire_len: u32) {
     // A flow from a socket to itself counts every packet towards the server.
     let to_server = sender == flow.client;
@@ -726,9 +681,9 @@ mod tests {
 
     #[test]
     fn a_flow_costs_what_the_readme_says() {
-        // README, "Memory": 160 bytes of slab per flow (+ about 10 of index
+        // README, "Memory": 168 bytes of slab per flow (+ about 10 of index
         // and 8 of timer wheel).
-        assert_eq!(std::mem::size_of::<Slot>(), 160);
-        assert_eq!(std::mem::size_of::<Flow>(), 136);
+        assert_eq!(std::mem::size_of::<Slot>(), 168);
+        assert_eq!(std::mem::size_of::<Flow>(), 144);
     }
 }

@@ -100,6 +100,10 @@ pub struct FlowFields {
     /// Only one direction of this TCP connection was captured (see `Flow::one_sided`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub one_sided: bool,
+    /// The flow came back after it was evicted (`--max-flows`): it kept the
+    /// ends it had, and its alert, if any, was written the first time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
 
 impl<'a> FlowEventJson<'a> {
@@ -125,6 +129,7 @@ impl<'a> FlowEventJson<'a> {
             tcp_state: flow.tcp_state.map(|s| s.as_str()),
             reason,
             one_sided: flow.one_sided(),
+            resumed: flow.resumed,
         };
         FlowEventJson {
             evidence,
@@ -245,6 +250,10 @@ pub struct Stats {
     /// kind it was in), whatever they turned out to be.
     pub encapsulated: BTreeMap<&'static str, u64>,
     pub evictions: u64,
+    /// Flows that came back after they were evicted and kept their ends
+    /// (`resumed` on their flow events); present once there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_flows: Option<u64>,
     pub timeouts: u64,
     /// TCP flows of which only one direction was captured: a SPAN that
     /// mirrors one direction only shows up here.

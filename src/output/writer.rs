@@ -649,8 +649,12 @@ pub fn write_summary(
     if failures > 0 || stats.evictions > 0 {
         writeln!(
             out,
-            "  capture health: {failures} packets not decoded, {} flows evicted",
-            stats.evictions
+            "  capture health: {failures} packets not decoded, {} flows evicted{}",
+            stats.evictions,
+            match stats.resumed_flows {
+                Some(n) => format!(" ({n} came back and kept their ends)"),
+                None => String::new(),
+            }
         )?;
     }
     if summary.one_sided > 0 {

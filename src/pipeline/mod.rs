@@ -259,6 +259,7 @@ fn run_stages<W: Write + Send, R>(
 fn fill_table_stats(stats: &mut Stats, tables: &TableStats) {
     stats.flows = tables.flows;
     stats.evictions = tables.evicted;
+    stats.resumed_flows = (tables.resumed > 0).then_some(tables.resumed);
     stats.timeouts = tables.timed_out;
     // Verdicts only a site gives are left out unless seen (the writer adds
     // them when a site is loaded), so runs without a site read as before.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use crate::capture::Timestamp;
-use crate::classify::{Classifier, FlowQuery};
+use crate::classify::{Classifier, FlowQuery, PortClaim};
 use crate::decode::{tcp_flags, PacketMeta};
 use crate::flow::{endpoints, Endpoint, FlowKey};
 use crate::matrix::{RuleIdx, System, SYSTEMS};
@@ -87,10 +87,8 @@ impl<'a> Evidence<'a> {
             return;
         };
         self.remember(key, Conv::Answered);
-        if !self
-            .classifier
-            .is_listening_port(meta.transport, server.port, false)
-        {
+        let claim = self.classifier.port_claim(meta.transport, server.port);
+        if !matches!(claim, PortClaim::Documented | PortClaim::WideRange) {
             return;
         }
         let seen = self
