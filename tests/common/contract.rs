@@ -41,6 +41,7 @@ pub struct FlowEvent {
     pub tcp_state: Option<String>,
     pub reason: Option<String>,
     pub one_sided: Option<bool>,
+    pub resumed: Option<bool>,
     pub evidence: Option<String>,
 }
 

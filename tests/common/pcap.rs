@@ -23,6 +23,8 @@ pub struct Pcap {
     /// Applied to the frames written from now on.
     pub ttl: u8,
     pub mac: u8,
+    /// Frames go to the Ethernet broadcast address (ff:ff:ff:ff:ff:ff).
+    pub broadcast: bool,
     pub vlan: Option<u16>,
     /// The IP identification of the next packet (it counts up).
     ip_id: u16,
@@ -48,6 +50,7 @@ impl Pcap {
             usec: 0,
             ttl: 64,
             mac: 0x02,
+            broadcast: false,
             vlan: None,
             ip_id: 1,
         }
@@ -60,7 +63,12 @@ impl Pcap {
 
     /// One IPv4 packet carrying `l4` (protocol `proto`) in an Ethernet frame.
     fn frame(&mut self, proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) {
-        let mut f = vec![self.mac, 0, 0, 0, 0, 2, self.mac, 0, 0, 0, 0, 1];
+        let mut f = if self.broadcast {
+            vec![0xff; 6]
+        } else {
+            vec![self.mac, 0, 0, 0, 0, 2]
+        };
+        f.extend_from_slice(&[self.mac, 0, 0, 0, 0, 1]);
         if let Some(vlan) = self.vlan {
             f.extend_from_slice(&[0x81, 0x00]);
             f.extend_from_slice(&vlan.to_be_bytes());

@@ -88,6 +88,25 @@ pub(super) fn rtcp(p: &[u8], declared: usize) -> Option<(AppGuess, SenderRole)> 
     (at == declared).then_some((AppGuess::Rtp, Unknown))
 }
 
+/// SRTCP (RTCP encrypted after its first header): a sender or receiver
+/// report's header, then ciphertext, the 4-byte SRTCP index (its E bit set)
+/// and a 10-byte authentication tag. Only the stream shows it is RTCP: the
+/// [`RtpMark`] carries the SSRC and the index, which counts up by one.
+pub(super) fn srtcp(p: &[u8], declared: usize) -> Option<RtpMark> {
+    const TRAILER: usize = 4 + 10;
+    if p.len() < 8 || p[0] >> 6 != 2 || !matches!(p[1], 200 | 201) {
+        return None;
+    }
+    let first = (usize::from(be16(p, 2)?) + 1) * 4;
+    let at = declared.checked_sub(TRAILER).filter(|&at| at >= first)?;
+    let index = p.get(at..at + 4)?;
+    (index[0] & 0x80 != 0).then(|| RtpMark {
+        ssrc: p[4] ^ p[5] ^ p[6] ^ p[7],
+        timestamp: 0,
+        seq: u16::from_be_bytes([index[2], index[3]]),
+    })
+}
+
 /// An RTP-shaped datagram: version 2, a payload type of the audio/video
 /// ranges (static 0–34, dynamic 96–127), room for the CSRCs and any header
 /// extension, and sane padding. Its [`RtpMark`], for the flow to compare.

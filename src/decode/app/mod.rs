@@ -13,7 +13,8 @@
 //! 0x80–0xBF has "version 2". So a packet is at most [`AppGuess::MaybeRtp`],
 //! with an [`RtpMark`] that the flow compares with the next packet of the
 //! same direction (same SSRC, sequence number and timestamp moving forward;
-//! see `flow::inspect`). Protocols that share RTP's first byte (DNS and
+//! see `flow::inspect`); so is encrypted RTCP (SRTCP), whose index counts
+//! up like a sequence number. Protocols that share RTP's first byte (DNS and
 //! NetBIOS transaction ids, NTP, IAX2) are recognised first.
 
 mod binary;
@@ -233,7 +234,7 @@ pub fn identify(transport: Transport, payload: &[u8], declared: usize) -> AppSee
             if let Some(found) = media::rtcp(p, declared) {
                 return known(found);
             }
-            if let Some(rtp) = media::rtp(p, declared) {
+            if let Some(rtp) = media::rtp(p, declared).or_else(|| media::srtcp(p, declared)) {
                 return AppSeen {
                     guess: AppGuess::MaybeRtp,
                     sender: SenderRole::Unknown,

@@ -11,7 +11,7 @@ fn seen(t: Transport, payload: &[u8]) -> (AppGuess, SenderRole) {
 #[test]
 fn text_protocols_by_their_first_line() {
     let long_get = b"GET /agentdesktop/api/v2/sessions/0123456789abcdef0123456789abcdef/state?x=1 HTTP/1.1\r\n";
-    let cases: [(&[u8], AppGuess, SenderRole); 22] = [
+    let cases: [(&[u8], AppGuess, SenderRole); 23] = [
         (
             b"GET /index.html HTTP/1.1\r\nHost: x\r\n",
             AppGuess::Http,
@@ -20,6 +20,7 @@ fn text_protocols_by_their_first_line() {
         (long_get, AppGuess::Http, Client),
         (b"HTTP/1.1 200 OK\r\n", AppGuess::Http, Server),
         (b"OPTIONS * HTTP/1.1\r\n", AppGuess::Http, Client),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", AppGuess::Http, Client),
         (
             b"CONNECT example.com:443 HTTP/1.1\r\n",
             AppGuess::Http,
@@ -233,6 +234,16 @@ fn one_rtp_shaped_datagram_is_only_maybe_rtp_and_its_stream_decides() {
         RtpFollow::Breaks,
         "sequence going back"
     );
+    // SRTCP: a receiver report's header, ciphertext, the index (E bit) and a tag.
+    let srtcp = |index: u8| {
+        let mut p = vec![
+            0x80, 0xc9, 0x00, 0x01, 0x73, 0x4e, 0x7b, 0x28, 0x80, 0, 0, index,
+        ];
+        p.extend_from_slice(&[0x5a; 10]);
+        identify(Udp, &p, p.len())
+    };
+    assert_eq!(srtcp(5).guess, AppGuess::MaybeRtp);
+    assert_eq!(srtcp(5).rtp.followed_by(srtcp(6).rtp), RtpFollow::Continues);
     // Payload types outside the audio/video ranges, and RTP over TCP, are not RTP.
     let mut odd = rtp(1, 1, 1, 60);
     odd[1] = 72;

@@ -4,7 +4,8 @@
 use super::{contains, AppGuess, SenderRole};
 use SenderRole::{Client, Server, Unknown};
 
-const HTTP_METHODS: [&[u8]; 9] = [
+/// HTTP methods, and the HTTP/2 connection preface's `PRI * HTTP/2.0`.
+const HTTP_METHODS: [&[u8]; 10] = [
     b"GET ",
     b"POST ",
     b"PUT ",
@@ -14,6 +15,7 @@ const HTTP_METHODS: [&[u8]; 9] = [
     b"PATCH ",
     b"CONNECT ",
     b"TRACE ",
+    b"PRI ",
 ];
 
 const SIP_METHODS: [&[u8]; 14] = [
