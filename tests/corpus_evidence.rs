@@ -206,6 +206,9 @@ fn accepted(ndpi: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// A flow's transport and its two ends, in order: the same key either way round.
+type FlowKey = (String, [(IpAddr, u16); 2]);
+
 /// `[2001:db8::1]:443` or `10.0.0.1:443`.
 fn endpoint(s: &str) -> Option<(IpAddr, u16)> {
     let (ip, port) = s.rsplit_once(':')?;
@@ -213,8 +216,8 @@ fn endpoint(s: &str) -> Option<(IpAddr, u16)> {
     Some((ip.parse().ok()?, port.parse().ok()?))
 }
 
-/// The flows of an ndpiReader output: (proto, the two ends in order, nDPI's name).
-fn ndpi_flows(path: &Path) -> Vec<(String, [(IpAddr, u16); 2], String)> {
+/// The flows of an ndpiReader output, with nDPI's protocol name.
+fn ndpi_flows(path: &Path) -> Vec<(FlowKey, String)> {
     let bytes = std::fs::read(path).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     text.lines()
@@ -229,9 +232,9 @@ fn ndpi_flows(path: &Path) -> Vec<(String, [(IpAddr, u16); 2], String)> {
             let name = name.split_once('/')?.1;
             let mut ends = [a, b];
             ends.sort();
-            Some((proto.to_string(), ends, name.to_string()))
+            Some(((proto.to_string(), ends), name.to_string()))
         })
-        .filter(|(proto, _, _)| proto == "TCP" || proto == "UDP")
+        .filter(|((proto, _), _)| proto == "TCP" || proto == "UDP")
         .collect()
 }
 
@@ -258,7 +261,7 @@ fn payload_fingerprints_agree_with_ndpi() {
         if !expected.is_file() {
             continue;
         }
-        let mut ours: HashMap<(String, [(IpAddr, u16); 2]), &str> = HashMap::new();
+        let mut ours: HashMap<FlowKey, &str> = HashMap::new();
         for f in &a.flows {
             let ends = [("src_ip", "src_port"), ("dest_ip", "dest_port")].map(|(ip, port)| {
                 let ip: IpAddr = f[ip]
@@ -275,8 +278,9 @@ fn payload_fingerprints_agree_with_ndpi() {
                 label,
             );
         }
-        for (proto, ends, name) in ndpi_flows(&expected) {
-            let Some(&label) = ours.get(&(proto, ends)) else {
+        for (key, name) in ndpi_flows(&expected) {
+            let ends = key.1;
+            let Some(&label) = ours.get(&key) else {
                 continue;
             };
             matched += 1;
