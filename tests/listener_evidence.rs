@@ -66,7 +66,7 @@ fn netflow_v9() -> Vec<u8> {
 }
 
 /// The flow event between these two sockets (either way round).
-fn flow_between<'a>(flows: &'a [FlowEvent], a: Socket, b: Socket) -> &'a FlowEvent {
+fn flow_between(flows: &[FlowEvent], a: Socket, b: Socket) -> &FlowEvent {
     let ip = |s: Socket| std::net::Ipv4Addr::from(s.0).to_string();
     flows
         .iter()
