@@ -64,8 +64,6 @@ struct L4 {
     dst_port: u16,
     tcp_flags: u8,
     payload_len: u32,
-    /// What the captured payload looks like; `None` without captured payload.
-    app: Option<AppSeen>,
 }
 
 /// Parses the TCP or UDP header at the start of `l4` (captured bytes), of
@@ -91,7 +89,6 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
                 dst_port: be16(l4, 2),
                 tcp_flags: l4[13],
                 payload_len: (claimed - hdr) as u32,
-                app: guess(t, l4, hdr, claimed),
             })
         }
         Transport::Udp => {
@@ -106,7 +103,6 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
                 dst_port: be16(l4, 2),
                 tcp_flags: 0,
                 payload_len: (claimed - 8) as u32,
-                app: guess(t, l4, 8, claimed),
             })
         }
     }
@@ -115,9 +111,16 @@ fn layer4(t: Transport, l4: &[u8], claimed: usize) -> Result<L4, DecodeError> {
 /// The guess for the payload between the header (`hdr` bytes) and the end
 /// the IP header claims (Ethernet padding is not payload). Fewer than
 /// [`MIN_GUESS_BYTES`] bytes (a keep-alive, a NAT probe) tell nothing.
-fn guess(t: Transport, l4: &[u8], hdr: usize, claimed: usize) -> Option<AppSeen> {
+pub(super) fn guess(t: Transport, l4: &[u8], hdr: usize, claimed: usize) -> Option<AppSeen> {
+    let payload = payload_bytes(l4, hdr, claimed)?;
+    Some(identify(t, payload, claimed - hdr))
+}
+
+/// The captured payload after a layer-4 header of `hdr` bytes, cut at the
+/// `claimed` end; `None` when it is too short to tell anything.
+pub(super) fn payload_bytes(l4: &[u8], hdr: usize, claimed: usize) -> Option<&[u8]> {
     let payload = l4.get(hdr..claimed.min(l4.len()))?;
-    (payload.len() >= MIN_GUESS_BYTES).then(|| identify(t, payload, claimed - hdr))
+    (payload.len() >= MIN_GUESS_BYTES).then_some(payload)
 }
 
 /// Shorter payloads get no protocol guess.
@@ -212,7 +215,7 @@ impl<'a> Ip<'a> {
                 vlan: self.outside.vlan,
                 encap: self.outside.encap,
                 l2_group: false,
-                app: l4.app,
+                app: None,
             }),
             Err(e) => Decoded::Malformed(e),
         }

@@ -373,9 +373,47 @@ pub fn decode(link_type: u16, data: &[u8]) -> Decoded {
 /// be (for a packet or fragment it equals their `encap`), for statistics.
 #[inline]
 pub fn decode_frame(link_type: u16, data: &[u8]) -> (Decoded, Encap) {
+    let (mut decoded, encap, payload) = decode_lazy(link_type, data);
+    if let Decoded::Packet(meta) = &mut decoded {
+        meta.app = payload.identify(meta);
+    }
+    (decoded, encap)
+}
+
+/// Like [`decode_frame`], but a packet's payload is not looked at: its
+/// `app` is `None`, and [`Payload::identify`] gives it when the caller wants
+/// it. Flows look only at their first few payload packets, so the packet
+/// path identifies those alone (see `pipeline::PayloadGate`).
+#[inline]
+pub fn decode_lazy(link_type: u16, data: &[u8]) -> (Decoded, Encap, Payload<'_>) {
     let mut outside = Outside::default();
-    let decoded = walk(link_type, data, &mut outside);
-    (decoded, outside.encap)
+    let (decoded, l4) = walk(link_type, data, &mut outside);
+    (decoded, outside.encap, Payload { l4 })
+}
+
+/// The layer-4 bytes of a decoded packet (captured, cut at the IP length),
+/// for its payload to be identified later.
+#[derive(Clone, Copy, Debug)]
+pub struct Payload<'a> {
+    l4: &'a [u8],
+}
+
+impl<'a> Payload<'a> {
+    /// The application payload of `meta`'s packet, when there are enough
+    /// captured bytes to tell anything.
+    pub fn bytes(&self, meta: &PacketMeta) -> Option<&'a [u8]> {
+        let hdr = match meta.transport {
+            Transport::Udp => 8,
+            Transport::Tcp => usize::from(*self.l4.get(12)? >> 4) * 4,
+        };
+        ip::payload_bytes(self.l4, hdr, hdr + meta.payload_len as usize)
+    }
+
+    /// What `meta`'s payload looks like ([`identify`]).
+    pub fn identify(&self, meta: &PacketMeta) -> Option<AppSeen> {
+        let bytes = self.bytes(meta)?;
+        Some(identify(meta.transport, bytes, meta.payload_len as usize))
+    }
 }
 
 /// Where the outermost IP header starts in a frame of `link_type`, if it
@@ -388,11 +426,12 @@ pub fn network_offset(link_type: u16, data: &[u8]) -> Option<usize> {
 
 /// Link layer, then IP, then into tunnels for as long as there are any. Every
 /// round enters one more layer, so [`MAX_ENCAP_DEPTH`] bounds the rounds.
+/// With a packet, its layer-4 bytes (empty for anything else).
 #[inline]
-fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
+fn walk<'a>(link_type: u16, data: &'a [u8], outside: &mut Outside) -> (Decoded, &'a [u8]) {
     let l3 = match link::network(link_type, data, outside) {
         Ok(l3) => l3,
-        Err(d) => return d,
+        Err(d) => return (d, &[]),
     };
     let mut net = l3.net;
     let mut b = data.get(l3.at..).unwrap_or_default();
@@ -401,8 +440,8 @@ fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
             link::Net::ByVersion => match b.first().map(|v| v >> 4) {
                 Some(4) => link::Net::V4,
                 Some(6) => link::Net::V6,
-                Some(_) => return Decoded::Malformed(DecodeError::BadIpVersion),
-                None => return Decoded::Malformed(DecodeError::TruncatedIp),
+                Some(_) => return (Decoded::Malformed(DecodeError::BadIpVersion), &[]),
+                None => return (Decoded::Malformed(DecodeError::TruncatedIp), &[]),
             },
             n => n,
         };
@@ -412,8 +451,8 @@ fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
         };
         match tunnel::inner(&ip, outside) {
             Ok(Some(inner)) => (net, b) = (inner.net, inner.bytes),
-            Ok(None) => return ip.decoded,
-            Err(d) => return d,
+            Ok(None) => return (ip.decoded, ip.payload.map_or(&[][..], |(_, l4)| l4)),
+            Err(d) => return (d, &[]),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::decode::{AppGuess, AppSeen, RtpFollow, RtpMark, SenderRole};
 /// handshake's empty segments and a banner, and for RTP to see a second
 /// packet of the same direction between the other side's; few enough to
 /// cost nothing.
-pub(super) const INSPECT_PACKETS: u8 = 6;
+pub const INSPECT_PACKETS: u8 = 6;
 
 /// What a flow keeps while its payload is inspected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

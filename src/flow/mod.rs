@@ -20,6 +20,7 @@ use crate::classify::{DecisionId, Severity, Verdict};
 use crate::decode::{AppGuess, Encap};
 use crate::transport::Transport;
 use inspect::Inspection;
+pub use inspect::INSPECT_PACKETS;
 
 /// How the client and server of a flow were told apart (see `orient` for
 /// the order in which the evidence is weighed).

@@ -47,6 +47,7 @@ use crate::output::EventWriter;
 
 use super::extract::Extraction;
 use super::ingest::IngestCounts;
+use super::payload_gate::PayloadGate;
 use super::{account, shard, spawn_outputs, FlowSettings, Frames, Record, Sink};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
@@ -226,6 +227,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                     addresses: addresses.clone(),
                     frames: extraction.is_some(),
                     counts: IngestCounts::default(),
+                    gate: PayloadGate::new(settings.timeouts),
                     now: Timestamp::EPOCH,
                     inbox,
                     peers: senders
@@ -283,6 +285,8 @@ struct Worker {
     frames: bool,
     /// Packets of the chunks this worker decoded (and fragments it owns).
     counts: IngestCounts,
+    /// Whose payload this worker identifies as it decodes.
+    gate: PayloadGate,
     now: Timestamp,
     inbox: Receiver<Msg>,
     /// Indexed by worker; `None` for this one.
@@ -438,7 +442,7 @@ impl Worker {
         for (p, data) in chunk.iter() {
             c.read(p.ts, p.orig_len);
             clock = clock.max(p.ts);
-            let (decoded, encap) = decode::decode_frame(p.link_type, data);
+            let (decoded, encap, payload) = decode::decode_lazy(p.link_type, data);
             if let Decoded::Fragment(meta) = decoded {
                 // Every worker's defragmenter needs it; the focus is applied
                 // once it resolves.
@@ -460,10 +464,11 @@ impl Worker {
                 continue;
             }
             c.count_encap(encap);
-            let Some(meta) = c.decoded(decoded) else {
+            let Some(mut meta) = c.decoded(decoded) else {
                 continue;
             };
             let hash = packet_hash(&meta, vlan_key);
+            self.gate.identify(&mut meta, &payload, hash, p.ts);
             let part = &mut parts[shard(hash, self.n)];
             part.records.push(Record {
                 ts: p.ts,

@@ -13,10 +13,11 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::capture::{RawPacket, Timestamp};
 use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto, PacketMeta};
 use crate::filter::{AddressFilter, Focus, PacketFilter};
-use crate::flow::packet_hash;
+use crate::flow::{packet_hash, Timeouts};
 use crate::output::Stats;
 
 use super::dedup::Dedup;
+use super::payload_gate::PayloadGate;
 use super::{shard, Batch, Frames, Record, WorkerMsg};
 
 /// Packets per batch: large enough to amortize channel costs, small enough
@@ -221,6 +222,8 @@ pub(super) struct Ingest {
     last_tick: Option<Timestamp>,
     /// The VLAN id is part of the flow key (`--vlan-key`), so of the shard too.
     vlan_key: bool,
+    /// Whose payload this front identifies as it decodes.
+    gate: PayloadGate,
     pub counts: IngestCounts,
 }
 
@@ -237,6 +240,7 @@ impl Ingest {
         tick_nanos: i64,
         screen: Screen,
         frames: bool,
+        timeouts: Timeouts,
     ) -> Ingest {
         let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
         let frames = if frames {
@@ -255,6 +259,7 @@ impl Ingest {
             tick_nanos,
             last_tick: None,
             vlan_key: false,
+            gate: PayloadGate::new(timeouts),
             counts: IngestCounts::default(),
         }
     }
@@ -287,17 +292,18 @@ impl Ingest {
         {
             return;
         }
-        let (decoded, encap) = decode::decode_frame(packet.link_type, packet.data);
+        let (decoded, encap, payload) = decode::decode_lazy(packet.link_type, packet.data);
         // Fragments resolve before the focus: later ones get their ports here.
         let decoded = self.defrag.resolve(decoded);
         if !c.in_focus(self.addresses.as_ref(), &decoded) {
             return;
         }
         c.count_encap(encap);
-        let Some(meta) = c.decoded(decoded) else {
+        let Some(mut meta) = c.decoded(decoded) else {
             return;
         };
         let hash = packet_hash(&meta, self.vlan_key);
+        self.gate.identify(&mut meta, &payload, hash, packet.ts);
         let w = shard(hash, self.senders.len());
         self.batches[w].push(Record {
             ts: packet.ts,

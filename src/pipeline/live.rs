@@ -128,6 +128,7 @@ pub fn run_live<W: Write + Send>(
                             TICK_NANOS,
                             Screen::new(&config.focus, config.flow.dedup_nanos),
                             extraction.is_some(),
+                            config.flow.timeouts,
                         )
                         .keyed_by_vlan(config.flow.vlan_key);
                         let (halt, closed) = (&halt, stages.closed);

@@ -22,6 +22,7 @@ mod ingest;
 pub mod live;
 mod merge;
 pub mod offline;
+mod payload_gate;
 mod sink;
 
 use std::io::Write;
