@@ -175,9 +175,9 @@ mod tests {
 
     #[test]
     fn a_line_cut_short_says_so() {
-        let e = Event::parse(r#"{"timestamp":"2021-08-02T09:00:00Z","event_ty"#)
-            .err()
-            .expect("a torn line is an error");
+        let Err(e) = Event::parse(r#"{"timestamp":"2021-08-02T09:00:00Z","event_ty"#) else {
+            panic!("a torn line is an error");
+        };
         assert!(e.contains("cut short"), "{e}");
     }
 
