@@ -105,6 +105,9 @@ impl Admission {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
+        // Bounded in bytes, not only in batches: 16 batches of 64 MiB frames
+        // would be a gigabyte.
+        self.shared.in_flight.acquire(batch.bytes.len());
         // The extract thread ends only after every worker: a failed send
         // cannot happen while it runs.
         let _ = self.tx.send(batch);
