@@ -467,3 +467,80 @@ fn live_events_file_errors_are_output_errors_and_links_are_refused() {
     untouched(&target);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Peak resident memory of `portmatrix ARGS`, in KiB (GNU time's %M).
+fn peak_kib(args: &[&str]) -> u64 {
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "peak %M"])
+        .arg(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("/usr/bin/time runs (scripts/setup --test installs it)");
+    let text = String::from_utf8_lossy(&o.stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix("peak "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in: {text}"))
+}
+
+#[test]
+fn extracting_huge_blocks_costs_a_few_blocks_of_memory_and_none_past_the_cap() {
+    if !Path::new("/usr/bin/time").exists() {
+        assert!(
+            std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
+            "/usr/bin/time is missing (scripts/setup --test installs it)"
+        );
+        eprintln!("SKIPPED the memory test: /usr/bin/time is missing");
+        return;
+    }
+    let dir = work_dir("output-files", "big-blocks");
+    let capture = std::env::temp_dir().join(format!(
+        "portmatrix-big-blocks-{}.pcapng",
+        std::process::id()
+    ));
+    let gen = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-big-blocks"))
+        .args(["-o", s(&capture), "--blocks", "12", "--block-mb", "32"])
+        .output()
+        .expect("scripts/gen-big-blocks runs");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let evidence = dir.join("evidence");
+    let base = peak_kib(&["analyze", "-q", "--json", s(&capture)]);
+    let capped = peak_kib(&[
+        "analyze",
+        "-q",
+        "--json",
+        "--extract",
+        s(&evidence),
+        "--extract-max-mb",
+        "10",
+        s(&capture),
+    ]);
+    let _ = std::fs::remove_dir_all(&evidence);
+    let full = peak_kib(&[
+        "analyze",
+        "-q",
+        "--json",
+        "--extract",
+        s(&evidence),
+        s(&capture),
+    ]);
+    let _ = std::fs::remove_file(&capture);
+    let block = 32 << 10;
+    // Nothing that cannot fit the cap is copied; without a cap, a few
+    // copies of one block (read ahead, the worker's batch, in flight, the
+    // file's buffer: at most 8), not one per block read ahead or queued.
+    assert!(
+        capped <= base + (16 << 10),
+        "base {base} KiB, capped {capped} KiB"
+    );
+    assert!(
+        full <= base + 8 * block,
+        "base {base} KiB, extract {full} KiB"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -155,6 +155,14 @@ impl Shared {
         }
     }
 
+    /// Whether a frame of `len` captured bytes could still be extracted: if
+    /// not, the fronts need not copy it.
+    pub(in crate::pipeline) fn may_keep(&self, len: usize) -> bool {
+        let b = &self.budget;
+        !b.exhausted.load(Ordering::Relaxed)
+            && b.used.load(Ordering::Relaxed).saturating_add(len as u64) <= b.max
+    }
+
     /// The `evidence` path of a flow's file: the folder as given, then the name.
     fn evidence_path(&self, flow: &Flow) -> String {
         let name = crate::output::evidence::file_name(self.config.by, flow);
