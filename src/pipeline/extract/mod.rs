@@ -16,7 +16,8 @@
 //! Without `--extract` the batches carry no arena and nothing is copied.
 //!
 //! Memory stays bounded in live mode: at most [`EXTRACT_QUEUE`] evidence
-//! batches of about [`FLUSH_BYTES`] are in flight, each worker holds one,
+//! batches of about [`FLUSH_BYTES`], and [`MAX_IN_FLIGHT`] bytes, are in
+//! flight (a frame larger than that goes alone), each worker holds one,
 //! the extract thread keeps at most [`files::MAX_OPEN`] files open (others
 //! are closed and reopened in append mode as their packets come) and a few
 //! bytes per flagged flow that is still open. Nothing else is buffered.
