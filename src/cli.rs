@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cmd::exit::{self, Exit};
+
 use portmatrix::classify::Verdict;
 use portmatrix::filter::{parse_verdict, Cidr, Focus, TimeBound, VerdictSet};
 use portmatrix::flow::Timeouts;
@@ -24,9 +26,14 @@ use portmatrix::transport::Transport;
 Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules). \
 A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
-    after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
-3 a flow had a verdict given to --fail-on, 4 the output could not be written (a full \
-a disk; a closed pipe, as in `| head`, is a normal end)."
+    after_help = exit::help(&[
+        (Exit::Success, "success"),
+        (Exit::Incomplete, "an input or rules file could not be used"),
+        (Exit::Usage, "wrong usage"),
+        (Exit::GateFailed, "a flow had a verdict given to --fail-on"),
+        (Exit::OutputFailed, "the output could not be written (a full disk; a closed pipe, as in \
+`| head`, is a normal end)"),
+    ])
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -140,13 +147,14 @@ impl MatrixArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every input was read to its end (or the output was closed, as \
-by `| head`); 1 an input could not be read (everything before the damage is still reported), \
-or an evidence file or the report could not be written; 2 wrong usage; 3 every input was \
-read and some flow had a verdict given to --fail-on; 4 the events could not be written (a \
-full disk): they are incomplete. An input that could not be read gives 1 even when \
---fail-on also matched: the events and stats still show the flagged flows, but the analysis \
-is incomplete.\n\n\
+    after_help = exit::help(&[
+        (Exit::Success, "every input was read to its end (or the output was closed, as by `| head`)"),
+        (Exit::Incomplete, "an input could not be read (everything before the damage is still \
+reported), or an evidence file or the report could not be written"),
+        (Exit::Usage, "wrong usage"),
+        (Exit::GateFailed, "every input was read and some flow had a verdict given to --fail-on"),
+        (Exit::OutputFailed, "the events could not be written (a full disk): they are incomplete"),
+    ]) + "\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --format json); errors, progress and the summary go to stderr.\n\n\
 Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
@@ -403,12 +411,15 @@ impl FlowArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
-1 an interface could not be opened, or failed during the run (without --retry), or an \
-evidence file could not be written; 2 wrong usage, including a bad --bpf expression or a \
---user that does not exist; 3 stopped as for 0, and some flow had a verdict given to --fail-on \
-(1 wins over 3); 4 the events could not be written (a full disk): capture \
-stops, the summary is still printed.\n\n\
+    after_help = exit::help(&[
+        (Exit::Success, "stopped by SIGINT or SIGTERM (or the output was closed)"),
+        (Exit::Incomplete, "an interface could not be opened, or failed during the run (without \
+--retry), or an evidence file could not be written"),
+        (Exit::Usage, "wrong usage, including a bad --bpf expression or a --user that does not exist"),
+        (Exit::GateFailed, "stopped as for 0, and some flow had a verdict given to --fail-on"),
+        (Exit::OutputFailed, "the events could not be written (a full disk, a missing -o folder): \
+capture stops, the summary is still printed"),
+    ]) + "\n\n\
 Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
 write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
 (for logrotate).\n\n\
@@ -465,9 +476,13 @@ pub struct LiveArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 every events line was used; 1 an events file could not be read \
-or had malformed lines (they are skipped, named on stderr as FILE:LINE, and counted in the \
-report, which is still written); 2 wrong usage; 4 the report could not be written.\n\n\
+    after_help = exit::help(&[
+        (Exit::Success, "every events line was used"),
+        (Exit::Incomplete, "an events file could not be read or had malformed lines (they are \
+skipped, named on stderr as FILE:LINE, and counted in the report, which is still written)"),
+        (Exit::Usage, "wrong usage"),
+        (Exit::OutputFailed, "the report could not be written (the file that was there is kept)"),
+    ]) + "\n\n\
 Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
 portmatrix report events.jsonl -o report.html"
 )]

@@ -17,18 +17,19 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => cmd::report::run(args),
         cli::Command::Site(cmd) => cmd::site::run(cmd),
     };
-    match result {
-        Ok(code) => code,
+    let exit = match result {
+        Ok(exit) => exit,
         Err(err) => {
             if cmd::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
             if let Some(output) = err.downcast_ref::<cmd::OutputError>() {
                 portmatrix::diag!("portmatrix: {output}");
-                return ExitCode::from(cmd::EXIT_OUTPUT_FAILED);
+                return cmd::Exit::OutputFailed.into();
             }
             portmatrix::diag!("portmatrix: {err:#}");
-            ExitCode::from(1)
+            cmd::Exit::Incomplete
         }
-    }
+    };
+    exit.into()
 }

@@ -642,6 +642,10 @@ fn an_interface_going_down_ends_the_run_with_its_data_unless_retry() {
     let run = live.stop();
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(run.final_stats()["packets"], 36);
+    // Recovered: the final stats no longer carry the old error.
+    let interface = &run.final_stats()["interfaces"][0];
+    assert_eq!(interface["name"], "pm1", "{interface}");
+    assert!(interface.get("error").is_none(), "{interface}");
 }
 
 #[test]

@@ -744,7 +744,8 @@ impl CaptureFile {
             return Err(self.corrupt(
                 off,
                 format!(
-                    "a packet record claims {caplen} captured bytes, more than the file's snaplen {} allows",
+                    "a packet record claims {caplen} captured bytes, more than the {limit} allowed \
+(the file's snaplen {}, or {MAX_SNAPLEN}, whichever is larger, and never more than {MAX_BLOCK})",
                     st.snaplen
                 ),
             ));

@@ -623,3 +623,24 @@ fn bytes_in_memory_read_exactly_as_the_same_file() {
     let err = CaptureFile::from_bytes("empty", Vec::new()).expect_err("empty");
     assert_eq!((err.path(), err.offset()), (Path::new("empty"), Some(0)));
 }
+
+#[test]
+fn an_oversized_record_is_refused_with_the_limit_it_broke() {
+    // The snaplen allows it, the reader's own limit does not: the message
+    // must name that limit, not claim the snaplen forbids it.
+    let mut bytes = pcap_header(0xa1b2_c3d4, false, u32::MAX, 1);
+    for x in [0u32, 0, 4_294_967_280, 4_294_967_280] {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    let path = temp_file("oversized.pcap", &bytes);
+    let mut cap = CaptureFile::open(&path).expect("open");
+    let Err(e) = cap.next_packet() else {
+        panic!("an oversized record is an error");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("claims 4294967280 captured bytes, more than the 67108864 allowed"),
+        "{text}"
+    );
+    assert!(!text.contains("snaplen 4294967295 allows"), "{text}");
+}

@@ -1,9 +1,8 @@
 //! `portmatrix analyze`: capture files -> events on stdout, summary on
 //! stderr; evidence files and the HTML report when asked.
 
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -14,21 +13,21 @@ use portmatrix::pipeline::{run_offline, AnalyzeConfig};
 
 use super::report::Draft;
 use super::OutputError;
-use super::{gate, USAGE};
+use super::{gate, Exit};
 use crate::cli::AnalyzeArgs;
 
-pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
+pub fn run(args: AnalyzeArgs) -> Result<Exit> {
     let focus = args.focus();
     if let Err(e) = focus.check() {
         portmatrix::diag!("portmatrix: error: {e}");
-        return Ok(ExitCode::from(USAGE));
+        return Ok(Exit::Usage);
     }
     if args.report.as_deref() == Some(Path::new("-")) {
         portmatrix::diag!(
             "portmatrix: error: --report needs a file (stdout carries the events); \
 to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report - -o -`"
         );
-        return Ok(ExitCode::from(USAGE));
+        return Ok(Exit::Usage);
     }
     let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let verdicts = args.select.verdicts();
@@ -36,7 +35,12 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         Some(config) => Some(Extraction::new(config)?),
         None => None,
     };
-    let stdout = BufWriter::with_capacity(1 << 16, io::stdout());
+    let stdout = KeepGoing {
+        out: BufWriter::with_capacity(1 << 16, io::stdout()),
+        // With --report the run must see every packet, whoever reads stdout.
+        on_closed_pipe: args.report.is_some(),
+        closed: false,
+    };
     let format = args.events.format();
     let mut writer = EventWriter::new(stdout, format, args.events.flows(), Arc::clone(&classifier))
         .select(verdicts);
@@ -65,7 +69,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     };
     if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Exit::Success);
         }
         return Err(OutputError::stdout("the events", e).into());
     }
@@ -100,9 +104,44 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             failed = true;
         }
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        gate(&outcome.stats, args.select.fail_on())
-    })
+    Ok(gate(&outcome.stats, args.select.fail_on()).or_incomplete(failed))
+}
+
+/// Standard output that, when asked, outlives a closed pipe: `analyze
+/// --report r.html … | head -1` must still read every capture and write the
+/// report, so once the reader has gone the events are dropped, not an error.
+struct KeepGoing<W> {
+    out: W,
+    on_closed_pipe: bool,
+    closed: bool,
+}
+
+impl<W: Write> KeepGoing<W> {
+    fn absorb<T>(&mut self, result: io::Result<T>, done: T) -> io::Result<T> {
+        match result {
+            Err(e) if self.on_closed_pipe && e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(done)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<W: Write> Write for KeepGoing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let result = self.out.write(buf);
+        self.absorb(result, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.out.flush();
+        self.absorb(result, ())
+    }
 }

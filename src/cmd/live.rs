@@ -1,7 +1,6 @@
 //! `portmatrix live`: network interfaces -> events as they happen, until a signal.
 
 use std::io::{self, BufWriter, Write};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -15,10 +14,10 @@ use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::OutputError;
-use super::{gate, USAGE};
+use super::{gate, Exit};
 use crate::cli::LiveArgs;
 
-pub fn run(args: LiveArgs) -> Result<ExitCode> {
+pub fn run(args: LiveArgs) -> Result<Exit> {
     let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let focus = args.select.focus();
     let verdicts = args.select.verdicts();
@@ -39,7 +38,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             Err(e) => {
                 portmatrix::diag!("portmatrix: error: {e}");
                 let usage = matches!(e, LiveError::Filter { .. });
-                return Ok(ExitCode::from(if usage { USAGE } else { 1 }));
+                return Ok(if usage { Exit::Usage } else { Exit::Incomplete });
             }
         }
     }
@@ -53,9 +52,8 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
                 Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
                 _ => opened,
             };
-            Box::new(
-                file.with_context(|| format!("cannot open the events file {}", path.display()))?,
-            )
+            // As any output that cannot be written: exit 4.
+            Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
         }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
@@ -66,7 +64,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
     if let Some(user) = &args.user {
         if let Err(e) = drop_privileges(user) {
             portmatrix::diag!("portmatrix: error: {e:#}");
-            return Ok(ExitCode::from(USAGE));
+            return Ok(Exit::Usage);
         }
     }
     if !args.quiet {
@@ -140,11 +138,8 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         return Err(e.into());
     }
     let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
-    Ok(if outcome.failed > 0 || evidence_failed {
-        ExitCode::from(1)
-    } else {
-        gate(&outcome.stats, args.select.fail_on())
-    })
+    Ok(gate(&outcome.stats, args.select.fail_on())
+        .or_incomplete(outcome.failed > 0 || evidence_failed))
 }
 
 /// SIGINT/SIGTERM ask for a clean stop; a second SIGINT (or SIGTERM) while

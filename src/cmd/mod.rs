@@ -1,31 +1,22 @@
 //! One module per subcommand: wiring library pieces to the terminal.
 
 pub mod analyze;
+pub mod exit;
 pub mod live;
 pub mod report;
 pub mod rules;
 pub mod site;
 
-use std::process::ExitCode;
+use std::io::{self, Write};
+use std::path::Path;
 
 use portmatrix::filter::VerdictSet;
 use portmatrix::output::Stats;
 
-/// Exit code for wrong usage (as clap's own).
-pub const USAGE: u8 = 2;
-/// Exit code when a flow had a `--fail-on` verdict (and nothing failed).
-pub const GATE_FAILED: u8 = 3;
-
-use std::io::{self, Write};
-use std::path::Path;
-
-/// Exit code when the output (stdout, `-o FILE`) could not be written: the
-/// results are incomplete, unlike exit 1, where everything that could be
-/// read was reported.
-pub const EXIT_OUTPUT_FAILED: u8 = 4;
+pub use exit::Exit;
 
 /// The events, the report or a listing could not be written where the user
-/// asked; `main` exits with [`EXIT_OUTPUT_FAILED`]. A closed pipe is not one
+/// asked; `main` exits with [`Exit::OutputFailed`]. A closed pipe is not one
 /// (see [`is_broken_pipe`]).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {what} to {target}: {source}{}", hint(source.kind()))]
@@ -97,9 +88,9 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The compliance gate: [`GATE_FAILED`] when any flow counted has a verdict
-/// of `fail_on` (all flows count, whatever `--verdict` reports), else success.
-pub fn gate(stats: &Stats, fail_on: VerdictSet) -> ExitCode {
+/// The compliance gate: [`Exit::GateFailed`] when any flow counted has a
+/// verdict of `fail_on` (all flows count, whatever `--verdict` reports), else success.
+pub fn gate(stats: &Stats, fail_on: VerdictSet) -> Exit {
     let hit = fail_on.iter().any(|v| {
         stats
             .flows_per_verdict
@@ -107,8 +98,8 @@ pub fn gate(stats: &Stats, fail_on: VerdictSet) -> ExitCode {
             .is_some_and(|&n| n > 0)
     });
     if hit {
-        ExitCode::from(GATE_FAILED)
+        Exit::GateFailed
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     }
 }

@@ -4,21 +4,21 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
 use portmatrix::matrix::{PortMatrix, Product};
+use portmatrix::output::create::{create_hidden, AtomicFile};
 use portmatrix::report::{render, Model, ModelBuilder, Page};
 
-use super::OutputError;
+use super::{Exit, OutputError};
 use crate::cli::ReportArgs;
 
 /// Malformed lines named one by one on stderr; the rest are only counted
 /// (the report lists more), so a damaged file cannot flood the terminal.
 const LINES_ON_STDERR: usize = 20;
 
-pub fn run(args: ReportArgs) -> Result<ExitCode> {
+pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let mut builder = ModelBuilder::new();
     let mut failed_inputs = 0usize;
@@ -51,9 +51,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     };
     write_page(&args.output, &page, true)?;
     Ok(if failed_inputs > 0 || model.bad_lines > 0 {
-        ExitCode::from(1)
+        Exit::Incomplete
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }
 
@@ -85,7 +85,10 @@ fn write_page(output: &Path, page: &Page<'_>, announce: bool) -> Result<()> {
             .and_then(|()| out.flush())
             .map_err(|e| OutputError::stdout("the report", e))?;
     } else {
-        std::fs::write(output, html).map_err(|e| OutputError::new("the report", output, e))?;
+        // Replaced whole or not at all: a full disk keeps the report that was there.
+        AtomicFile::create(output)
+            .and_then(|mut f| f.write_all(html.as_bytes()).and_then(|()| f.commit()))
+            .map_err(|e| OutputError::new("the report", output, e))?;
         if !announce {
             return Ok(());
         }
@@ -104,7 +107,8 @@ fn write_page(output: &Path, page: &Page<'_>, announce: bool) -> Result<()> {
 /// output format, kept in a hidden file beside FILE (so memory does not grow
 /// with the number of flows, and FILE's folder is known to be writable
 /// before the run starts), then read back exactly as `portmatrix report`
-/// reads an events file. The draft is removed when dropped.
+/// reads an events file. Its name is unpredictable and it is created new,
+/// never through a planted link. The draft is removed when dropped.
 pub struct Draft {
     events: PathBuf,
     output: PathBuf,
@@ -113,11 +117,7 @@ pub struct Draft {
 impl Draft {
     /// Create the events file; returns it as the writer's tee.
     pub fn create(output: &Path) -> Result<(Draft, BufWriter<File>)> {
-        let name = output
-            .file_name()
-            .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-        let events = output.with_file_name(format!(".{name}.{}.events.jsonl", std::process::id()));
-        let file = File::create(&events).with_context(|| {
+        let (events, file) = create_hidden(output, "events.jsonl").with_context(|| {
             format!(
                 "cannot write beside the report {}; check the folder exists and is writable",
                 output.display()

@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -15,10 +14,10 @@ use portmatrix::matrix::{
 use portmatrix::output::role_names;
 use portmatrix::transport::Transport;
 
-use super::write_stdout;
+use super::{write_stdout, Exit};
 use crate::cli::{CheckArgs, ExplainArgs, ListArgs, RulesCommand};
 
-pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
+pub fn run(cmd: RulesCommand) -> Result<Exit> {
     match cmd {
         RulesCommand::List(args) => list(args),
         RulesCommand::Explain(args) => explain(args),
@@ -26,7 +25,7 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
     }
 }
 
-fn list(args: ListArgs) -> Result<ExitCode> {
+fn list(args: ListArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let needle = args.search.as_deref().map(str::to_lowercase);
     let rules: Vec<&Rule> = matrix
@@ -62,7 +61,7 @@ fn list(args: ListArgs) -> Result<ExitCode> {
         }
         Ok(())
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn mentions(r: &Rule, needle: &str) -> bool {
@@ -176,7 +175,7 @@ struct NotApplied<'a> {
     reason: String,
 }
 
-fn explain(args: ExplainArgs) -> Result<ExitCode> {
+fn explain(args: ExplainArgs) -> Result<Exit> {
     let classifier = super::site::classifier(&args.matrix, &args.site, true)?;
     let matrix = classifier.matrix();
     let product = args.matrix.profile;
@@ -243,7 +242,7 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
             write_explanation(out, &e)
         }
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// Why a rule on the flow's port is not among its rules.
@@ -362,7 +361,7 @@ fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()>
     Ok(())
 }
 
-fn check(args: CheckArgs) -> Result<ExitCode> {
+fn check(args: CheckArgs) -> Result<Exit> {
     let mut failed = false;
     let mut parsed: Vec<RulesFile> = Vec::new();
     if !args.no_default_rules {
@@ -400,8 +399,8 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
         Ok(())
     })?;
     Ok(if failed {
-        ExitCode::from(1)
+        Exit::Incomplete
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }

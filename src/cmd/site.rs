@@ -2,10 +2,9 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use portmatrix::capture::{list_inputs, CaptureFile, Timestamp};
 use portmatrix::classify::Classifier;
@@ -14,9 +13,12 @@ use portmatrix::matrix::PortMatrix;
 use portmatrix::site::suggest::Evidence;
 use portmatrix::site::{read_site_file, Site, SiteError};
 
+use portmatrix::output::create::AtomicFile;
+
+use super::{write_stdout, Exit, OutputError};
 use crate::cli::{MatrixArgs, SiteArgs, SiteCheckArgs, SiteCommand, SuggestArgs};
 
-pub fn run(cmd: SiteCommand) -> Result<ExitCode> {
+pub fn run(cmd: SiteCommand) -> Result<Exit> {
     match cmd {
         SiteCommand::Suggest(args) => suggest(args),
         SiteCommand::Check(args) => check(args),
@@ -53,7 +55,7 @@ fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, SiteError> {
     Ok(site)
 }
 
-fn check(args: SiteCheckArgs) -> Result<ExitCode> {
+fn check(args: SiteCheckArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let mut failed = false;
     let mut out = io::stdout().lock();
@@ -73,15 +75,15 @@ fn check(args: SiteCheckArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(if failed {
-        ExitCode::from(1)
+        Exit::Incomplete
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }
 
 /// Read every capture once, keep who answered on documented ports, and
 /// write the draft.
-fn suggest(args: SuggestArgs) -> Result<ExitCode> {
+fn suggest(args: SuggestArgs) -> Result<Exit> {
     let classifier = Classifier::new(
         Arc::new(PortMatrix::load(&args.matrix.sources())?),
         args.matrix.profile,
@@ -119,17 +121,14 @@ fn suggest(args: SuggestArgs) -> Result<ExitCode> {
     }
     let draft = evidence.render(&files);
     match &args.output {
-        Some(path) => std::fs::write(path, draft)
-            .with_context(|| format!("cannot write the draft to {}", path.display()))?,
-        None => {
-            let mut out = io::stdout().lock();
-            out.write_all(draft.as_bytes())?;
-            out.flush()?;
-        }
+        Some(path) => AtomicFile::create(path)
+            .and_then(|mut f| f.write_all(draft.as_bytes()).and_then(|()| f.commit()))
+            .map_err(|e| OutputError::new("the draft", path, e))?,
+        None => write_stdout("the draft", |out| out.write_all(draft.as_bytes()))?,
     }
     Ok(if failed {
-        ExitCode::from(1)
+        Exit::Incomplete
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }

@@ -1,8 +1,9 @@
 //! An events file that can be reopened under the same name, so logrotate can
 //! move it away and signal portmatrix (SIGHUP) to start a new one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,8 +50,19 @@ impl EventFile {
     }
 }
 
+/// Open `path` to append (never through a link: see [`super::create`]). A
+/// file whose last line was cut (a run killed mid-write) is first ended with
+/// a line break, so every line written from now on reads as a whole.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    let mut file = super::create::open_append(path)?;
+    let len = file.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8];
+        if file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n' {
+            file.write_all(b"\n")?;
+        }
+    }
+    Ok(file)
 }
 
 impl Write for EventFile {
@@ -117,6 +129,29 @@ mod tests {
         let read = |p: &Path| std::fs::read_to_string(p).expect("read");
         assert_eq!(read(&dir.join("events.csv.1")), "h\r\nrow1\r\n");
         assert_eq!(read(&path), "h\r\nrow2\r\nrow3\r\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_whose_last_line_was_cut_is_continued_on_a_new_line() {
+        let dir = std::env::temp_dir().join(format!("portmatrix-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("events.json");
+        // A run killed in the middle of its second line.
+        std::fs::write(&path, "{\"a\":1}\n{\"event_ty").expect("torn");
+        let reopen = Arc::new(AtomicBool::new(false));
+        let mut f = EventFile::create(&path, Arc::clone(&reopen)).expect("open");
+        f.write_all(b"{\"b\":2}\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        // A whole last line is continued as it is, after a reopen too.
+        reopen.store(true, Ordering::Relaxed);
+        f.flush().expect("reopen");
+        f.write_all(b"{\"c\":3}\n")
+            .and_then(|()| f.flush())
+            .expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, "{\"a\":1}\n{\"event_ty\n{\"b\":2}\n{\"c\":3}\n");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -3,6 +3,7 @@
 //! pcapng evidence files' format, names and comments.
 
 mod community_id;
+pub mod create;
 mod csv;
 mod event;
 pub mod evidence;

@@ -33,7 +33,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -45,16 +45,21 @@ use crate::filter::AddressFilter;
 use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 
-use super::extract::Extraction;
+use super::extract::{self, Extraction};
 use super::ingest::IngestCounts;
 use super::payload_gate::PayloadGate;
-use super::{account, shard, spawn_outputs, FlowSettings, Frames, Record, Sink};
+use super::{account, shard, spawn_outputs, FlowSettings, FrameRef, Frames, Record, Sink};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
 /// Emptied parts a worker keeps to decode into again (a worker that
 /// decodes less than its share gets more than it needs).
 const SPARE_PARTS: usize = 8;
+/// Frame bytes (`--extract`) read ahead of the oldest chunk not yet applied:
+/// beyond it, no further chunk is read until workers catch up.
+const MAX_AHEAD_FRAME_BYTES: usize = 32 << 20;
+/// Frame bytes a spare part keeps room for (`--extract`).
+const SPARE_FRAME_BYTES: usize = 4 << 20;
 
 /// Where the chunks come from (the capture files, in time order).
 pub(super) trait ChunkSource {
@@ -126,6 +131,8 @@ struct Shared<'a, S> {
     applied: Vec<AtomicU64>,
     /// Set when the output went away (`| head`, a full disk): stop reading.
     closed: &'a AtomicBool,
+    /// Frame bytes (`--extract`) in parts decoded and not yet applied.
+    frame_bytes: AtomicUsize,
 }
 
 /// What [`Shared::grab`] got.
@@ -150,7 +157,11 @@ impl<S: ChunkSource> Shared<'_, S> {
         if r.ended {
             return Grab::End(r.next, false);
         }
-        if r.next >= oldest + AHEAD {
+        // Bytes too: AHEAD chunks of 64 MiB records would be half a gigabyte
+        // of frames. Waiting only while some chunk is unapplied keeps the
+        // guarantee above (the oldest chunk's worker has what it needs).
+        let heavy = self.frame_bytes.load(Ordering::Acquire) > MAX_AHEAD_FRAME_BYTES;
+        if r.next >= oldest + AHEAD || (heavy && r.next > oldest) {
             return Grab::Wait;
         }
         if self.closed.load(Ordering::Relaxed) || !r.source.next_chunk(chunk) {
@@ -196,6 +207,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         }),
         applied: (0..n).map(|_| AtomicU64::new(0)).collect(),
         closed: &closed,
+        frame_bytes: AtomicUsize::new(0),
     };
     let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
@@ -226,6 +238,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                     defrag: Defragmenter::new(),
                     addresses: addresses.clone(),
                     frames: extraction.is_some(),
+                    evidence: extraction.map(|x| Arc::clone(x.shared())),
                     counts: IngestCounts::default(),
                     gate: PayloadGate::new(settings.timeouts),
                     now: Timestamp::EPOCH,
@@ -283,6 +296,8 @@ struct Worker {
     addresses: Option<AddressFilter>,
     /// Carry the frames to their flow's worker (`--extract`).
     frames: bool,
+    /// The evidence budget, to leave out frames it cannot take (`--extract`).
+    evidence: Option<Arc<extract::Shared>>,
     /// Packets of the chunks this worker decoded (and fragments it owns).
     counts: IngestCounts,
     /// Whose payload this worker identifies as it decodes.
@@ -314,6 +329,9 @@ impl Worker {
             if let Some(Some(_)) = pending.front() {
                 if let Some(Some(mut part)) = pending.pop_front() {
                     self.apply(&part);
+                    shared
+                        .frame_bytes
+                        .fetch_sub(part.frame_bytes(), Ordering::AcqRel);
                     if spare.len() < SPARE_PARTS {
                         part.clear();
                         spare.push(part);
@@ -343,7 +361,7 @@ impl Worker {
             if total.is_none() {
                 match shared.grab(&mut chunk) {
                     Grab::Chunk(seq) => {
-                        self.decode_and_send(&chunk, seq, next, &mut pending, &mut spare);
+                        self.decode_and_send(shared, &chunk, seq, next, &mut pending, &mut spare);
                         continue;
                     }
                     Grab::End(chunks, first) => {
@@ -397,8 +415,9 @@ impl Worker {
 
     /// Decode chunk `seq` into one part per worker, keep this worker's,
     /// send the others on.
-    fn decode_and_send(
+    fn decode_and_send<S: ChunkSource>(
         &mut self,
+        shared: &Shared<'_, S>,
         chunk: &Chunk,
         seq: u64,
         next: u64,
@@ -409,6 +428,8 @@ impl Worker {
             .map(|_| spare.pop().unwrap_or_default())
             .collect();
         self.decode(chunk, &mut parts);
+        let bytes: usize = parts.iter().map(Part::frame_bytes).sum();
+        shared.frame_bytes.fetch_add(bytes, Ordering::AcqRel);
         for (to, mut part) in parts.into_iter().enumerate() {
             match &self.peers[to] {
                 Some(tx) => {
@@ -443,6 +464,10 @@ impl Worker {
             c.read(p.ts, p.orig_len);
             clock = clock.max(p.ts);
             let (decoded, encap, payload) = decode::decode_lazy(p.link_type, data);
+            let keep = self
+                .evidence
+                .as_ref()
+                .is_some_and(|x| x.may_keep(data.len()));
             if let Decoded::Fragment(meta) = decoded {
                 // Every worker's defragmenter needs it; the focus is applied
                 // once it resolves.
@@ -455,7 +480,7 @@ impl Worker {
                         wire_len: p.orig_len,
                     });
                     if let Some(frames) = &mut part.fragment_frames {
-                        frames.push(p.link_type, data);
+                        frames.push_if(keep, p.link_type, data);
                     }
                 }
                 continue;
@@ -477,7 +502,7 @@ impl Worker {
                 wire_len: p.orig_len,
             });
             if let Some(frames) = &mut part.frames {
-                frames.push(p.link_type, data);
+                frames.push_if(keep, p.link_type, data);
             }
         }
         for part in parts {
@@ -511,7 +536,7 @@ impl Worker {
     /// A fragment, through this worker's defragmenter: every worker sees
     /// all of them in order and decides alike; the flow's owner counts the
     /// packet, the worker that decoded it counts anything else.
-    fn fragment(&mut self, f: &Fragment, frame: Option<(&[u8], u16)>, decoded_here: bool) {
+    fn fragment(&mut self, f: &Fragment, frame: Option<FrameRef<'_>>, decoded_here: bool) {
         let resolved = self.defrag.resolve(Decoded::Fragment(f.meta));
         let hash = match &resolved {
             Decoded::Packet(meta) => Some(packet_hash(meta, self.table.vlan_key())),
@@ -549,11 +574,22 @@ impl Part {
         {
             frames.bytes.clear();
             frames.spans.clear();
+            // A spare part must not keep a huge frame's buffer for ever.
+            frames.bytes.shrink_to(SPARE_FRAME_BYTES);
         }
     }
 
+    /// The frame bytes it carries (`--extract`).
+    fn frame_bytes(&self) -> usize {
+        [&self.frames, &self.fragment_frames]
+            .into_iter()
+            .flatten()
+            .map(|f| f.bytes.len())
+            .sum()
+    }
+
     /// Fragment `j`'s frame, with `--extract`.
-    fn fragment_frame(&self, j: usize) -> Option<(&[u8], u16)> {
+    fn fragment_frame(&self, j: usize) -> Option<FrameRef<'_>> {
         self.fragment_frames.as_ref().and_then(|f| f.get(j))
     }
 }

@@ -207,7 +207,12 @@ fn capture_loop(
                 return true;
             }
             match reopen(capture.name(), config, halt, &mut ingest) {
-                Some(again) => capture = again,
+                Some(again) => {
+                    capture = again;
+                    // Recovered: later stats must not say it is still failing.
+                    error = None;
+                    publish(&ingest, kernel_before, &error);
+                }
                 // Stopped while waiting: the error is in the stats.
                 None => return false,
             }

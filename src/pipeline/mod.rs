@@ -72,6 +72,18 @@ struct Span {
     at: usize,
     len: usize,
     link_type: u16,
+    /// Not copied: it could not fit the `--extract-max-mb` budget anyway.
+    omitted: bool,
+}
+
+/// A record's frame on its way to the evidence writer: `data` is empty when
+/// the frame was left out (it could not fit the budget); `len` is always
+/// its captured length, so the budget still sees it.
+#[derive(Debug, Clone, Copy)]
+struct FrameRef<'a> {
+    data: &'a [u8],
+    len: usize,
+    link_type: u16,
 }
 
 impl Frames {
@@ -80,14 +92,38 @@ impl Frames {
             at: self.bytes.len(),
             len: data.len(),
             link_type,
+            omitted: false,
         });
         self.bytes.extend_from_slice(data);
     }
 
-    /// Record `i`'s frame and link type.
-    fn get(&self, i: usize) -> Option<(&[u8], u16)> {
+    /// Copy `data` only if `keep`: a frame too large for what is left of
+    /// the budget is not carried (64 MiB frames would fill memory for nothing).
+    fn push_if(&mut self, keep: bool, link_type: u16, data: &[u8]) {
+        if keep {
+            return self.push(link_type, data);
+        }
+        self.spans.push(Span {
+            at: self.bytes.len(),
+            len: data.len(),
+            link_type,
+            omitted: true,
+        });
+    }
+
+    /// Record `i`'s frame.
+    fn get(&self, i: usize) -> Option<FrameRef<'_>> {
         let s = self.spans.get(i)?;
-        Some((self.bytes.get(s.at..s.at + s.len)?, s.link_type))
+        let data = if s.omitted {
+            &[]
+        } else {
+            self.bytes.get(s.at..s.at + s.len)?
+        };
+        Some(FrameRef {
+            data,
+            len: s.len,
+            link_type: s.link_type,
+        })
     }
 }
 
@@ -280,12 +316,12 @@ struct Item {
 
 /// Count one packet on its flow, and hand its frame (`--extract`) to the
 /// evidence writer if the flow is one to keep.
-fn account(table: &mut FlowTable, sink: &mut Sink, r: &Record, frame: Option<(&[u8], u16)>) {
+fn account(table: &mut FlowTable, sink: &mut Sink, r: &Record, frame: Option<FrameRef<'_>>) {
     table.update_hashed(r.ts, &r.meta, r.hash, r.wire_len, &mut |e| sink.emit(e));
-    if let (Some((frame, link_type)), Some(evidence)) = (frame, &mut sink.evidence) {
+    if let (Some(frame), Some(evidence)) = (frame, &mut sink.evidence) {
         // The flow this packet was just counted on.
         if let Some(flow) = table.flow_of(&r.meta, r.hash) {
-            evidence.packet(flow, r.ts, link_type, frame, r.wire_len);
+            evidence.packet(flow, r.ts, frame, r.wire_len);
         }
     }
 }

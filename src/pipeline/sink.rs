@@ -66,7 +66,8 @@ pub(super) fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
     Outputs,
 ) {
     let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
-    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed));
+    let shared = extraction.map(|x| Arc::clone(x.shared()));
+    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed, shared));
     let evidence = extraction.map(|x| {
         let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
         let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
@@ -119,13 +120,15 @@ impl Sink {
     /// Hand over what is pending, after each batch of packets, so that no
     /// alert waits for more traffic.
     pub fn flush(&mut self) {
-        if let Some(x) = &mut self.evidence {
-            x.flush();
-        }
         self.send();
     }
 
     fn send(&mut self) {
+        // The extract thread must have every flow end before the writer
+        // waits on it for that flow's outcome.
+        if let Some(x) = &mut self.evidence {
+            x.flush();
+        }
         if !self.pending.is_empty() {
             // The writer only goes away when output is closed; then drop quietly.
             let _ = self.events.send(std::mem::take(&mut self.pending));
@@ -140,6 +143,7 @@ fn write_events<W: Write>(
     mut writer: EventWriter<W>,
     rx: Receiver<Vec<OutputMsg>>,
     closed: &AtomicBool,
+    evidence: Option<Arc<extract::Shared>>,
 ) -> EventWriter<W> {
     let mut failed = false;
     loop {
@@ -157,10 +161,18 @@ fn write_events<W: Write>(
                 }
             }
         };
-        if failed {
-            continue;
-        }
         for msg in batch {
+            // A flow event names its evidence file only once it is written;
+            // the outcome is taken even when the output has failed.
+            let msg = match (msg, &evidence) {
+                (OutputMsg::End(f, r, Some(path)), Some(x)) => {
+                    OutputMsg::End(f, r, x.evidence_written(f.id, path))
+                }
+                (msg, _) => msg,
+            };
+            if failed {
+                continue;
+            }
             let result = match msg {
                 OutputMsg::Alert(f) => writer.alert(&f),
                 OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),

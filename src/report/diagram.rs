@@ -122,18 +122,26 @@ pub struct Graph {
     pub folded_servers: usize,
     pub folded_services: usize,
     pub hidden_edges: usize,
+    /// Clients, servers beyond the busiest, folded by the model
+    /// ([`super::model::fold_hosts`]): their "other" node has no count.
+    pub hosts_beyond: (bool, bool),
+    /// The flows of those hosts.
+    pub beyond_flows: u64,
 }
 
 impl Graph {
     pub fn build(traffic: &BTreeMap<EdgeKey, Usage>) -> Graph {
-        let hosts: BTreeSet<IpAddr> = traffic.keys().flat_map(|k| [k.client, k.server]).collect();
+        let hosts: BTreeSet<IpAddr> = traffic
+            .keys()
+            .flat_map(|k| [k.client, k.server])
+            .flatten()
+            .collect();
         let by_subnet = hosts.len() > MAX_HOSTS;
-        let base = |ip: IpAddr| {
-            if by_subnet {
-                Node::Subnet(Subnet::of(ip))
-            } else {
-                Node::Host(ip)
-            }
+        // A host the model folded (`None`) is drawn in "other".
+        let base = |ip: Option<IpAddr>| match ip {
+            None => Node::Others,
+            Some(ip) if by_subnet => Node::Subnet(Subnet::of(ip)),
+            Some(ip) => Node::Host(ip),
         };
         let mut client_flows: BTreeMap<Node, u64> = BTreeMap::new();
         let mut server_flows: BTreeMap<Node, u64> = BTreeMap::new();
@@ -150,6 +158,14 @@ impl Graph {
         let (server_of, folded_servers) = fold_smallest(&server_flows, max_nodes);
         let client = |ip| *client_of.get(&base(ip)).unwrap_or(&Node::Others);
         let server = |ip| *server_of.get(&base(ip)).unwrap_or(&Node::Others);
+        let beyond =
+            |side: fn(&EdgeKey) -> Option<IpAddr>| traffic.keys().any(|k| side(k).is_none());
+        let hosts_beyond = (beyond(|k| k.client), beyond(|k| k.server));
+        let beyond_flows = traffic
+            .iter()
+            .filter(|(k, _)| k.client.is_none() || k.server.is_none())
+            .map(|(_, u)| u.flows)
+            .sum();
 
         // Ports per server, ranked by their worst verdict and then by flows.
         let mut ports: BTreeMap<Node, BTreeMap<(Transport, u16), Tally>> = BTreeMap::new();
@@ -246,6 +262,8 @@ impl Graph {
             folded_servers,
             folded_services,
             hidden_edges,
+            hosts_beyond,
+            beyond_flows,
         }
     }
 }
@@ -341,10 +359,11 @@ fn column<'g, T>(
     rows
 }
 
-fn node_label(node: Node, folded: usize) -> String {
+fn node_label(node: Node, folded: usize, beyond: bool) -> String {
     match node {
         Node::Host(ip) => ip.to_string(),
         Node::Subnet(s) => s.to_string(),
+        Node::Others if beyond => "other hosts (folded)".into(),
         Node::Others => format!("{folded} more (folded)"),
     }
 }
@@ -425,8 +444,8 @@ pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
         write!(
             out,
             "{} \u{2192} {} {}: {}, {} flow{}, {}",
-            Esc(&node_label(e.client, g.folded_clients)),
-            Esc(&node_label(e.server, g.folded_servers)),
+            Esc(&node_label(e.client, g.folded_clients, g.hosts_beyond.0)),
+            Esc(&node_label(e.server, g.folded_servers, g.hosts_beyond.1)),
             Esc(&ports.join(" ")),
             e.verdict,
             Count(e.flows),
@@ -507,7 +526,7 @@ fn draw_column(
             Row::Client(node) => {
                 let cy = y + ROW / 2.0;
                 anchors.clients.insert(*node, cy);
-                let label = node_label(*node, g.folded_clients);
+                let label = node_label(*node, g.folded_clients, g.hosts_beyond.0);
                 write!(
                     items,
                     r##"<g class="node"><circle cx="{LEFT_X}" cy="{cy:.1}" r="4.5" fill="#1d2330"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{}</text></g>"##,
@@ -519,7 +538,7 @@ fn draw_column(
                 y += ROW;
             }
             Row::Server(s) => {
-                let label = node_label(s.node, g.folded_servers);
+                let label = node_label(s.node, g.folded_servers, g.hosts_beyond.1);
                 writeln!(
                     items,
                     r##"<text class="node" x="{tx}" y="{ty:.1}" font-size="12" font-weight="600" fill="#1d2330">{}</text>"##,
@@ -559,8 +578,8 @@ mod tests {
 
     fn key(client: &str, server: &str, port: u16, verdict: Verdict) -> EdgeKey {
         EdgeKey {
-            client: client.parse().expect("ip"),
-            server: server.parse().expect("ip"),
+            client: Some(client.parse().expect("ip")),
+            server: Some(server.parse().expect("ip")),
             transport: Transport::Tcp,
             port,
             verdict,

@@ -77,6 +77,14 @@ impl Event {
     /// knows the file and line, serde's "line 1" would only confuse.
     pub fn parse(line: &str) -> Result<Event, String> {
         serde_json::from_str(line).map_err(|e| {
+            if e.is_eof() {
+                // A run killed mid-write leaves its last line cut; `live -o`
+                // starts the next run on a new line, so only this one is lost.
+                return format!(
+                    "column {}: the line is cut short (was the run writing it killed?)",
+                    e.column()
+                );
+            }
             let text = e.to_string();
             let message = text
                 .rsplit_once(" at line ")
@@ -163,6 +171,14 @@ mod tests {
         assert_eq!(r.bytes, Some(624));
         assert_eq!(r.last.nanos_since(r.first), 10_000_000);
         assert_eq!(r.rule_ids, ["2.2.2#19"]);
+    }
+
+    #[test]
+    fn a_line_cut_short_says_so() {
+        let Err(e) = Event::parse(r#"{"timestamp":"2021-08-02T09:00:00Z","event_ty"#) else {
+            panic!("a torn line is an error");
+        };
+        assert!(e.contains("cut short"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::matrix::{PortMatrix, Product};
 use super::diagram::{self, Graph, MAX_HOSTS};
 use super::escape::{href_for_path, Esc};
 use super::events::FlowRecord;
-use super::model::{Coverage, Model, MAX_FLAGGED, MAX_LINE_ERRORS};
+use super::model::{Coverage, Model, KEEP_HOSTS, MAX_EDGES, MAX_FLAGGED, MAX_LINE_ERRORS};
 use super::theme::{self, colour, meaning, status_text};
 use super::timeline::{self, Flagged};
 use super::units::{ByteSize, Count, Span, TimeText};
@@ -449,6 +449,15 @@ fn diagram_section(out: &mut String, g: &Graph) -> fmt::Result {
         notes.push(format!(
             "the quietest {} client and {} server nodes are folded into one",
             g.folded_clients, g.folded_servers
+        ));
+    }
+    if g.hosts_beyond.0 || g.hosts_beyond.1 {
+        notes.push(format!(
+            "with more than {} host pairs, hosts beyond the {} busiest per side are counted \
+together as other hosts ({} flows)",
+            Count(MAX_EDGES as u64),
+            Count(KEEP_HOSTS as u64),
+            Count(g.beyond_flows),
         ));
     }
     if g.folded_services > 0 {

@@ -26,6 +26,12 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 pub const MAX_FLAGGED: usize = 10_000;
 /// Malformed lines kept with their message; the rest are counted.
 pub const MAX_LINE_ERRORS: usize = 100;
+/// Pairs of hosts (with service and verdict) counted one by one. Beyond it
+/// the quietest hosts are folded into "other hosts" (see [`fold_hosts`]), so
+/// a flood from millions of spoofed sources costs a bounded few megabytes.
+pub const MAX_EDGES: usize = 100_000;
+/// Hosts per side kept exact when the others are folded.
+pub const KEEP_HOSTS: usize = 1_000;
 /// A malformed line's message is cut to this many characters.
 const MAX_MESSAGE_CHARS: usize = 240;
 
@@ -54,7 +60,8 @@ pub struct Model {
     /// Verdict and first packet of every flagged flow (16 bytes each), so the
     /// timeline shows them all when the table cannot list them all.
     pub flagged_starts: Vec<(Verdict, Timestamp)>,
-    /// Traffic per client, server, service and verdict.
+    /// Traffic per client, server, service and verdict (at most about
+    /// [`MAX_EDGES`]: see [`fold_hosts`]).
     pub edges: BTreeMap<EdgeKey, Usage>,
     /// Traffic per rule id named in the events.
     pub rules: BTreeMap<String, Usage>,
@@ -73,11 +80,12 @@ pub struct InputSummary {
     pub error: Option<String>,
 }
 
-/// Who talked to whom, on what, with which verdict.
+/// Who talked to whom, on what, with which verdict. A side is `None` when
+/// its host was folded into "other hosts".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EdgeKey {
-    pub client: IpAddr,
-    pub server: IpAddr,
+    pub client: Option<IpAddr>,
+    pub server: Option<IpAddr>,
     pub transport: Transport,
     pub port: u16,
     pub verdict: Verdict,
@@ -97,6 +105,16 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Add `other`'s counts (two edges folded into one).
+    fn merge(&mut self, other: &Usage) {
+        self.flows += other.flows;
+        self.flagged += other.flagged;
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.first = self.first.min(other.first).or(self.first).or(other.first);
+        self.last = self.last.max(other.last);
+    }
+
     pub fn add(&mut self, r: &FlowRecord) {
         self.flows += 1;
         if r.verdict != Verdict::Documented {
@@ -348,13 +366,16 @@ impl ModelBuilder {
             Some((a, b)) => (a.min(r.first), b.max(r.last)),
         });
         let key = EdgeKey {
-            client: r.client.0,
-            server: r.server.0,
+            client: Some(r.client.0),
+            server: Some(r.server.0),
             transport: r.transport,
             port: r.server.1,
             verdict: r.verdict,
         };
         m.edges.entry(key).or_default().add(&r);
+        if m.edges.len() > MAX_EDGES {
+            fold_hosts(&mut m.edges);
+        }
         for id in &r.rule_ids {
             if let Some(u) = m.rules.get_mut(id.as_str()) {
                 u.add(&r);
@@ -397,6 +418,48 @@ fn keep_most_severe(flagged: &mut Vec<FlowRecord>) {
         ))
     });
     flagged.truncate(MAX_FLAGGED);
+}
+
+/// Bring `edges` down to half of [`MAX_EDGES`] by folding hosts into
+/// `None` ("other hosts"): first the clients beyond the [`KEEP_HOSTS`]
+/// busiest, then such servers, then, if a port scan still spreads too wide,
+/// every client and every server. Totals stay exact; only who is named
+/// changes.
+pub fn fold_hosts(edges: &mut BTreeMap<EdgeKey, Usage>) {
+    let target = MAX_EDGES / 2;
+    type Side = fn(&mut EdgeKey) -> &mut Option<IpAddr>;
+    let client: Side = |k| &mut k.client;
+    let server: Side = |k| &mut k.server;
+    for (side, keep) in [
+        (client, KEEP_HOSTS),
+        (server, KEEP_HOSTS),
+        (client, 0),
+        (server, 0),
+    ] {
+        if edges.len() <= target {
+            break;
+        }
+        let mut flows: HashMap<IpAddr, u64> = HashMap::new();
+        for (k, u) in edges.iter() {
+            let mut k = *k;
+            if let Some(ip) = *side(&mut k) {
+                *flows.entry(ip).or_default() += u.flows;
+            }
+        }
+        let mut ranked: Vec<(IpAddr, u64)> = flows.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let kept: std::collections::HashSet<IpAddr> =
+            ranked.iter().take(keep).map(|&(ip, _)| ip).collect();
+        let mut folded: BTreeMap<EdgeKey, Usage> = BTreeMap::new();
+        for (mut k, u) in std::mem::take(edges) {
+            let host = side(&mut k);
+            if host.is_some_and(|ip| !kept.contains(&ip)) {
+                *host = None;
+            }
+            folded.entry(k).or_default().merge(&u);
+        }
+        *edges = folded;
+    }
 }
 
 /// Consume the rest of an over-long line.

@@ -249,3 +249,50 @@ fn rule_ids_the_matrix_does_not_have_are_named() {
     assert!(html.contains("site#9 (1 flow)"));
     assert!(html.contains("not in this matrix"));
 }
+
+#[test]
+fn a_flood_of_spoofed_sources_is_folded_keeping_the_busiest_hosts_exact() {
+    use super::model::MAX_EDGES;
+    let line = |i: u32, src: std::net::Ipv4Addr| {
+        DOCUMENTED_FLOW
+            .replace("\"flow_id\":9", &format!("\"flow_id\":{i}"))
+            .replace("10.10.20.51", &src.to_string())
+    };
+    let mut text = String::new();
+    // Five busy hosts among 120,000 spoofed ones (each seen once).
+    for i in 0..(MAX_EDGES as u32 + 20_000) {
+        text.push_str(&line(i, std::net::Ipv4Addr::from(0x0a40_0000 + i)));
+        text.push('\n');
+        if i % 100 == 0 {
+            let busy = std::net::Ipv4Addr::new(10, 10, 9, (i / 100 % 5) as u8);
+            text.push_str(&line(i + (1 << 24), busy));
+            text.push('\n');
+        }
+    }
+    let m = model(&text);
+    assert!(m.edges.len() <= MAX_EDGES, "{}", m.edges.len());
+    // Totals stay exact.
+    assert_eq!(m.edges.values().map(|u| u.flows).sum::<u64>(), m.flows);
+    assert_eq!(m.flows, MAX_EDGES as u64 + 20_000 + 1_200);
+    // The busy hosts are kept with their exact counts; the rest are "other hosts".
+    for d in 0..5u8 {
+        let busy = Some(std::net::IpAddr::from([10, 10, 9, d]));
+        let flows: u64 = m
+            .edges
+            .iter()
+            .filter(|(k, _)| k.client == busy)
+            .map(|(_, u)| u.flows)
+            .sum();
+        assert_eq!(flows, 240, "10.10.9.{d}");
+    }
+    assert!(m.edges.keys().any(|k| k.client.is_none()));
+    let html = page(&m);
+    assert!(
+        html.contains("other hosts (folded)"),
+        "the diagram names the folded hosts"
+    );
+    assert!(
+        html.contains("busiest per side are counted together as other hosts"),
+        "the page says hosts were folded"
+    );
+}

@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 
 use crate::capture::Timestamp;
 use crate::flow::Flow;
+use crate::pipeline::FrameRef;
 
 use super::{Counters, EvidenceBatch, Item, Packet, Shared, FLUSH_BYTES};
 
@@ -39,14 +40,9 @@ impl Admission {
     }
 
     /// The table just counted this frame on `flow`.
-    pub fn packet(
-        &mut self,
-        flow: &Flow,
-        ts: Timestamp,
-        link_type: u16,
-        frame: &[u8],
-        orig_len: u32,
-    ) {
+    pub fn packet(&mut self, flow: &Flow, ts: Timestamp, frame: FrameRef<'_>, orig_len: u32) {
+        let (link_type, captured) = (frame.link_type, frame.len);
+        let frame = frame.data;
         if !self.shared.verdicts.contains(flow.verdict) {
             return;
         }
@@ -57,7 +53,9 @@ impl Admission {
         let counters = &self.shared.counters;
         let fits = nth <= self.shared.config.max_packets
             && (first || track.has_file)
-            && self.shared.budget.take(frame.len() as u64);
+            && self.shared.budget.take(captured as u64)
+            // Left out by the front: it could not have fit.
+            && frame.len() == captured;
         if !fits {
             Counters::add(&counters.capped_packets, 1);
             if !track.capped {
@@ -105,6 +103,9 @@ impl Admission {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
+        // Bounded in bytes, not only in batches: 16 batches of 64 MiB frames
+        // would be a gigabyte.
+        self.shared.in_flight.acquire(batch.bytes.len());
         // The extract thread ends only after every worker: a failed send
         // cannot happen while it runs.
         let _ = self.tx.send(batch);

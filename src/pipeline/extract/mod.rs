@@ -16,7 +16,8 @@
 //! Without `--extract` the batches carry no arena and nothing is copied.
 //!
 //! Memory stays bounded in live mode: at most [`EXTRACT_QUEUE`] evidence
-//! batches of about [`FLUSH_BYTES`] are in flight, each worker holds one,
+//! batches of about [`FLUSH_BYTES`], and [`MAX_IN_FLIGHT`] bytes, are in
+//! flight (a frame larger than that goes alone), each worker holds one,
 //! the extract thread keeps at most [`files::MAX_OPEN`] files open (others
 //! are closed and reopened in append mode as their packets come) and a few
 //! bytes per flagged flow that is still open. Nothing else is buffered.
@@ -26,9 +27,10 @@
 mod admit;
 mod files;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::capture::Timestamp;
 use crate::classify::Verdict;
@@ -40,8 +42,13 @@ use crate::output::ExtractStats;
 pub(super) use admit::Admission;
 pub(super) use files::EvidenceFiles;
 
-/// Evidence batches in flight to the extract thread.
+/// Evidence batches in flight to the extract thread (at most
+/// [`MAX_IN_FLIGHT`] bytes of them).
 pub(super) const EXTRACT_QUEUE: usize = 16;
+/// Bytes of evidence batches in flight to the extract thread: a worker
+/// waits for room before it sends. One batch is always let through, so a
+/// single frame larger than this still goes (alone).
+pub(super) const MAX_IN_FLIGHT: usize = 16 << 20;
 /// A worker sends its evidence batch when it holds this many bytes (or at
 /// the end of each batch of records, whichever comes first).
 pub(super) const FLUSH_BYTES: usize = 1 << 20;
@@ -102,6 +109,8 @@ impl Extraction {
                     exhausted: AtomicBool::new(false),
                 },
                 counters: Counters::default(),
+                outcomes: Outcomes::default(),
+                in_flight: InFlight::default(),
                 verdicts,
                 config,
             }),
@@ -128,9 +137,33 @@ pub(super) struct Shared {
     dir_text: String,
     budget: Budget,
     counters: Counters,
+    /// What the files of ended flows became, for their flow events.
+    pub(super) outcomes: Outcomes,
+    in_flight: InFlight,
 }
 
 impl Shared {
+    /// The `evidence` path of flow `id`'s event, once its file is written:
+    /// `path` as planned, `path.partial` when the file was cut short, or
+    /// nothing when no packet of the flow reached the disk. Waits for the
+    /// extract thread to get there (the worker sent the flow's end to it
+    /// before its event to the writer).
+    pub(in crate::pipeline) fn evidence_written(&self, id: u64, path: String) -> Option<String> {
+        match self.outcomes.wait(id) {
+            Outcome::Whole => Some(path),
+            Outcome::Partial => Some(format!("{path}.partial")),
+            Outcome::Missing => None,
+        }
+    }
+
+    /// Whether a frame of `len` captured bytes could still be extracted: if
+    /// not, the fronts need not copy it.
+    pub(in crate::pipeline) fn may_keep(&self, len: usize) -> bool {
+        let b = &self.budget;
+        !b.exhausted.load(Ordering::Relaxed)
+            && b.used.load(Ordering::Relaxed).saturating_add(len as u64) <= b.max
+    }
+
     /// The `evidence` path of a flow's file: the folder as given, then the name.
     fn evidence_path(&self, flow: &Flow) -> String {
         let name = crate::output::evidence::file_name(self.config.by, flow);
@@ -164,6 +197,92 @@ impl Budget {
             return false;
         }
         true
+    }
+}
+
+/// What became of an ended flow's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Every packet of the flow is in its file.
+    Whole,
+    /// The file was cut short by a write error and renamed `NAME.partial`;
+    /// it holds the flow's first packets.
+    Partial,
+    /// No packet of the flow is on disk.
+    Missing,
+}
+
+/// Outcomes posted by the extract thread, taken by the writer (so the map
+/// holds only the flows between the two, a bounded few).
+#[derive(Debug, Default)]
+pub(super) struct Outcomes {
+    state: Mutex<OutcomeState>,
+    posted: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct OutcomeState {
+    ready: HashMap<u64, Outcome>,
+    /// The extract thread has ended: nothing more will come.
+    closed: bool,
+}
+
+impl Outcomes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutcomeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn post(&self, id: u64, outcome: Outcome) {
+        self.lock().ready.insert(id, outcome);
+        self.posted.notify_all();
+    }
+
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.posted.notify_all();
+    }
+
+    fn wait(&self, id: u64) -> Outcome {
+        let mut state = self.lock();
+        loop {
+            if let Some(o) = state.ready.remove(&id) {
+                return o;
+            }
+            if state.closed {
+                return Outcome::Missing;
+            }
+            state = self
+                .posted
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Bytes of evidence batches sent and not yet written (see [`MAX_IN_FLIGHT`]).
+#[derive(Debug, Default)]
+struct InFlight {
+    bytes: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl InFlight {
+    /// Wait until `n` more bytes fit (or nothing is in flight), and take them.
+    fn acquire(&self, n: usize) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        while *bytes > 0 && *bytes + n > MAX_IN_FLIGHT {
+            bytes = self
+                .freed
+                .wait(bytes)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *bytes += n;
+    }
+
+    fn release(&self, n: usize) {
+        let mut bytes = self.bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        *bytes = bytes.saturating_sub(n);
+        self.freed.notify_all();
     }
 }
 
