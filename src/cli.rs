@@ -26,7 +26,9 @@ The matrix is built in (`portmatrix rules list`); site rules files add to it (--
 A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
     after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
 3 a flow had a verdict given to --fail-on, 4 the output could not be written (a full \
-a disk; a closed pipe, as in `| head`, is a normal end)."
+disk; a closed pipe, as in `| head`, is a normal end) or a stop took longer than \
+--stop-timeout, 130/131 a forced exit on a second SIGINT / SIGQUIT (see Signals in the help \
+of live)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -375,6 +377,16 @@ pub struct FlowArgs {
     pub vlan_key: bool,
 }
 
+/// How long a stop may take (see the Signals paragraph of the command's help).
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The longest a clean stop (after SIGTERM or SIGINT) may take: closing the
+    /// open flows, writing the final stats and the summary. Beyond it portmatrix
+    /// says so and exits with code 4, keeping the events written so far.
+    #[arg(long = "stop-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
 /// A dedup window: 1 ms to 10 s.
 fn parse_dedup_window(s: &str) -> Result<Duration, String> {
     duration_within(s, Duration::from_millis(1), Duration::from_secs(10))
@@ -403,15 +415,21 @@ impl FlowArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
+    after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT (or the output was closed); \
 1 an interface could not be opened, or failed during the run (without --retry), or an \
 evidence file could not be written; 2 wrong usage, including a bad --bpf expression or a \
 --user that does not exist; 3 stopped as for 0, and some flow had a verdict given to --fail-on \
 (1 wins over 3); 4 the events could not be written (a full disk): capture \
-stops, the summary is still printed.\n\n\
-Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
-write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
-(for logrotate).\n\n\
+stops, the summary is still printed; or a stop took longer than --stop-timeout; 130 a second \
+SIGINT; 131 SIGQUIT.\n\n\
+Signals: SIGTERM stops the capture cleanly, however many times it comes: every open flow is \
+closed (reason \"shutdown\"), the final stats and the summary are written, and the exit code \
+is 0, or 1, 3 or 4 as listed under Exit codes. SIGINT does the same; a second SIGINT, half a \
+second or more after the first stop signal, exits at once with code 130 (a copy that comes \
+sooner, as from timeout -s INT, is the same request). SIGQUIT exits at once with code 131. A stop that takes longer than \
+--stop-timeout (default 10s) ends the same way, with code 4. Exiting at once flushes the events \
+already written, as whole lines unless the output itself is stuck; the flows still open and \
+the final stats are not written. SIGHUP reopens -o FILE (for logrotate).\n\n\
 Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
 `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
 drops to that user once the capture is open."
@@ -454,6 +472,8 @@ pub struct LiveArgs {
     pub retry: bool,
     #[command(flatten)]
     pub flow: FlowArgs,
+    #[command(flatten)]
+    pub stop: StopArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]

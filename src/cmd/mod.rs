@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod live;
 pub mod report;
 pub mod rules;
+pub mod signals;
 pub mod site;
 
 use std::process::ExitCode;

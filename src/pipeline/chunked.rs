@@ -45,9 +45,8 @@ use crate::filter::AddressFilter;
 use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 
-use super::extract::Extraction;
 use super::ingest::IngestCounts;
-use super::{account, shard, spawn_outputs, FlowSettings, Frames, Record, Sink};
+use super::{account, shard, spawn_outputs, FlowSettings, Frames, Outlet, Record, Sink};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
@@ -171,7 +170,7 @@ pub(super) struct ChunkTotals<S> {
 }
 
 /// Run `settings.workers` workers over the chunks of `source`, the writer
-/// and (with `extraction`) the extract thread, and wait for everything to
+/// and (with `--extract`) the extract thread, and wait for everything to
 /// drain. Flows still open at the end are closed with `end`. `addresses`:
 /// the hosts and ports of the focus, tested once decoded (what depends on
 /// order was screened by the source).
@@ -179,8 +178,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     settings: FlowSettings,
     end: EndReason,
     classifier: &Arc<Classifier>,
-    writer: EventWriter<W>,
-    extraction: Option<&Extraction>,
+    outlet: Outlet<'_, W>,
     addresses: Option<AddressFilter>,
     source: S,
 ) -> (ChunkTotals<S>, EventWriter<W>) {
@@ -196,6 +194,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         applied: (0..n).map(|_| AtomicU64::new(0)).collect(),
         closed: &closed,
     };
+    let frames = outlet.extraction.is_some();
     let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     for _ in 0..n {
@@ -206,8 +205,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     }
 
     let (counts, tables, writer) = std::thread::scope(|scope| {
-        let (writer_handle, outputs) =
-            spawn_outputs(scope, writer, classifier, extraction, &closed);
+        let (writer_handle, outputs) = spawn_outputs(scope, outlet, classifier, &closed);
         let shared = &shared;
         let handles: Vec<_> = inboxes
             .into_iter()
@@ -224,7 +222,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                     .keyed_by_vlan(settings.vlan_key),
                     defrag: Defragmenter::new(),
                     addresses: addresses.clone(),
-                    frames: extraction.is_some(),
+                    frames,
                     counts: IngestCounts::default(),
                     now: Timestamp::EPOCH,
                     inbox,

@@ -15,7 +15,7 @@ use crate::output::{EventWriter, FileStats, Stats};
 use super::chunked::{run_chunked, ChunkSource};
 use super::extract::Extraction;
 use super::ingest::{IngestCounts, Screen};
-use super::{active_filters, fill_table_stats, FlowSettings};
+use super::{active_filters, fill_table_stats, FlowSettings, Outlet, WriteGate};
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]
@@ -88,12 +88,18 @@ pub fn run_offline<W: Write + Send>(
         screen,
         screened: IngestCounts::default(),
     };
+    // Nothing forces an exit of an analysis yet: a gate nobody shuts.
+    let gate = WriteGate::default();
+    let outlet = Outlet {
+        writer,
+        extraction: extraction.as_ref(),
+        gate: &gate,
+    };
     let (totals, writer) = run_chunked(
         config.flow,
         EndReason::EndOfInput,
         &classifier,
-        writer,
-        extraction.as_ref(),
+        outlet,
         addresses,
         source,
     );
