@@ -27,8 +27,8 @@ A site file (--site) says which hosts are which systems, so rules also check who
     after_help = "Exit codes: 0 success, 1 an input or rules file could not be used, 2 wrong usage, \
 3 a flow had a verdict given to --fail-on, 4 the output could not be written (a full \
 disk; a closed pipe, as in `| head`, is a normal end) or a stop took longer than \
---stop-timeout, 130/131 a forced exit on a second SIGINT / SIGQUIT (see Signals in the help \
-of live)."
+--stop-timeout, 130/131/143 stopped by SIGINT/SIGQUIT/SIGTERM (see Signals in the help of \
+analyze and live)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -146,9 +146,17 @@ impl MatrixArgs {
 by `| head`); 1 an input could not be read (everything before the damage is still reported), \
 or an evidence file or the report could not be written; 2 wrong usage; 3 every input was \
 read and some flow had a verdict given to --fail-on; 4 the events could not be written (a \
-full disk): they are incomplete. An input that could not be read gives 1 even when \
---fail-on also matched: the events and stats still show the flagged flows, but the analysis \
-is incomplete.\n\n\
+full disk): they are incomplete; or a stop took longer than --stop-timeout; 130 or 143 \
+stopped by SIGINT or SIGTERM before the end of the input (see Signals); 131 SIGQUIT. An \
+input that could not be read gives 1 even when --fail-on also matched: the events and stats \
+still show the flagged flows, but the analysis is incomplete. 4 wins over 130 and 143, which \
+win over 1 and 3.\n\n\
+Signals: SIGTERM or SIGINT stops the reading between chunks: every open flow is closed \
+(reason \"shutdown\"), the final stats (with \"interrupted\": \"SIGTERM\" or \"SIGINT\") and \
+the summary report what was read, and the exit code is 143 (SIGTERM) or 130 (SIGINT). \
+Further SIGTERMs change nothing. A second SIGINT (half a second or more after the first stop \
+signal) exits at once with code 130, SIGQUIT with 131, and a stop that takes longer than \
+--stop-timeout (default 10s) with code 4; the events already written are kept, as for live.\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --format json); errors, progress and the summary go to stderr.\n\n\
 Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
@@ -176,6 +184,8 @@ pub struct AnalyzeArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub flow: FlowArgs,
+    #[command(flatten)]
+    pub stop: StopArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]

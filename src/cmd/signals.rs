@@ -115,6 +115,16 @@ final stats; at most {} s, --stop-timeout)",
     })
 }
 
+/// The exit code of an analysis a stop signal interrupted: 128 + the
+/// signal's number, as a shell reports a process the signal ended (130 for
+/// SIGINT, 143 for SIGTERM), once everything read is reported.
+pub fn interrupted_code(signal: &str) -> u8 {
+    [SIGINT, SIGTERM]
+        .into_iter()
+        .find(|&s| signal_name(s) == Some(signal))
+        .map_or(128 + SIGTERM as u8, |s| 128 + s as u8)
+}
+
 /// For the thread that would write the final events once the writer's gate
 /// is shut: a forced exit is under way and decides the exit code.
 pub fn await_forced_exit() -> ! {

@@ -46,7 +46,7 @@ use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 
 use super::ingest::IngestCounts;
-use super::{account, shard, spawn_outputs, FlowSettings, Frames, Outlet, Record, Sink};
+use super::{account, shard, spawn_outputs, FlowSettings, Frames, Outlet, Record, Sink, Stop};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
@@ -124,6 +124,11 @@ struct Shared<'a, S> {
     applied: Vec<AtomicU64>,
     /// Set when the output went away (`| head`, a full disk): stop reading.
     closed: &'a AtomicBool,
+    /// Asked to stop (a signal): read no further.
+    stop: &'a Stop,
+    /// Reading ended because of `stop`, before the input's end: flows still
+    /// open close with `shutdown`.
+    interrupted: AtomicBool,
 }
 
 /// What [`Shared::grab`] got.
@@ -151,7 +156,11 @@ impl<S: ChunkSource> Shared<'_, S> {
         if r.next >= oldest + AHEAD {
             return Grab::Wait;
         }
-        if self.closed.load(Ordering::Relaxed) || !r.source.next_chunk(chunk) {
+        // Between chunks, never per packet: the packet path stays as it was.
+        let stopped = self.stop.is_requested();
+        if stopped || self.closed.load(Ordering::Relaxed) || !r.source.next_chunk(chunk) {
+            // Set before any worker can learn of the end (under the lock, before `End` is sent).
+            self.interrupted.store(stopped, Ordering::Release);
             r.ended = true;
             return Grab::End(r.next, true);
         }
@@ -167,18 +176,22 @@ pub(super) struct ChunkTotals<S> {
     pub tables: TableStats,
     /// The output went away before the end.
     pub closed: bool,
+    /// Reading stopped early because a stop was asked (see [`Stop`]).
+    pub interrupted: bool,
 }
 
 /// Run `settings.workers` workers over the chunks of `source`, the writer
 /// and (with `--extract`) the extract thread, and wait for everything to
-/// drain. Flows still open at the end are closed with `end`. `addresses`:
-/// the hosts and ports of the focus, tested once decoded (what depends on
-/// order was screened by the source).
+/// drain. Flows still open at the end are closed with `end`, or with
+/// `shutdown` when `stop` cut the reading short. `addresses`: the hosts and
+/// ports of the focus, tested once decoded (what depends on order was
+/// screened by the source).
 pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     settings: FlowSettings,
     end: EndReason,
     classifier: &Arc<Classifier>,
     outlet: Outlet<'_, W>,
+    stop: &Stop,
     addresses: Option<AddressFilter>,
     source: S,
 ) -> (ChunkTotals<S>, EventWriter<W>) {
@@ -193,6 +206,8 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         }),
         applied: (0..n).map(|_| AtomicU64::new(0)).collect(),
         closed: &closed,
+        stop,
+        interrupted: AtomicBool::new(false),
     };
     let frames = outlet.extraction.is_some();
     let mut inboxes = Vec::with_capacity(n);
@@ -265,6 +280,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         counts,
         tables,
         closed: closed.load(Ordering::Relaxed),
+        interrupted: shared.interrupted.into_inner(),
     };
     (totals, writer)
 }
@@ -367,6 +383,11 @@ impl Worker {
         // Peers blocked on this worker see it leave; then close the flows
         // (the sink sends them on a batch at a time: the table may hold a million).
         self.peers.clear();
+        let end = if shared.interrupted.load(Ordering::Acquire) {
+            EndReason::Shutdown
+        } else {
+            end
+        };
         let sink = &mut self.sink;
         self.table.finish(self.now, end, &mut |e| sink.emit(e));
         self.sink.flush();

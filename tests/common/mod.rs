@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod signals;
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -1,6 +1,7 @@
-//! What each signal does to `live` and `analyze`, sentence by sentence as
-//! `--help` and the README say it (`the_help_and_readme_say_what_each_signal_does`
-//! checks the sentences are there; the other tests check what they say):
+//! What each signal does to `live`, sentence by sentence as `live --help` and
+//! the README say it (`live_help_and_readme_say_what_each_signal_does` checks
+//! the sentences are there; the other tests check what they say; for
+//! `analyze`, see tests/analyze_signals.rs):
 //!
 //! | sentence | test |
 //! |---|---|
@@ -18,20 +19,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{PipeReader, PipeWriter, Read};
+use std::io::PipeReader;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
 use common::lab::*;
+use common::signals::{assert_documented, send, stuck_pipe, whole_lines};
 
 /// 780 packets, 42 flows (10 still open at the end), 15 alerts.
 const SAMPLE: &str = "sample-contact-center.pcapng";
@@ -71,11 +71,6 @@ fn assert_complete(events: &[Value], what: &str) {
     );
     assert_eq!(last["stats"]["packets"], *packets, "{what}: {last}");
     assert_nothing_dropped(&last["stats"]);
-}
-
-fn send(pid: u32, signal: Signal) {
-    let pid = Pid::from_raw(i32::try_from(pid).expect("pid"));
-    kill(pid, signal).expect("send the signal");
 }
 
 #[test]
@@ -209,14 +204,6 @@ fn sigint_and_a_copy_of_it_1_ms_later_stop_live_cleanly() {
     assert_complete(&events, "SIGINT twice at once");
 }
 
-/// A pipe of one page: a few events fill it, and while nobody reads it the
-/// writer is stuck, as on a hung output.
-fn stuck_pipe() -> (PipeReader, PipeWriter) {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    fcntl(&writer, FcntlArg::F_SETPIPE_SZ(4096)).expect("shrink the pipe");
-    (reader, writer)
-}
-
 /// `portmatrix live ARGS` in the lab with its events going into a pipe nobody
 /// reads yet, once the sample's alerts filled it.
 fn live_with_stuck_output(lab: &Lab, args: &[&str]) -> (Live, PipeReader) {
@@ -232,16 +219,6 @@ fn live_with_stuck_output(lab: &Lab, args: &[&str]) -> (Live, PipeReader) {
     let live = Live::watch(child);
     lab.replay(&fixture(SAMPLE), &RATE);
     (live, reader)
-}
-
-/// What came out of `reader`, once the process has ended: its whole lines.
-fn whole_lines(mut reader: PipeReader) -> Vec<Value> {
-    let mut text = String::new();
-    reader.read_to_string(&mut text).expect("read the pipe");
-    text.split_inclusive('\n')
-        .filter_map(|l| l.strip_suffix('\n'))
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
 }
 
 #[test]
@@ -345,16 +322,8 @@ fn sigquit_exits_live_at_once_with_131_keeping_whole_lines() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Whitespace collapsed and backticks dropped: the help wraps, the README quotes.
-fn plain(text: &str) -> String {
-    text.replace('`', "")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[test]
-fn the_help_and_readme_say_what_each_signal_does() {
+fn live_help_and_readme_say_what_each_signal_does() {
     let live = [
         "SIGTERM stops the capture cleanly, however many times it comes: every open flow is \
 closed (reason \"shutdown\"), the final stats and the summary are written, and the exit code \
@@ -368,22 +337,5 @@ same request).",
 itself is stuck; the flows still open and the final stats are not written.",
         "SIGHUP reopens -o FILE",
     ];
-    let readme = plain(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README"),
-    );
-    for (command, sentences) in [("live", &live[..])] {
-        let help = common::portmatrix(&[command, "--help"]);
-        let help = plain(&String::from_utf8_lossy(&help.stdout));
-        for sentence in sentences {
-            assert!(
-                help.contains(sentence),
-                "`{command} --help` lacks: {sentence}"
-            );
-            assert!(readme.contains(sentence), "the README lacks: {sentence}");
-        }
-    }
-    let top = common::portmatrix(&["--help"]);
-    assert!(plain(&String::from_utf8_lossy(&top.stdout))
-        .contains("130/131 a forced exit on a second SIGINT / SIGQUIT"));
+    assert_documented("live", &live);
 }
