@@ -27,12 +27,14 @@ Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matri
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules). \
 A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
     after_help = exit::help(&[
-        (Exit::Success, "success"),
-        (Exit::Incomplete, "an input or rules file could not be used"),
-        (Exit::Usage, "wrong usage"),
-        (Exit::GateFailed, "a flow had a verdict given to --fail-on"),
-        (Exit::OutputFailed, "the output could not be written (a full disk; a closed pipe, as in \
-`| head`, is a normal end)"),
+        (&[Exit::Success], "success"),
+        (&[Exit::Incomplete], "an input or rules file could not be used"),
+        (&[Exit::Usage], "wrong usage"),
+        (&[Exit::GateFailed], "a flow had a verdict given to --fail-on"),
+        (&[Exit::OutputFailed], "the output could not be written (a full disk; a closed pipe, as in \
+`| head`, is a normal end) or a stop took longer than --stop-timeout"),
+        (&[exit::BY_SIGINT, exit::BY_SIGQUIT, exit::BY_SIGTERM], "stopped by SIGINT/SIGQUIT/SIGTERM (see Signals in the help \
+of analyze and live)"),
     ])
 )]
 pub struct Cli {
@@ -148,13 +150,22 @@ impl MatrixArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = exit::help(&[
-        (Exit::Success, "every input was read to its end (or the output was closed, as by `| head`)"),
-        (Exit::Incomplete, "an input could not be read (everything before the damage is still \
+        (&[Exit::Success], "every input was read to its end (or the output was closed, as by `| head`)"),
+        (&[Exit::Incomplete], "an input could not be read (everything before the damage is still \
 reported), or an evidence file or the report could not be written"),
-        (Exit::Usage, "wrong usage"),
-        (Exit::GateFailed, "every input was read and some flow had a verdict given to --fail-on"),
-        (Exit::OutputFailed, "the events could not be written (a full disk): they are incomplete"),
+        (&[Exit::Usage], "wrong usage"),
+        (&[Exit::GateFailed], "every input was read and some flow had a verdict given to --fail-on"),
+        (&[Exit::OutputFailed], "the events could not be written (a full disk): they are incomplete; \
+or a stop took longer than --stop-timeout"),
+        (&[exit::BY_SIGINT, exit::BY_SIGTERM], "stopped by SIGINT or SIGTERM before the end of the input (see Signals)"),
+        (&[exit::BY_SIGQUIT], "SIGQUIT"),
     ]) + "\n\n\
+Signals: SIGTERM or SIGINT stops the reading between chunks: every open flow is closed \
+(reason \"shutdown\"), the final stats (with \"interrupted\": \"SIGTERM\" or \"SIGINT\") and \
+the summary report what was read, and the exit code is 143 (SIGTERM) or 130 (SIGINT). \
+Further SIGTERMs change nothing. A second SIGINT (half a second or more after the first stop \
+signal) exits at once with code 130, SIGQUIT with 131, and a stop that takes longer than \
+--stop-timeout (default 10s) with code 4; the events already written are kept, as for live.\n\n\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --format json); errors, progress and the summary go to stderr.\n\n\
 Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
@@ -182,6 +193,8 @@ pub struct AnalyzeArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub flow: FlowArgs,
+    #[command(flatten)]
+    pub stop: StopArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
@@ -383,6 +396,16 @@ pub struct FlowArgs {
     pub vlan_key: bool,
 }
 
+/// How long a stop may take (see the Signals paragraph of the command's help).
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The longest a clean stop (after SIGTERM or SIGINT) may take: closing the
+    /// open flows, writing the final stats and the summary. Beyond it portmatrix
+    /// says so and exits with code 4, keeping the events written so far.
+    #[arg(long = "stop-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
 /// A dedup window: 1 ms to 10 s.
 fn parse_dedup_window(s: &str) -> Result<Duration, String> {
     duration_within(s, Duration::from_millis(1), Duration::from_secs(10))
@@ -412,17 +435,24 @@ impl FlowArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = exit::help(&[
-        (Exit::Success, "stopped by SIGINT or SIGTERM (or the output was closed)"),
-        (Exit::Incomplete, "an interface could not be opened, or failed during the run (without \
+        (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
+        (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
 --retry), or an evidence file could not be written"),
-        (Exit::Usage, "wrong usage, including a bad --bpf expression or a --user that does not exist"),
-        (Exit::GateFailed, "stopped as for 0, and some flow had a verdict given to --fail-on"),
-        (Exit::OutputFailed, "the events could not be written (a full disk, a missing -o folder): \
-capture stops, the summary is still printed"),
+        (&[Exit::Usage], "wrong usage, including a bad --bpf expression or a --user that does not exist"),
+        (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
+        (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
+capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
+        (&[exit::BY_SIGINT], "a second SIGINT"),
+        (&[exit::BY_SIGQUIT], "SIGQUIT"),
     ]) + "\n\n\
-Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
-write the final stats and the summary; a second SIGINT exits at once. SIGHUP reopens -o FILE \
-(for logrotate).\n\n\
+Signals: SIGTERM stops the capture cleanly, however many times it comes: every open flow is \
+closed (reason \"shutdown\"), the final stats and the summary are written, and the exit code \
+is 0, or 1, 3 or 4 as listed under Exit codes. SIGINT does the same; a second SIGINT, half a \
+second or more after the first stop signal, exits at once with code 130 (a copy that comes \
+sooner, as from timeout -s INT, is the same request). SIGQUIT exits at once with code 131. A stop that takes longer than \
+--stop-timeout (default 10s) ends the same way, with code 4. Exiting at once flushes the events \
+already written, as whole lines unless the output itself is stuck; the flows still open and \
+the final stats are not written. SIGHUP reopens -o FILE (for logrotate).\n\n\
 Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
 `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
 drops to that user once the capture is open."
@@ -466,6 +496,8 @@ pub struct LiveArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
     #[command(flatten)]
+    pub stop: StopArgs,
+    #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
     pub site: SiteArgs,
@@ -477,11 +509,11 @@ pub struct LiveArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = exit::help(&[
-        (Exit::Success, "every events line was used"),
-        (Exit::Incomplete, "an events file could not be read or had malformed lines (they are \
+        (&[Exit::Success], "every events line was used"),
+        (&[Exit::Incomplete], "an events file could not be read or had malformed lines (they are \
 skipped, named on stderr as FILE:LINE, and counted in the report, which is still written)"),
-        (Exit::Usage, "wrong usage"),
-        (Exit::OutputFailed, "the report could not be written (the file that was there is kept)"),
+        (&[Exit::Usage], "wrong usage"),
+        (&[Exit::OutputFailed], "the report could not be written (the file that was there is kept)"),
     ]) + "\n\n\
 Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
 portmatrix report events.jsonl -o report.html"

@@ -9,14 +9,23 @@ use anyhow::{Context, Result};
 
 use portmatrix::output::{write_summary, EventWriter};
 use portmatrix::pipeline::extract::Extraction;
-use portmatrix::pipeline::{run_offline, AnalyzeConfig};
+use portmatrix::pipeline::{run_offline, AnalyzeConfig, Stop};
 
 use super::report::Draft;
 use super::OutputError;
-use super::{gate, Exit};
+use super::{gate, signals, Exit};
 use crate::cli::AnalyzeArgs;
 
 pub fn run(args: AnalyzeArgs) -> Result<Exit> {
+    // From the start, so that a stop during the setup is one too (nothing read).
+    let stop = Stop::default();
+    // Dropped when this returns: until then a stop is watched (--stop-timeout).
+    let _signals = signals::install(signals::Wiring {
+        stop: &stop,
+        hangup: None,
+        stop_timeout: args.stop.timeout,
+        quiet: args.quiet,
+    })?;
     let focus = args.focus();
     if let Err(e) = focus.check() {
         portmatrix::diag!("portmatrix: error: {e}");
@@ -59,14 +68,20 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         focus,
         verdicts,
         alert_burst: args.events.alert_burst as usize,
+        stop: stop.clone(),
     };
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, extraction)?;
+    // The final stats, unless a forced exit (SIGQUIT, --stop-timeout) is under way.
+    if !stop.gate().enter() {
+        signals::await_forced_exit();
+    }
     let written = match writer.take_error() {
         Some(e) => Err(e),
         None => writer
             .stats(outcome.last_ts, &outcome.stats)
             .and_then(|()| writer.flush()),
     };
+    stop.gate().flushed();
     if let Err(e) = written {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(Exit::Success);
@@ -104,7 +119,13 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             failed = true;
         }
     }
-    Ok(gate(&outcome.stats, args.select.fail_on()).or_incomplete(failed))
+    let exit = gate(&outcome.stats, args.select.fail_on()).or_incomplete(failed);
+    // A stop signal wins over 1 and 3: the input was not all read (4 wins
+    // over it, above).
+    Ok(match outcome.stats.interrupted {
+        Some(signal) => exit.and(signals::interrupted(signal)),
+        None => exit,
+    })
 }
 
 /// Standard output that, when asked, outlives a closed pipe: `analyze

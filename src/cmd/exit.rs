@@ -3,8 +3,10 @@
 
 use std::process::ExitCode;
 
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+
 /// How a run ended. When several apply, [`Exit::and`] keeps the one that
-/// wins: 4 over 1 over 3 over 0 (see [`PRECEDENCE`]).
+/// wins: 4 over 130/143 over 1 over 3 over 0 (see [`PRECEDENCE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Every input was used to its end (or the output was closed, as by `| head`).
@@ -17,8 +19,13 @@ pub enum Exit {
     Usage,
     /// Every input was used, and some flow had a `--fail-on` verdict.
     GateFailed,
-    /// The output could not be written: the results are incomplete.
+    /// The output could not be written, or a stop took longer than
+    /// `--stop-timeout`: the results are incomplete.
     OutputFailed,
+    /// A signal (its number) ended the run before the end of its input:
+    /// 128 + the signal, as a shell reports it (130 SIGINT, 131 SIGQUIT, 143
+    /// SIGTERM). After a clean stop everything read is reported.
+    Interrupted(u8),
 }
 
 impl Exit {
@@ -29,20 +36,24 @@ impl Exit {
             Exit::Usage => 2,
             Exit::GateFailed => 3,
             Exit::OutputFailed => 4,
+            Exit::Interrupted(signal) => 128 + signal,
         }
     }
 
     /// Higher wins. Output that could not be written makes the results
     /// incomplete; an input that could not be read leaves them complete up to
     /// the damage, which a `--fail-on` match must not hide. Wrong usage is
-    /// found before anything runs, so it meets only output failures.
+    /// found before anything runs, so it meets only output failures. A run
+    /// a signal stopped did not read all its input, whatever it found in
+    /// what it read.
     const fn rank(self) -> u8 {
         match self {
             Exit::Success => 0,
             Exit::GateFailed => 1,
             Exit::Incomplete => 2,
-            Exit::Usage => 3,
-            Exit::OutputFailed => 4,
+            Exit::Interrupted(_) => 3,
+            Exit::Usage => 4,
+            Exit::OutputFailed => 5,
         }
     }
 
@@ -67,6 +78,11 @@ impl Exit {
     }
 }
 
+/// Runs a stop signal ended (the codes `--help` lists).
+pub const BY_SIGINT: Exit = Exit::Interrupted(SIGINT as u8);
+pub const BY_SIGQUIT: Exit = Exit::Interrupted(SIGQUIT as u8);
+pub const BY_SIGTERM: Exit = Exit::Interrupted(SIGTERM as u8);
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e.code())
@@ -74,19 +90,22 @@ impl From<Exit> for ExitCode {
 }
 
 /// The precedence rule, as `--help` and the README say it.
-pub const PRECEDENCE: &str = "When several apply, 4 wins over 1 and 1 over 3: output that could \
-not be written leaves the results incomplete; an input that could not be read leaves them \
-complete up to the damage, which a --fail-on match must not hide.";
+pub const PRECEDENCE: &str = "When several apply, 4 wins over 130 and 143, which win over 1, and \
+1 wins over 3: output that could not be written leaves the results incomplete; a stop signal \
+or an input that could not be read leaves them complete up to that point, which a --fail-on \
+match must not hide.";
 
-/// `Exit codes: 0 …; 1 …; …` for a command's `--help`: what each code
-/// means for that command, in code order, then the precedence rule.
-pub fn help(meanings: &[(Exit, &str)]) -> String {
+/// `Exit codes: 0 …; 1 …; 130/143 …` for a command's `--help`: what each
+/// code (or codes, joined by `/`) means for that command, then the
+/// precedence rule.
+pub fn help(meanings: &[(&[Exit], &str)]) -> String {
     let mut text = String::from("Exit codes: ");
-    for (i, (exit, meaning)) in meanings.iter().enumerate() {
+    for (i, (exits, meaning)) in meanings.iter().enumerate() {
         if i > 0 {
             text.push_str("; ");
         }
-        text.push_str(&format!("{} {meaning}", exit.code()));
+        let codes: Vec<String> = exits.iter().map(|e| e.code().to_string()).collect();
+        text.push_str(&format!("{} {meaning}", codes.join("/")));
     }
     text.push_str(". ");
     text.push_str(PRECEDENCE);
@@ -98,11 +117,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_wins_over_one_over_three_over_zero_in_any_order() {
+    fn four_wins_over_a_signal_over_one_over_three_over_zero_in_any_order() {
         let all = [
             Exit::Success,
             Exit::GateFailed,
             Exit::Incomplete,
+            Exit::Interrupted(15),
             Exit::OutputFailed,
         ];
         for (i, a) in all.iter().enumerate() {
@@ -118,10 +138,14 @@ mod tests {
 
     #[test]
     fn the_help_lists_the_codes_and_the_rule() {
-        let text = help(&[(Exit::Success, "fine"), (Exit::OutputFailed, "full disk")]);
+        let text = help(&[
+            (&[Exit::Success], "fine"),
+            (&[Exit::OutputFailed], "full disk"),
+            (&[Exit::Interrupted(2), Exit::Interrupted(15)], "stopped"),
+        ]);
         assert_eq!(
             text,
-            format!("Exit codes: 0 fine; 4 full disk. {PRECEDENCE}")
+            format!("Exit codes: 0 fine; 4 full disk; 130/143 stopped. {PRECEDENCE}")
         );
     }
 }

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use nix::unistd::{geteuid, setgid, setgroups, setuid, Uid, User};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::flag;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
@@ -14,7 +12,7 @@ use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::OutputError;
-use super::{gate, Exit};
+use super::{gate, signals, Exit};
 use crate::cli::LiveArgs;
 
 pub fn run(args: LiveArgs) -> Result<Exit> {
@@ -22,7 +20,13 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
     let focus = args.select.focus();
     let verdicts = args.select.verdicts();
     let control = LiveControl::default();
-    register_signals(&control)?;
+    // Dropped when this returns: until then a stop is watched (--stop-timeout).
+    let _signals = signals::install(signals::Wiring {
+        stop: &control.stop,
+        hangup: Some(&control.hangup),
+        stop_timeout: args.stop.timeout,
+        quiet: args.quiet,
+    })?;
 
     let options = LiveOptions {
         promiscuous: !args.no_promisc,
@@ -104,12 +108,18 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
         extraction,
         &control,
     );
+    // The final stats, unless a forced exit (SIGQUIT, --stop-timeout) is under way.
+    let output_gate = control.stop.gate();
+    if !output_gate.enter() {
+        signals::await_forced_exit();
+    }
     let written = match writer.take_error() {
         Some(e) => Err(e),
         None => writer
             .stats(outcome.stopped_at, &outcome.stats)
             .and_then(|()| writer.flush()),
     };
+    output_gate.flushed();
     // A closed pipe is a normal end, as a signal is; anything else is an
     // error, but after the summary: what was seen is still reported.
     let output_error = written
@@ -140,18 +150,6 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
     let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
     Ok(gate(&outcome.stats, args.select.fail_on())
         .or_incomplete(outcome.failed > 0 || evidence_failed))
-}
-
-/// SIGINT/SIGTERM ask for a clean stop; a second SIGINT (or SIGTERM) while
-/// stopping exits at once; SIGHUP asks for the output file to be reopened.
-fn register_signals(control: &LiveControl) -> Result<()> {
-    for signal in [SIGINT, SIGTERM] {
-        // The conditional exit goes first: it fires only once `stop` is set.
-        flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&control.stop))?;
-        flag::register(signal, Arc::clone(&control.stop))?;
-    }
-    flag::register(SIGHUP, Arc::clone(&control.hangup))?;
-    Ok(())
 }
 
 /// Become `name` (its uid, its primary group, no other groups) for good.

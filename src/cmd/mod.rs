@@ -5,6 +5,7 @@ pub mod exit;
 pub mod live;
 pub mod report;
 pub mod rules;
+pub mod signals;
 pub mod site;
 
 use std::io::{self, Write};

@@ -280,6 +280,10 @@ pub struct Stats {
     /// What `--extract` wrote and what its caps cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extract: Option<ExtractStats>,
+    /// `analyze` stopped by a signal before the end of its input: the
+    /// signal's name (`SIGTERM`, `SIGINT`). What was read is reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileStats>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -567,6 +567,12 @@ pub fn write_summary(
         stats.flows,
         elapsed.as_secs_f64()
     )?;
+    if let Some(signal) = stats.interrupted {
+        writeln!(
+            out,
+            "  interrupted by {signal}: the input was read no further; everything above is what was read"
+        )?;
+    }
     let verdicts: Vec<String> = Verdict::ALL
         .iter()
         .filter_map(|v| {

@@ -45,10 +45,12 @@ use crate::filter::AddressFilter;
 use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 
-use super::extract::{self, Extraction};
+use super::extract;
 use super::ingest::IngestCounts;
 use super::payload_gate::PayloadGate;
-use super::{account, shard, spawn_outputs, FlowSettings, FrameRef, Frames, Record, Sink};
+use super::{
+    account, shard, spawn_outputs, FlowSettings, FrameRef, Frames, Outlet, Record, Sink, Stop,
+};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
@@ -133,6 +135,11 @@ struct Shared<'a, S> {
     closed: &'a AtomicBool,
     /// Frame bytes (`--extract`) in parts decoded and not yet applied.
     frame_bytes: AtomicUsize,
+    /// Asked to stop (a signal): read no further.
+    stop: &'a Stop,
+    /// Reading ended because of `stop`, before the input's end: flows still
+    /// open close with `shutdown`.
+    interrupted: AtomicBool,
 }
 
 /// What [`Shared::grab`] got.
@@ -164,7 +171,11 @@ impl<S: ChunkSource> Shared<'_, S> {
         if r.next >= oldest + AHEAD || (heavy && r.next > oldest) {
             return Grab::Wait;
         }
-        if self.closed.load(Ordering::Relaxed) || !r.source.next_chunk(chunk) {
+        // Between chunks, never per packet: the packet path stays as it was.
+        let stopped = self.stop.is_requested();
+        if stopped || self.closed.load(Ordering::Relaxed) || !r.source.next_chunk(chunk) {
+            // Set before any worker can learn of the end (under the lock, before `End` is sent).
+            self.interrupted.store(stopped, Ordering::Release);
             r.ended = true;
             return Grab::End(r.next, true);
         }
@@ -180,19 +191,22 @@ pub(super) struct ChunkTotals<S> {
     pub tables: TableStats,
     /// The output went away before the end.
     pub closed: bool,
+    /// Reading stopped early because a stop was asked (see [`Stop`]).
+    pub interrupted: bool,
 }
 
 /// Run `settings.workers` workers over the chunks of `source`, the writer
-/// and (with `extraction`) the extract thread, and wait for everything to
-/// drain. Flows still open at the end are closed with `end`. `addresses`:
-/// the hosts and ports of the focus, tested once decoded (what depends on
-/// order was screened by the source).
+/// and (with `--extract`) the extract thread, and wait for everything to
+/// drain. Flows still open at the end are closed with `end`, or with
+/// `shutdown` when `stop` cut the reading short. `addresses`: the hosts and
+/// ports of the focus, tested once decoded (what depends on order was
+/// screened by the source).
 pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     settings: FlowSettings,
     end: EndReason,
     classifier: &Arc<Classifier>,
-    writer: EventWriter<W>,
-    extraction: Option<&Extraction>,
+    outlet: Outlet<'_, W>,
+    stop: &Stop,
     addresses: Option<AddressFilter>,
     source: S,
 ) -> (ChunkTotals<S>, EventWriter<W>) {
@@ -208,7 +222,11 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         applied: (0..n).map(|_| AtomicU64::new(0)).collect(),
         closed: &closed,
         frame_bytes: AtomicUsize::new(0),
+        stop,
+        interrupted: AtomicBool::new(false),
     };
+    let frames = outlet.extraction.is_some();
+    let evidence = outlet.extraction.map(|x| Arc::clone(x.shared()));
     let mut inboxes = Vec::with_capacity(n);
     let mut senders = Vec::with_capacity(n);
     for _ in 0..n {
@@ -219,8 +237,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     }
 
     let (counts, tables, writer) = std::thread::scope(|scope| {
-        let (writer_handle, outputs) =
-            spawn_outputs(scope, writer, classifier, extraction, &closed);
+        let (writer_handle, outputs) = spawn_outputs(scope, outlet, classifier, &closed);
         let shared = &shared;
         let handles: Vec<_> = inboxes
             .into_iter()
@@ -237,8 +254,8 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                     .keyed_by_vlan(settings.vlan_key),
                     defrag: Defragmenter::new(),
                     addresses: addresses.clone(),
-                    frames: extraction.is_some(),
-                    evidence: extraction.map(|x| Arc::clone(x.shared())),
+                    frames,
+                    evidence: evidence.clone(),
                     counts: IngestCounts::default(),
                     gate: PayloadGate::new(settings.timeouts),
                     now: Timestamp::EPOCH,
@@ -282,6 +299,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
         counts,
         tables,
         closed: closed.load(Ordering::Relaxed),
+        interrupted: shared.interrupted.into_inner(),
     };
     (totals, writer)
 }
@@ -391,6 +409,11 @@ impl Worker {
         // Peers blocked on this worker see it leave; then close the flows
         // (the sink sends them on a batch at a time: the table may hold a million).
         self.peers.clear();
+        let end = if shared.interrupted.load(Ordering::Acquire) {
+            EndReason::Shutdown
+        } else {
+            end
+        };
         let sink = &mut self.sink;
         self.table.finish(self.now, end, &mut |e| sink.emit(e));
         self.sink.flush();

@@ -23,7 +23,9 @@ use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 
 use super::extract::Extraction;
 use super::ingest::{Ingest, IngestCounts, Screen};
-use super::{active_filters, fill_table_stats, run_stages, FlowSettings, OutputMsg, Stages};
+use super::{
+    active_filters, fill_table_stats, run_stages, FlowSettings, Outlet, OutputMsg, Stages, Stop,
+};
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.
@@ -60,8 +62,9 @@ pub struct LiveConfig {
 /// Flags set by signal handlers.
 #[derive(Debug, Clone, Default)]
 pub struct LiveControl {
-    /// SIGINT / SIGTERM: stop capturing, close every flow, write the final stats.
-    pub stop: Arc<AtomicBool>,
+    /// SIGINT / SIGTERM: stop capturing, close every flow, write the final
+    /// stats; and the output's side of a forced exit.
+    pub stop: Stop,
     /// SIGHUP: reopen the output file.
     pub hangup: Arc<AtomicBool>,
     /// Passed on to the output file when a SIGHUP is seen.
@@ -89,7 +92,7 @@ struct Published {
     error: Option<String>,
 }
 
-/// Capture on every interface until `control.stop` is set or a capture fails
+/// Capture on every interface until a stop is requested (`control.stop`) or a capture fails
 /// (unless `--retry`). Flows still open at the end close with `shutdown`.
 pub fn run_live<W: Write + Send>(
     config: &LiveConfig,
@@ -108,13 +111,17 @@ pub fn run_live<W: Write + Send>(
     writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
     let fronts = captures.len();
     let extraction = extraction.as_ref();
+    let outlet = Outlet {
+        writer,
+        extraction,
+        gate: control.stop.gate(),
+    };
     let (failed, tables, writer, closed) = run_stages(
         config.flow,
         fronts,
         EndReason::Shutdown,
         &classifier,
-        writer,
-        extraction,
+        outlet,
         |stages| {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = captures
@@ -283,7 +290,7 @@ fn supervise(
     let mut next_stats = Instant::now() + config.stats_interval;
     let mut dropped_before = (0, 0);
     while !halt.load(Ordering::Relaxed) && !stages.closed.load(Ordering::Relaxed) {
-        if control.stop.load(Ordering::Relaxed) {
+        if control.stop.is_requested() {
             return;
         }
         if control.hangup.swap(false, Ordering::Relaxed) {

@@ -24,6 +24,7 @@ mod merge;
 pub mod offline;
 mod payload_gate;
 mod sink;
+mod stop;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,12 +39,12 @@ use crate::filter::{Focus, VerdictSet};
 use crate::flow::{EndReason, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
 
-use extract::Extraction;
-use sink::{spawn_outputs, OutputMsg, Sink};
+use sink::{spawn_outputs, Outlet, OutputMsg, Sink};
 
 pub use extract::{ExtractConfig, ExtractError};
 pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
 pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
+pub use stop::{Stop, WriteGate};
 
 /// Batches in flight per worker.
 const QUEUE_BATCHES: usize = 64;
@@ -239,8 +240,7 @@ fn run_stages<W: Write + Send, R>(
     fronts: usize,
     end: EndReason,
     classifier: &Arc<Classifier>,
-    writer: EventWriter<W>,
-    extraction: Option<&Extraction>,
+    outlet: Outlet<'_, W>,
     front: impl FnOnce(Stages<'_>) -> R,
 ) -> (R, TableStats, EventWriter<W>, bool) {
     let workers = settings.workers.max(1);
@@ -257,8 +257,7 @@ fn run_stages<W: Write + Send, R>(
     }
 
     let (result, table_stats, writer) = std::thread::scope(|scope| {
-        let (writer_handle, outputs) =
-            spawn_outputs(scope, writer, classifier, extraction, &closed);
+        let (writer_handle, outputs) = spawn_outputs(scope, outlet, classifier, &closed);
         let mut worker_handles = Vec::with_capacity(workers);
         for (worker, (rx, slot)) in receivers.into_iter().zip(&tables).enumerate() {
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)

@@ -15,7 +15,7 @@ use crate::output::{EventWriter, FileStats, Stats};
 use super::chunked::{run_chunked, ChunkSource};
 use super::extract::Extraction;
 use super::ingest::{IngestCounts, Screen};
-use super::{active_filters, fill_table_stats, FlowSettings};
+use super::{active_filters, fill_table_stats, FlowSettings, Outlet, Stop};
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct AnalyzeConfig {
     /// Storm control: alerts a source may produce per minute before the
     /// rest are folded into `alert_summary` events (0: off).
     pub alert_burst: usize,
+    /// Asked from outside (a signal) to stop reading and report what was read.
+    pub stop: Stop,
 }
 
 impl AnalyzeConfig {
@@ -43,6 +45,7 @@ impl AnalyzeConfig {
             focus: Focus::default(),
             verdicts: VerdictSet::ALL,
             alert_burst: 0,
+            stop: Stop::default(),
         }
     }
 }
@@ -59,6 +62,9 @@ pub struct RunOutcome {
     /// an error) or not writable (a full disk); the writer holds the error
     /// (`EventWriter::take_error`).
     pub output_closed: bool,
+    /// A stop was asked (`config.stop`) and reading ended before the input
+    /// did; flows still open were closed with `shutdown`.
+    pub interrupted: bool,
     pub elapsed: std::time::Duration,
 }
 
@@ -88,12 +94,17 @@ pub fn run_offline<W: Write + Send>(
         screen,
         screened: IngestCounts::default(),
     };
+    let outlet = Outlet {
+        writer,
+        extraction: extraction.as_ref(),
+        gate: config.stop.gate(),
+    };
     let (totals, writer) = run_chunked(
         config.flow,
         EndReason::EndOfInput,
         &classifier,
-        writer,
-        extraction.as_ref(),
+        outlet,
+        &config.stop,
         addresses,
         source,
     );
@@ -108,11 +119,15 @@ pub fn run_offline<W: Write + Send>(
     fill_table_stats(&mut stats, &totals.tables);
     stats.filters = active_filters(&config.focus, config.verdicts, counts.first_ts);
     stats.extract = extraction.as_ref().map(Extraction::stats);
+    if totals.interrupted {
+        stats.interrupted = config.stop.requested();
+    }
     let outcome = RunOutcome {
         stats,
         last_ts: counts.last_ts,
         input_errors: errors,
         output_closed: totals.closed,
+        interrupted: totals.interrupted,
         elapsed: started.elapsed(),
     };
     Ok((outcome, writer))
@@ -200,9 +215,10 @@ impl ChunkSource for Files<'_> {
 
 impl Files<'_> {
     /// What was read of each file, and how many could not be read to the
-    /// end. A file still open was cut short by the output closing.
+    /// end. A file still open was cut short (by the output closing, or a stop).
     fn finish(mut self) -> (Vec<FileStats>, usize) {
-        if let Some((_, file_stats, _)) = self.open.take() {
+        if let Some((capture, mut file_stats, _)) = self.open.take() {
+            file_stats.bytes_read = capture.bytes_read();
             self.stats.push(file_stats);
         }
         self.progress.finish();

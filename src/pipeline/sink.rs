@@ -15,6 +15,7 @@ use crate::flow::{EndReason, Flow, FlowEvent};
 use crate::output::{EventWriter, Stats};
 
 use super::extract::{self, Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
+use super::stop::WriteGate;
 
 /// Batches of events in flight to the writer.
 const OUTPUT_QUEUE: usize = 64;
@@ -53,21 +54,35 @@ impl Outputs {
     }
 }
 
+/// Where a run's results go.
+pub(super) struct Outlet<'a, W: Write> {
+    /// The events.
+    pub writer: EventWriter<W>,
+    /// The evidence files (`--extract`).
+    pub extraction: Option<&'a Extraction>,
+    /// Shut before a forced exit (see [`WriteGate`]).
+    pub gate: &'a WriteGate,
+}
+
 /// Start the writer and, with `--extract`, the extract thread. Each ends once
 /// every sender of [`Outputs`] (and of the sinks made from it) is dropped.
 pub(super) fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
-    writer: EventWriter<W>,
+    outlet: Outlet<'env, W>,
     classifier: &Arc<Classifier>,
-    extraction: Option<&Extraction>,
     closed: &'env AtomicBool,
 ) -> (
     std::thread::ScopedJoinHandle<'scope, EventWriter<W>>,
     Outputs,
 ) {
+    let Outlet {
+        writer,
+        extraction,
+        gate,
+    } = outlet;
     let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
     let shared = extraction.map(|x| Arc::clone(x.shared()));
-    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed, shared));
+    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed, gate, shared));
     let evidence = extraction.map(|x| {
         let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
         let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
@@ -139,21 +154,23 @@ impl Sink {
 /// The writer: writes as events come, flushing whenever it has caught up so
 /// alerts appear at once. On the first failure it records the error in the
 /// writer, tells the fronts to stop, and keeps draining so nobody blocks.
+/// Once `gate` is shut (a forced exit is coming) it flushes what it wrote,
+/// whole events only, and writes nothing more.
 fn write_events<W: Write>(
     mut writer: EventWriter<W>,
     rx: Receiver<Vec<OutputMsg>>,
     closed: &AtomicBool,
+    gate: &WriteGate,
     evidence: Option<Arc<extract::Shared>>,
 ) -> EventWriter<W> {
-    let mut failed = false;
+    // Failed, or shut by the gate: nothing more is written.
+    let mut done = false;
     loop {
         let batch = match rx.try_recv() {
             Ok(b) => b,
             Err(_) => {
-                if !failed {
-                    if let Err(e) = writer.flush() {
-                        failed = fail(&mut writer, e, closed);
-                    }
+                if !done {
+                    done = !settle(&mut writer, closed, gate);
                 }
                 match rx.recv() {
                     Ok(b) => b,
@@ -161,18 +178,25 @@ fn write_events<W: Write>(
                 }
             }
         };
-        for msg in batch {
+        let mut batch = batch;
+        if let Some(x) = &evidence {
             // A flow event names its evidence file only once it is written;
-            // the outcome is taken even when the output has failed.
-            let msg = match (msg, &evidence) {
-                (OutputMsg::End(f, r, Some(path)), Some(x)) => {
-                    OutputMsg::End(f, r, x.evidence_written(f.id, path))
+            // the outcome is taken even when nothing more is written.
+            for msg in &mut batch {
+                if let OutputMsg::End(f, _, path) = msg {
+                    *path = path.take().and_then(|p| x.evidence_written(f.id, p));
                 }
-                (msg, _) => msg,
-            };
-            if failed {
-                continue;
             }
+        }
+        if done {
+            continue;
+        }
+        if !gate.enter() {
+            settle(&mut writer, closed, gate);
+            done = true;
+            continue;
+        }
+        for msg in batch {
             let result = match msg {
                 OutputMsg::Alert(f) => writer.alert(&f),
                 OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
@@ -181,22 +205,48 @@ fn write_events<W: Write>(
                 OutputMsg::Flush => writer.flush(),
             };
             if let Err(e) = result {
-                failed = fail(&mut writer, e, closed);
+                fail(&mut writer, e, closed, gate);
+                done = true;
                 break;
             }
         }
     }
-    if !failed {
-        if let Err(e) = writer.finish().and_then(|()| writer.flush()) {
-            fail(&mut writer, e, closed);
+    if !done {
+        if !gate.enter() {
+            settle(&mut writer, closed, gate);
+        } else if let Err(e) = writer.finish() {
+            fail(&mut writer, e, closed, gate);
+        } else {
+            settle(&mut writer, closed, gate);
         }
     }
     writer
 }
 
-/// The output failed: keep the error for the exit code, tell the fronts to stop.
-fn fail<W: Write>(writer: &mut EventWriter<W>, e: std::io::Error, closed: &AtomicBool) -> bool {
+/// Flush, and tell the gate nothing written waits in a buffer; `false` if
+/// the output failed.
+fn settle<W: Write>(writer: &mut EventWriter<W>, closed: &AtomicBool, gate: &WriteGate) -> bool {
+    match writer.flush() {
+        Ok(()) => {
+            gate.flushed();
+            true
+        }
+        Err(e) => {
+            fail(writer, e, closed, gate);
+            false
+        }
+    }
+}
+
+/// The output failed: keep the error for the exit code, tell the fronts to
+/// stop; nothing more will be written, so a forced exit need not wait.
+fn fail<W: Write>(
+    writer: &mut EventWriter<W>,
+    e: std::io::Error,
+    closed: &AtomicBool,
+    gate: &WriteGate,
+) {
     writer.record_error(e);
     closed.store(true, Ordering::Relaxed);
-    true
+    gate.flushed();
 }
