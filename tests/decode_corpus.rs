@@ -1,0 +1,196 @@
+//! Decoding gaps met on real captures, checked with `portmatrix analyze
+//! --json --flows -q` over the shared corpus (`../shared/corpus`, read-only),
+//! iterating MANIFEST.tsv so that a larger corpus (CI's) is checked the same
+//! way, and tshark where the answer has to come from outside:
+//!
+//! - pcapng Simple Packet Blocks (which carry no time) never put a flow in
+//!   1970 unless the capture's own timed packets are there.
+//!
+//! If the corpus is absent every test prints a notice and passes.
+
+mod common;
+use common::{read_tsv, run_bounded};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use portmatrix::capture::Timestamp;
+use serde_json::Value;
+
+/// A run that takes longer than this is killed and fails.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    dir.join("MANIFEST.tsv").is_file().then_some(dir)
+}
+
+fn corpus_or_notice(test: &str) -> Option<PathBuf> {
+    let dir = corpus_dir();
+    if dir.is_none() {
+        eprintln!("notice: ../shared/corpus not found next to the crate; {test} skipped");
+    }
+    dir
+}
+
+/// The captures tshark reads to the end (EXPECTED.tsv), with their MANIFEST row.
+fn readable_captures(dir: &Path) -> Vec<HashMap<String, String>> {
+    let readable: Vec<String> = read_tsv(&dir.join("EXPECTED.tsv"))
+        .into_iter()
+        .filter(|r| r.get("tshark_read_error").map(String::as_str) == Some("no"))
+        .filter_map(|r| r.get("file").cloned())
+        .collect();
+    read_tsv(&dir.join("MANIFEST.tsv"))
+        .into_iter()
+        .filter(|r| r.get("kind").map(String::as_str) == Some("capture"))
+        .filter(|r| r.get("file").is_some_and(|f| readable.contains(f)))
+        .collect()
+}
+
+fn col<'a>(row: &'a HashMap<String, String>, name: &str) -> &'a str {
+    row.get(name).map_or("", String::as_str)
+}
+
+/// The events of `portmatrix analyze --json --flows -q FILE`, which must exit 0.
+fn analyze(dir: &Path, file: &str) -> Vec<Value> {
+    let run = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+            .args(["analyze", "--json", "--flows", "-q"])
+            .arg(dir.join(file))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        TIMEOUT,
+    );
+    assert_eq!(run.code, Some(0), "{file}: {}", run.describe());
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: not JSON: {e}: {l}")))
+        .collect()
+}
+
+fn flows(events: &[Value]) -> impl Iterator<Item = &Value> {
+    events.iter().filter(|e| e["event_type"] == "flow")
+}
+
+/// tshark's `-T fields` output for `file`, one line a frame.
+fn tshark_fields(dir: &Path, file: &str, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(dir.join(file)).args(["-T", "fields"]);
+    if !filter.is_empty() {
+        cmd.args(["-Y", filter]);
+    }
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let run = run_bounded(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()), TIMEOUT);
+    assert_eq!(run.code, Some(0), "tshark on {file}: {}", run.describe());
+    run.stdout.lines().map(str::to_string).collect()
+}
+
+/// A Simple Packet Block has no time: it takes that of the last timed packet
+/// of its interface, else of the first timed packet further on, else the
+/// file's modification time. So a flow starts or ends in 1970 only when the
+/// capture's own timed packets say so, which tshark is asked for (it shows no
+/// time for a Simple Packet Block).
+#[test]
+fn simple_packet_blocks_never_put_a_flow_in_1970() {
+    let Some(dir) = corpus_or_notice("simple_packet_blocks_never_put_a_flow_in_1970") else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for row in readable_captures(&dir) {
+        let file = col(&row, "file");
+        if !col(&row, "format").starts_with("pcapng") {
+            continue;
+        }
+        checked += 1;
+        let events = analyze(&dir, file);
+        let in_1970 = flows(&events)
+            .flat_map(|f| [&f["start"], &f["end"]])
+            .filter_map(Value::as_str)
+            .any(|t| t.starts_with("1970-01-01"));
+        if !in_1970 {
+            continue;
+        }
+        let timed_in_1970 = tshark_fields(&dir, file, "", &["frame.time_epoch"])
+            .iter()
+            .filter_map(|t| t.parse::<f64>().ok())
+            .any(|secs| secs < 86_400.0);
+        if !timed_in_1970 {
+            problems.push(format!(
+                "{file}: a flow in 1970, but no timed packet of the capture is"
+            ));
+        }
+    }
+    eprintln!("{checked} pcapng captures checked");
+    assert!(checked > 0, "no pcapng capture in the corpus");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The corpus's captures of Simple Packet Blocks (pcapng-test-generator's
+/// "SPBs", "Mix of SPBs and EPBs", "Multiple NRB among SPB/EPB", "Duplicate
+/// ISBs … intermixed in EPB/SPB"): every flow starts at or after the first
+/// timed packet, and the SPB-only file's flows at the file's modification time.
+#[test]
+fn simple_packet_blocks_take_a_time_from_the_capture() {
+    let Some(dir) = corpus_or_notice("simple_packet_blocks_take_a_time_from_the_capture") else {
+        return;
+    };
+    for file in [
+        "formats/pcapngtg__test011-le.pcapng",
+        "formats/pcapngtg__test016-le.pcapng",
+        "formats/pcapngtg__test101-le.pcapng",
+    ] {
+        if !dir.join(file).is_file() {
+            continue;
+        }
+        let first_timed = tshark_fields(&dir, file, "", &["frame.time_epoch"])
+            .iter()
+            .filter_map(|t| t.parse::<f64>().ok())
+            .fold(f64::INFINITY, f64::min);
+        let events = analyze(&dir, file);
+        let starts: Vec<f64> = flows(&events)
+            .filter_map(|f| f["start"].as_str())
+            .map(epoch_secs)
+            .collect();
+        assert!(!starts.is_empty(), "{file}: no flow");
+        for s in starts {
+            assert!(
+                (s - first_timed) > -1e-6,
+                "{file}: a flow starts at {s}, before the first timed packet {first_timed}"
+            );
+        }
+    }
+    for file in [
+        "formats/pcapngtg__test010-le.pcapng",
+        "formats/pcapngtg__test010-be.pcapng",
+    ] {
+        let path = dir.join(file);
+        let Ok(modified) = path.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        let written = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("modified after 1970")
+            .as_secs_f64();
+        let events = analyze(&dir, file);
+        let starts: Vec<f64> = flows(&events)
+            .filter_map(|f| f["start"].as_str())
+            .map(epoch_secs)
+            .collect();
+        assert!(!starts.is_empty(), "{file}: no flow");
+        assert!(
+            starts.iter().all(|s| (s - written).abs() < 1e-3),
+            "{file}: flows start at {starts:?}, the file was written at {written}"
+        );
+    }
+}
+
+/// Seconds since the epoch of a time as the events write it.
+fn epoch_secs(t: &str) -> f64 {
+    let ts: Timestamp = t.parse().unwrap_or_else(|e| panic!("{t}: {e:?}"));
+    ts.as_nanos() as f64 / 1e9
+}
