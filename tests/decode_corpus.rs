@@ -6,6 +6,12 @@
 //! - pcapng Simple Packet Blocks (which carry no time) never put a flow in
 //!   1970 unless the capture's own timed packets are there.
 //!
+//! - A TCP header shorter than 20 bytes (data offset under 5) is a counted
+//!   decode failure (`bad_tcp_header_len`), never a flow. That no such header
+//!   becomes a flow anywhere in the corpus is also what tests/analyze_corpus.rs
+//!   checks against tshark's endpoint pairs, which leave them out; here the
+//!   captures known to hold one are checked for the reason too.
+//!
 //! If the corpus is absent every test prints a notice and passes.
 
 mod common;
@@ -186,6 +192,64 @@ fn simple_packet_blocks_take_a_time_from_the_capture() {
             starts.iter().all(|s| (s - written).abs() < 1e-3),
             "{file}: flows start at {starts:?}, the file was written at {written}"
         );
+    }
+}
+
+/// Captures with TCP headers shorter than 20 bytes, and how many (tshark's
+/// `tcp.hdr_len < 20`, checked below so that the list stays true).
+const SHORT_TCP_HEADERS: &[(&str, usize)] = &[
+    // A fuzzed Kerberos reply: data offset 2 (8 bytes).
+    ("formats/ndpi__kerberos_fuzz-lt228.pcapng", 1),
+];
+
+#[test]
+fn a_tcp_header_under_20_bytes_is_a_decode_failure_not_a_flow() {
+    let Some(dir) = corpus_or_notice("a_tcp_header_under_20_bytes_is_a_decode_failure_not_a_flow")
+    else {
+        return;
+    };
+    for &(file, n) in SHORT_TCP_HEADERS {
+        if !dir.join(file).is_file() {
+            continue;
+        }
+        let fields = [
+            "ip.src",
+            "ipv6.src",
+            "tcp.srcport",
+            "ip.dst",
+            "ipv6.dst",
+            "tcp.dstport",
+        ];
+        let short = tshark_fields(&dir, file, "tcp.hdr_len < 20", &fields);
+        assert_eq!(short.len(), n, "{file}: tshark's short TCP headers");
+        let events = analyze(&dir, file);
+        let stats = events
+            .iter()
+            .find(|e| e["event_type"] == "stats")
+            .expect("a stats event");
+        let failures = stats["stats"]["decode_failures"]["bad_tcp_header_len"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(failures >= n as u64, "{file}: {}", stats["stats"]);
+        for line in short {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (src, sport, dst, dport) = (
+                format!("{}{}", f[0], f[1]),
+                f[2].parse::<u64>().ok(),
+                format!("{}{}", f[3], f[4]),
+                f[5].parse::<u64>().ok(),
+            );
+            let as_flow = flows(&events).find(|e| {
+                let ends = [
+                    (e["src_ip"].as_str(), e["src_port"].as_u64()),
+                    (e["dest_ip"].as_str(), e["dest_port"].as_u64()),
+                ];
+                e["proto"] == "TCP"
+                    && ends.contains(&(Some(src.as_str()), sport))
+                    && ends.contains(&(Some(dst.as_str()), dport))
+            });
+            assert!(as_flow.is_none(), "{file}: {as_flow:?}");
+        }
     }
 }
 
