@@ -1,6 +1,7 @@
 //! Link layers: find where the IP header starts, and the outer VLAN id.
-//! MPLS label stacks and PPPoE sessions are walked here too: they sit
-//! between an EtherType and IP, and are recorded as encapsulation layers.
+//! MPLS label stacks, PPPoE sessions, 802.1ah PBB (MAC-in-MAC) and 802.1BR
+//! E-tags are walked here too: they sit between an EtherType and IP, and are
+//! recorded as encapsulation layers.
 
 use super::{DecodeError, Decoded, EncapKind, OtherProto, Outside};
 
@@ -30,6 +31,15 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 const ETHERTYPE_MPLS: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// 802.1ah Provider Backbone Bridging: an I-TAG, then the customer's frame.
+const ETHERTYPE_PBB: u16 = 0x88e7;
+/// 802.1BR Bridge Port Extension: an E-TAG, then the frame's own EtherType.
+const ETHERTYPE_ETAG: u16 = 0x893f;
+
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+const PPP_MPLS: u16 = 0x0281;
+const PPP_MPLS_MULTICAST: u16 = 0x0283;
 
 /// Which IP version the link layer announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,15 +180,16 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
             } else {
                 0
             };
-            ppp(data, at)
+            ppp(data, at, outside)
         }
         LINKTYPE_NFLOG => nflog(data),
         _ => Err(malformed(DecodeError::UnsupportedLinkType)),
     }
 }
 
-/// A PPP protocol field at `at` (one byte if its low bit is set, else two).
-fn ppp(data: &[u8], at: usize) -> Result<L3, Decoded> {
+/// A PPP protocol field at `at` (one byte if its low bit is set, else two),
+/// then IPv4, IPv6 or an MPLS label stack.
+pub(super) fn ppp(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
     let first = *data.get(at).ok_or(malformed(DecodeError::TruncatedLink))?;
     let (proto, at) = if first & 1 == 1 {
         (u16::from(first), at + 1)
@@ -189,8 +200,10 @@ fn ppp(data: &[u8], at: usize) -> Result<L3, Decoded> {
         )
     };
     match proto {
-        0x0021 => Ok(L3 { net: Net::V4, at }),
-        0x0057 => Ok(L3 { net: Net::V6, at }),
+        PPP_IPV4 => Ok(L3 { net: Net::V4, at }),
+        PPP_IPV6 => Ok(L3 { net: Net::V6, at }),
+        // The label stack is walked as after its EtherType.
+        PPP_MPLS | PPP_MPLS_MULTICAST => ethertype(data, at, ETHERTYPE_MPLS, outside),
         other => Err(Decoded::Other(OtherProto::PppProto(other))),
     }
 }
@@ -235,8 +248,8 @@ pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<
 }
 
 /// Follows an EtherType (and VLAN tags, an LLC/SNAP header, MPLS labels, a
-/// PPPoE session) to the network layer. Every round moves `at` forward, so
-/// the walk ends.
+/// PPPoE session, PBB, E-tags) to the network layer. Every round moves `at`
+/// forward, so the walk ends.
 #[inline]
 pub(super) fn ethertype(
     data: &[u8],
@@ -269,7 +282,21 @@ pub(super) fn ethertype(
                 if data.len() < at + 8 {
                     return Err(malformed(DecodeError::PppoeTruncated));
                 }
-                return ppp(data, at + 6);
+                return ppp(data, at + 6, outside);
+            }
+            // I-TAG (priority, flags, 24-bit service id), then the customer's
+            // destination and source MACs and EtherType.
+            ETHERTYPE_PBB => {
+                outside.enter(EncapKind::Pbb)?;
+                et = be16(data, at + 4 + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+                at += 4 + 14;
+            }
+            // E-TAG: priority, ingress and destination E-CIDs (6 bytes), then
+            // the EtherType of the frame itself.
+            ETHERTYPE_ETAG => {
+                outside.enter(EncapKind::Etag)?;
+                et = be16(data, at + 6).ok_or(malformed(DecodeError::TruncatedLink))?;
+                at += 8;
             }
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
                 outside.enter(EncapKind::Mpls)?;

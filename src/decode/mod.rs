@@ -12,8 +12,10 @@
 //! NFLOG (239).
 //!
 //! Tunnels are entered and the packet inside is what gets decoded: GRE (with
-//! ERSPAN I/II/III, transparent Ethernet bridging and WCCP redirects), VXLAN,
-//! Geneve, IP-in-IP, MPLS and PPPoE sessions (see `tunnel.rs` and `link.rs`).
+//! ERSPAN I/II/III, transparent Ethernet bridging, WCCP redirects and PPP),
+//! PPTP's GRE, GRE in UDP, VXLAN, Geneve, IP-in-IP, MPLS (also inside PPP),
+//! PPPoE sessions, 802.1ah PBB and 802.1BR E-tags (see `tunnel.rs` and
+//! `link.rs`).
 //! The layers entered are recorded in the packet's [`Encap`], at most
 //! [`MAX_ENCAP_DEPTH`] of them. Fragmented outer packets are not entered: a
 //! tunnel is read only when its whole header is in one unfragmented packet.
@@ -137,7 +139,8 @@ pub enum OtherProto {
     EtherType(u16),
     /// A NULL/LOOP address family other than IPv4 or IPv6.
     AddressFamily(u32),
-    /// A PPP protocol other than IPv4 or IPv6 (LCP, IPCP, PAP, …).
+    /// A PPP protocol other than IPv4, IPv6 or MPLS (LCP, IPCP, PAP,
+    /// compressed datagrams, …).
     PppProto(u16),
 }
 
@@ -193,6 +196,8 @@ impl OtherProto {
                 0xc023 => "ppp_pap",
                 0xc223 => "ppp_chap",
                 0x80fd => "ppp_ccp",
+                // Compressed or encrypted (MPPE): what PPTP usually carries.
+                0x00fd => "ppp_compressed",
                 _ => return None,
             },
             OtherProto::AddressFamily(_) => return None,

@@ -1,10 +1,13 @@
 //! Decoder tests on literal frames (and a few built with etherparse's
-//! `PacketBuilder` as a cross-check). Tunnels are in `tests/tunnel.rs`.
+//! `PacketBuilder` as a cross-check). Tunnels are in `tests/tunnel.rs`, PPP and
+//! GRE in UDP in `tests/ppp.rs`, PBB and E-tags in `tests/bridging.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
 
+mod bridging;
+mod ppp;
 mod tunnel;
 
 const ETH_HDR_V4: [u8; 14] = [
