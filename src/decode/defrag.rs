@@ -145,6 +145,7 @@ impl Defragmenter {
                 vlan: f.vlan,
                 encap: f.encap,
                 app: None,
+                l2_group: f.l2_group,
             })
         };
         if let Some(first) = f.first {

@@ -218,6 +218,7 @@ impl<'a> Ip<'a> {
                 vlan: self.outside.vlan,
                 encap: self.outside.encap,
                 app: l4.app,
+                l2_group: self.outside.l2_group,
             }),
             Err(e) => Decoded::Malformed(e),
         }
@@ -246,6 +247,7 @@ impl<'a> Ip<'a> {
             payload_len: self.claimed as u32,
             vlan: self.outside.vlan,
             encap: self.outside.encap,
+            l2_group: self.outside.l2_group,
             first,
         })
     }

@@ -135,6 +135,7 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 14).ok_or(malformed(DecodeError::TruncatedLink))?;
+            outside.l2_group = sll_group(be16(data, 0).unwrap_or(0));
             ethertype(data, 16, et, outside)
         }
         LINKTYPE_LINUX_SLL2 => {
@@ -143,6 +144,7 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 0).ok_or(malformed(DecodeError::TruncatedLink))?;
+            outside.l2_group = sll_group(data.get(10).copied().map_or(0, u16::from));
             ethertype(data, 20, et, outside)
         }
         // tshark decides by the version nibble for 228/229 too, so a
@@ -185,6 +187,19 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
         LINKTYPE_NFLOG => nflog(data),
         _ => Err(malformed(DecodeError::UnsupportedLinkType)),
     }
+}
+
+/// Whether a Linux cooked capture's packet type says the packet was sent to
+/// a group address: PACKET_BROADCAST (1) or PACKET_MULTICAST (2).
+fn sll_group(packet_type: u16) -> bool {
+    matches!(packet_type, 1 | 2)
+}
+
+/// Whether the Ethernet destination MAC at `at` is a group address
+/// (broadcast or multicast): the I/G bit, the low bit of its first octet.
+#[inline]
+fn group_mac(data: &[u8], at: usize) -> bool {
+    data.get(at).is_some_and(|b| b & 1 == 1)
 }
 
 /// A PPP protocol field at `at` (one byte if its low bit is set, else two),
@@ -244,6 +259,7 @@ fn nflog(data: &[u8]) -> Result<L3, Decoded> {
 #[inline]
 pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
     let et = be16(data, at + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+    outside.l2_group = group_mac(data, at);
     ethertype(data, at + 14, et, outside)
 }
 
@@ -289,6 +305,7 @@ pub(super) fn ethertype(
             ETHERTYPE_PBB => {
                 outside.enter(EncapKind::Pbb)?;
                 et = be16(data, at + 4 + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+                outside.l2_group = group_mac(data, at + 4);
                 at += 4 + 14;
             }
             // E-TAG: priority, ingress and destination E-CIDs (6 bytes), then
@@ -309,6 +326,7 @@ pub(super) fn ethertype(
                     Some(0) => {
                         et =
                             be16(data, at + 4 + 12).ok_or(malformed(DecodeError::MplsTruncated))?;
+                        outside.l2_group = group_mac(data, at + 4);
                         at += 4 + 14;
                     }
                     Some(_) => return Err(Decoded::Other(OtherProto::EtherType(et))),

@@ -62,6 +62,13 @@ pub struct PacketMeta {
     /// What the captured payload looks like (`None`: no payload captured, or
     /// a reassembled fragment). Flows look at it for their first packets.
     pub app: Option<AppGuess>,
+    /// Sent to a link-layer group address (broadcast or multicast): the
+    /// group bit of the innermost Ethernet destination MAC, or on Linux
+    /// cooked captures (SLL, SLL2) a broadcast or multicast packet type.
+    /// False where the link has no destination address (raw IP, PPP, …) and
+    /// for a packet inside an IP tunnel that carries no Ethernet frame. A
+    /// broadcast destination is never a client.
+    pub l2_group: bool,
 }
 
 /// TCP flag bits of [`PacketMeta::tcp_flags`].
@@ -106,6 +113,8 @@ pub struct FragmentMeta {
     pub payload_len: u32,
     pub vlan: Option<u16>,
     pub encap: Encap,
+    /// As [`PacketMeta::l2_group`].
+    pub l2_group: bool,
     /// Set for the first fragment (offset 0): the ports.
     pub first: Option<FirstFragment>,
 }
@@ -353,6 +362,8 @@ impl fmt::Display for DecodeError {
 struct Outside {
     vlan: Option<u16>,
     encap: Encap,
+    /// The innermost link-layer destination is a group address.
+    l2_group: bool,
 }
 
 impl Outside {
@@ -410,6 +421,9 @@ fn walk(link_type: u16, data: &[u8], outside: &mut Outside) -> Decoded {
             link::Net::V6 => ip::ipv6(b, *outside),
             _ => ip::ipv4(b, *outside),
         };
+        // A packet inside an IP tunnel has a link-layer destination only
+        // if the tunnel carries an Ethernet frame, which sets it again.
+        outside.l2_group = false;
         match tunnel::inner(&ip, outside) {
             Ok(Some(inner)) => (net, b) = (inner.net, inner.bytes),
             Ok(None) => return ip.decoded,

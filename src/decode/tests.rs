@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::*;
 
 mod bridging;
+mod l2_group;
 mod ppp;
 mod tunnel;
 
@@ -87,6 +88,7 @@ fn syn_meta(vlan: Option<u16>) -> PacketMeta {
         vlan,
         encap: Encap::NONE,
         app: None,
+        l2_group: false,
     }
 }
 

@@ -204,6 +204,7 @@ mod tests {
             vlan: None,
             encap: Encap::default(),
             app: None,
+            l2_group: false,
         })
     }
 

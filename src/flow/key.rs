@@ -224,6 +224,7 @@ mod tests {
                             vlan: Some(7),
                             encap: crate::decode::Encap::NONE,
                             app: None,
+                            l2_group: false,
                         };
                         for vlan_key in [false, true] {
                             let vlan = vlan_key.then_some(7);

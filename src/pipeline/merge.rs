@@ -126,6 +126,7 @@ mod tests {
                 vlan: None,
                 encap: Encap::default(),
                 app: None,
+                l2_group: false,
             },
             hash: 0,
             wire_len: 60,
