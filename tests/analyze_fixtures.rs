@@ -76,7 +76,7 @@ fn flows_of(events: &[Value]) -> Vec<ExpectedFlow> {
     flows
 }
 
-const FIXTURES: [(&str, &str); 7] = [
+const FIXTURES: [(&str, &str); 8] = [
     ("sample-contact-center", "pcapng"),
     ("link-types", "pcapng"),
     ("sll2", "pcap"),
@@ -84,6 +84,7 @@ const FIXTURES: [(&str, &str); 7] = [
     ("vlan-qinq-ipv6ext", "pcap"),
     ("truncated", "pcap"),
     ("tunnels", "pcap"),
+    ("tunnels-ppp-bridging", "pcapng"),
 ];
 
 #[test]
@@ -307,6 +308,53 @@ fn text_output_names_the_tunnels() {
         "10.10.1.10:50500 -> 10.10.1.70:162 vlan 900 in mpls/gre/erspan2",
     ] {
         assert!(out.contains(needle), "{needle}: {out}");
+    }
+}
+
+/// tshark, an independent decoder, finds the same TCP and UDP endpoint pairs
+/// in the tunnel fixtures, less the tunnels' own datagrams (VXLAN, Geneve,
+/// GRE in UDP), which run between tunnel endpoints in 10.99.0.0/16 and are
+/// not flows.
+#[test]
+fn tunnel_fixtures_agree_with_tshark() {
+    for name in ["tunnels.pcap", "tunnels-ppp-bridging.pcapng"] {
+        let path = fixture(name);
+        let path = path.to_str().expect("path");
+        let o = Command::new("tshark")
+            .args(["-r", path, "-q", "-z", "conv,tcp", "-z", "conv,udp"])
+            .output()
+            .expect("tshark runs (scripts/setup --test installs it)");
+        assert!(o.status.success(), "{name}: tshark failed");
+        let mut theirs = std::collections::BTreeSet::new();
+        let mut proto = "";
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            if line.starts_with("TCP Conversations") {
+                proto = "TCP";
+            } else if line.starts_with("UDP Conversations") {
+                proto = "UDP";
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let [a, "<->", b, ..] = words[..] {
+                if !a.starts_with("10.99.") || !b.starts_with("10.99.") {
+                    theirs.insert((
+                        proto.to_string(),
+                        a.min(b).to_string(),
+                        a.max(b).to_string(),
+                    ));
+                }
+            }
+        }
+        let ours: std::collections::BTreeSet<_> =
+            flows_of(&events(&analyze(&["--json", "--flows", "-q", path])))
+                .into_iter()
+                .map(|f| {
+                    let a = format!("{}:{}", f.src_ip, f.src_port);
+                    let b = format!("{}:{}", f.dest_ip, f.dest_port);
+                    (f.proto.clone(), a.clone().min(b.clone()), a.max(b))
+                })
+                .collect();
+        assert!(!ours.is_empty(), "{name}");
+        assert_eq!(ours, theirs, "{name}");
     }
 }
 

@@ -183,6 +183,25 @@ fn each_example_gets_the_right_listener_and_verdict() {
         },
         &|p| p.udp(c, s, &[0x42; 24]),
     );
+    // A subnet's broadcast: only the frame's destination (ff:ff:ff:ff:ff:ff)
+    // tells it from a host.
+    let (c, s) = ((A, 40005), ([10, 0, 0, 255], 6002));
+    case(
+        &mut p,
+        "subnet broadcast",
+        c,
+        s,
+        Want {
+            listener: s,
+            verdict: "documented",
+            direction: "multicast",
+        },
+        &|p| {
+            p.broadcast = true;
+            p.udp(c, s, &[0x42; 24]);
+            p.broadcast = false;
+        },
+    );
     // NetFlow export to 2055 from an exporter's port in the Windows media
     // range: a wide range on the sender's side alone is no evidence.
     let (c, s) = ((A, 40002), (B, 2055));

@@ -33,6 +33,10 @@ const MAX_SNAPLEN: u32 = 262_144;
 /// Most interfaces one pcapng section may describe.
 const MAX_INTERFACES: usize = 65_536;
 
+/// Most bytes read ahead, once per file, for the time of a Simple Packet
+/// Block met before any timed packet.
+const LOOKAHEAD_BYTES: u64 = 16 << 20;
+
 /// Initial size of the read buffer.
 const INITIAL_BUFFER: usize = 256 << 10;
 
@@ -214,6 +218,9 @@ struct Interface {
     snaplen: u32,
     units_per_sec: u64,
     offset_secs: i64,
+    /// Time of this interface's last timed packet: Simple Packet Blocks of
+    /// interface 0 carry none and take it.
+    last_ts: Option<Timestamp>,
 }
 
 #[derive(Debug)]
@@ -222,8 +229,12 @@ struct NgState {
     interfaces: Vec<Interface>,
     /// File-wide number of this section's interface 0.
     base: u32,
-    /// Timestamp of the last timed packet, given to Simple Packet Blocks.
-    last_ts: Timestamp,
+    /// Time of the last timed packet of any interface, for a Simple Packet
+    /// Block met before interface 0 had one.
+    last_ts: Option<Timestamp>,
+    /// For a Simple Packet Block met before any timed packet: looked up once
+    /// (see [`CaptureFile::untimed`]).
+    untimed: Option<Timestamp>,
 }
 
 /// Where the next packet lies in the buffer, and what it is.
@@ -275,6 +286,8 @@ pub struct CaptureFile {
     ng: NgState,
     /// Bytes of the record last returned, consumed on the next call.
     pending: usize,
+    /// The file's modification time (`None` for bytes in memory).
+    mtime: Option<Timestamp>,
     /// Set after the end of file or an error: `next_packet` returns `Ok(None)`.
     done: bool,
     /// While a chunk holds packets framed in `buf`, `fill` must neither move
@@ -300,7 +313,16 @@ impl CaptureFile {
                 "it is a directory",
             )));
         }
-        CaptureFile::start(path.to_path_buf(), Input::File(file), meta.len())
+        let mut cap = CaptureFile::start(path.to_path_buf(), Input::File(file), meta.len())?;
+        cap.mtime = meta.modified().ok().and_then(|t| {
+            let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+            let secs = i64::try_from(since.as_secs()).ok()?;
+            Some(Timestamp::from_secs_nanos(
+                secs,
+                u64::from(since.subsec_nanos()),
+            ))
+        });
+        Ok(cap)
     }
 
     /// Reads a capture held in memory, exactly as [`CaptureFile::open`] reads a
@@ -338,8 +360,10 @@ impl CaptureFile {
                 endian: Endian::Little,
                 interfaces: Vec::new(),
                 base: 0,
-                last_ts: Timestamp::EPOCH,
+                last_ts: None,
+                untimed: None,
             },
+            mtime: None,
             pending: 0,
             done: false,
             hold: false,
@@ -936,6 +960,7 @@ impl CaptureFile {
             snaplen,
             units_per_sec,
             offset_secs,
+            last_ts: None,
         });
         Ok(())
     }
@@ -969,7 +994,7 @@ impl CaptureFile {
             ));
         }
         let ng = &mut self.ng;
-        let Some(iface) = ng.interfaces.get(if_id as usize).copied() else {
+        let Some(iface) = ng.interfaces.get_mut(if_id as usize) else {
             let n = ng.interfaces.len();
             return Err(self.corrupt(
                 off,
@@ -981,11 +1006,13 @@ impl CaptureFile {
         let secs = i64::try_from(units / res).unwrap_or(i64::MAX);
         let nanos = (u128::from(units % res) * 1_000_000_000 / u128::from(res)) as u64;
         let ts = Timestamp::from_secs_nanos(secs.saturating_add(iface.offset_secs), nanos);
-        ng.last_ts = ts;
+        iface.last_ts = Some(ts);
+        let link_type = iface.link_type;
+        ng.last_ts = Some(ts);
         let interface = ng.base.saturating_add(if_id);
         Ok(Found {
             ts,
-            link_type: iface.link_type,
+            link_type,
             data_at: self.start + 28,
             data_len: caplen as usize,
             orig_len,
@@ -1011,12 +1038,13 @@ impl CaptureFile {
                 "simple packet block, but the section describes no interface before it".into(),
             ));
         };
-        let ts = ng.last_ts;
+        let known = iface.last_ts.or(ng.last_ts);
         let interface = ng.base;
         let mut caplen = (orig_len as usize).min(blen - 16);
         if iface.snaplen != 0 {
             caplen = caplen.min(iface.snaplen as usize);
         }
+        let ts = known.unwrap_or_else(|| self.untimed());
         Ok(Found {
             ts,
             link_type: iface.link_type,
@@ -1027,5 +1055,46 @@ impl CaptureFile {
             offset: off,
             record_len: blen,
         })
+    }
+
+    /// The time of a Simple Packet Block met before any timed packet (it has
+    /// none of its own): that of the first timed packet further on (within
+    /// [`LOOKAHEAD_BYTES`] of the start), else the file's modification time (a
+    /// file of Simple Packet Blocks only: when the capture was last written),
+    /// else the epoch. Looked up once per file.
+    fn untimed(&mut self) -> Timestamp {
+        if let Some(ts) = self.ng.untimed {
+            return ts;
+        }
+        let ts = self
+            .first_timed_ahead()
+            .or(self.mtime)
+            .unwrap_or(Timestamp::EPOCH);
+        self.ng.untimed = Some(ts);
+        ts
+    }
+
+    /// Reads the file again from the start with a second reader, which leaves
+    /// this one where it is, up to its first timed packet.
+    fn first_timed_ahead(&self) -> Option<Timestamp> {
+        let (input, total) = match &self.file {
+            Input::File(_) => (Input::File(File::open(&self.path).ok()?), self.total),
+            Input::Memory(c) => {
+                let bytes = c.get_ref();
+                let n = bytes.len().min(LOOKAHEAD_BYTES as usize);
+                let ahead = bytes.get(..n).unwrap_or_default().to_vec();
+                (Input::Memory(io::Cursor::new(ahead)), n as u64)
+            }
+        };
+        let mut ahead = CaptureFile::start(self.path.clone(), input, total).ok()?;
+        // Its own untimed blocks must not look ahead again.
+        ahead.ng.untimed = Some(Timestamp::EPOCH);
+        while ahead.bytes_read() < LOOKAHEAD_BYTES {
+            ahead.next_packet().ok()??;
+            if ahead.ng.last_ts.is_some() {
+                return ahead.ng.last_ts;
+            }
+        }
+        None
     }
 }

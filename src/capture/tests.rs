@@ -372,8 +372,8 @@ fn pcapng_interfaces_resolutions_and_offsets() {
     assert_eq!(pkts[1].0, Timestamp::from_secs_nanos(105, 7));
     assert_eq!((&pkts[2].2[..], pkts[2].3), (&b"simple!!!"[..], 0));
     assert_eq!(
-        pkts[2].0, pkts[1].0,
-        "a simple packet takes the last timestamp"
+        pkts[2].0, pkts[0].0,
+        "a simple packet takes the last timestamp of its interface, 0, not interface 1's"
     );
     assert_eq!((&pkts[3].2[..], pkts[3].1), (&b"pb"[..], 113));
     // Offsets point at the blocks.
@@ -383,6 +383,56 @@ fn pcapng_interfaces_resolutions_and_offsets() {
         + 16;
     assert_eq!(pkts[0].4, first_epb as u64);
     assert!(cap.next_packet().expect("read").is_some());
+}
+
+fn spb(data: &[u8]) -> Vec<u8> {
+    let mut body = (data.len() as u32).to_le_bytes().to_vec();
+    body.extend_from_slice(data);
+    block(false, 3, &body)
+}
+
+#[test]
+fn simple_packets_before_any_timed_packet_take_the_next_timed_time() {
+    // Interface 0 in microseconds, interface 1 in nanoseconds: the time is
+    // that of the first timed packet, whichever interface it is on.
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(idb(false, 1, 0, Some(9), None));
+    f.extend(spb(b"first"));
+    f.extend(spb(b"second"));
+    f.extend(epb(false, 1, 1_600_000_000_000_000_123, b"timed"));
+    f.extend(spb(b"third"));
+    let path = temp_file("spb-first.pcapng", &f);
+    let (pkts, err) = collect(&path);
+    assert!(err.is_none(), "{err:?}");
+    let t = Timestamp::from_secs_nanos(1_600_000_000, 123);
+    let times: Vec<Timestamp> = pkts.iter().map(|p| p.0).collect();
+    assert_eq!(times, [t, t, t, t]);
+    // Bytes in memory look ahead the same way.
+    let (mem, _) = collect_from(CaptureFile::from_bytes("m", f).expect("open in memory"));
+    assert_eq!(mem.iter().map(|p| p.0).collect::<Vec<_>>(), times);
+}
+
+#[test]
+fn a_file_of_simple_packets_only_takes_its_modification_time() {
+    let mut f = shb(false);
+    f.extend(idb(false, 1, 0, None, None));
+    f.extend(spb(b"one"));
+    f.extend(spb(b"two"));
+    let path = temp_file("spb-only.pcapng", &f);
+    let written = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 5_000);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(written))
+        .expect("set the modification time");
+    let (pkts, err) = collect(&path);
+    assert!(err.is_none(), "{err:?}");
+    let t = Timestamp::from_secs_nanos(1_700_000_000, 5_000);
+    assert_eq!(pkts.iter().map(|p| p.0).collect::<Vec<_>>(), [t, t]);
+    // In memory there is no such time: the epoch.
+    let (mem, _) = collect_from(CaptureFile::from_bytes("m", f).expect("open in memory"));
+    assert!(mem.iter().all(|p| p.0 == Timestamp::EPOCH));
 }
 
 #[test]

@@ -143,7 +143,7 @@ impl Defragmenter {
                 payload_len,
                 vlan: f.vlan,
                 encap: f.encap,
-                l2_group: false,
+                l2_group: f.l2_group,
                 app,
             })
         };

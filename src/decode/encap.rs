@@ -39,11 +39,21 @@ pub enum EncapKind {
     Pppoe,
     /// IPv4 or IPv6 directly in IPv4 or IPv6 (IP protocol 4 or 41).
     IpInIp,
+    /// GRE version 1, PPTP's enhanced GRE (RFC 2637), carrying PPP: the flow
+    /// came through a PPTP VPN.
+    Pptp,
+    /// GRE in a UDP datagram to port 4754 (RFC 8086): kept apart from `Gre`
+    /// because the outer packet is UDP, not IP protocol 47.
+    GreInUdp,
+    /// 802.1ah Provider Backbone Bridging, MAC-in-MAC (EtherType 0x88e7).
+    Pbb,
+    /// An 802.1BR E-tag of a port extender (EtherType 0x893f).
+    Etag,
 }
 
 impl EncapKind {
     /// Every kind, in [`EncapKind::index`] order (for counter arrays).
-    pub const ALL: [EncapKind; 9] = [
+    pub const ALL: [EncapKind; 13] = [
         EncapKind::Gre,
         EncapKind::Erspan1,
         EncapKind::Erspan2,
@@ -53,6 +63,10 @@ impl EncapKind {
         EncapKind::Mpls,
         EncapKind::Pppoe,
         EncapKind::IpInIp,
+        EncapKind::Pptp,
+        EncapKind::GreInUdp,
+        EncapKind::Pbb,
+        EncapKind::Etag,
     ];
 
     /// Dense index into [`EncapKind::ALL`].
@@ -72,6 +86,10 @@ impl EncapKind {
             EncapKind::Mpls => "mpls",
             EncapKind::Pppoe => "pppoe",
             EncapKind::IpInIp => "ip_in_ip",
+            EncapKind::Pptp => "pptp",
+            EncapKind::GreInUdp => "gre_in_udp",
+            EncapKind::Pbb => "pbb",
+            EncapKind::Etag => "etag",
         }
     }
 
@@ -79,7 +97,7 @@ impl EncapKind {
     /// promises next) is malformed.
     pub(super) fn truncated(self) -> DecodeError {
         match self {
-            EncapKind::Gre => DecodeError::GreTruncated,
+            EncapKind::Gre | EncapKind::Pptp | EncapKind::GreInUdp => DecodeError::GreTruncated,
             EncapKind::Erspan1 | EncapKind::Erspan2 | EncapKind::Erspan3 => {
                 DecodeError::ErspanTruncated
             }
@@ -88,6 +106,7 @@ impl EncapKind {
             EncapKind::Mpls => DecodeError::MplsTruncated,
             EncapKind::Pppoe => DecodeError::PppoeTruncated,
             EncapKind::IpInIp => DecodeError::TruncatedIp,
+            EncapKind::Pbb | EncapKind::Etag => DecodeError::TruncatedLink,
         }
     }
 }

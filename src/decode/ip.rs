@@ -128,7 +128,8 @@ const MIN_GUESS_BYTES: usize = 8;
 
 /// The ports of a first fragment. Unlike [`layer4`] this accepts a layer-4
 /// header split across fragments (a "tiny fragment"): the ports need only 4
-/// bytes; flags are 0 when the fragment ends before them.
+/// bytes; flags are 0 when the fragment ends before them. A TCP data offset
+/// that is there must still be at least 5 words, as in [`layer4`].
 fn first_fragment(t: Transport, l4: &[u8], claimed: usize) -> Result<FirstFragment, DecodeError> {
     if l4.len() < 4 || claimed < 4 {
         return Err(match t {
@@ -137,14 +138,19 @@ fn first_fragment(t: Transport, l4: &[u8], claimed: usize) -> Result<FirstFragme
         });
     }
     let (tcp_flags, hdr) = match t {
-        Transport::Tcp => (
-            if l4.len() >= 14 && claimed >= 14 {
+        Transport::Tcp => {
+            let hdr = match l4.get(12).filter(|_| claimed > 12) {
+                Some(&o) if o >> 4 < 5 => return Err(DecodeError::BadTcpHeaderLen),
+                Some(&o) => usize::from(o >> 4) * 4,
+                None => 20,
+            };
+            let flags = if l4.len() >= 14 && claimed >= 14 {
                 l4[13]
             } else {
                 0
-            },
-            l4.get(12).map_or(20, |&o| usize::from(o >> 4) * 4),
-        ),
+            };
+            (flags, hdr)
+        }
         Transport::Udp => (0, 8),
     };
     Ok(FirstFragment {
@@ -214,7 +220,7 @@ impl<'a> Ip<'a> {
                 payload_len: l4.payload_len,
                 vlan: self.outside.vlan,
                 encap: self.outside.encap,
-                l2_group: false,
+                l2_group: self.outside.l2_group,
                 app: None,
             }),
             Err(e) => Decoded::Malformed(e),
@@ -244,6 +250,7 @@ impl<'a> Ip<'a> {
             payload_len: self.claimed as u32,
             vlan: self.outside.vlan,
             encap: self.outside.encap,
+            l2_group: self.outside.l2_group,
             first,
         })
     }

@@ -1,6 +1,7 @@
 //! Link layers: find where the IP header starts, and the outer VLAN id.
-//! MPLS label stacks and PPPoE sessions are walked here too: they sit
-//! between an EtherType and IP, and are recorded as encapsulation layers.
+//! MPLS label stacks, PPPoE sessions, 802.1ah PBB (MAC-in-MAC) and 802.1BR
+//! E-tags are walked here too: they sit between an EtherType and IP, and are
+//! recorded as encapsulation layers.
 
 use super::{DecodeError, Decoded, EncapKind, OtherProto, Outside};
 
@@ -30,6 +31,15 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 const ETHERTYPE_MPLS: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// 802.1ah Provider Backbone Bridging: an I-TAG, then the customer's frame.
+const ETHERTYPE_PBB: u16 = 0x88e7;
+/// 802.1BR Bridge Port Extension: an E-TAG, then the frame's own EtherType.
+const ETHERTYPE_ETAG: u16 = 0x893f;
+
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+const PPP_MPLS: u16 = 0x0281;
+const PPP_MPLS_MULTICAST: u16 = 0x0283;
 
 /// Which IP version the link layer announced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +135,7 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 14).ok_or(malformed(DecodeError::TruncatedLink))?;
+            outside.l2_group = sll_group(be16(data, 0).unwrap_or(0));
             ethertype(data, 16, et, outside)
         }
         LINKTYPE_LINUX_SLL2 => {
@@ -133,6 +144,7 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
                 return Err(malformed(DecodeError::TruncatedLink));
             }
             let et = be16(data, 0).ok_or(malformed(DecodeError::TruncatedLink))?;
+            outside.l2_group = sll_group(data.get(10).copied().map_or(0, u16::from));
             ethertype(data, 20, et, outside)
         }
         // tshark decides by the version nibble for 228/229 too, so a
@@ -170,15 +182,29 @@ pub(super) fn network(link_type: u16, data: &[u8], outside: &mut Outside) -> Res
             } else {
                 0
             };
-            ppp(data, at)
+            ppp(data, at, outside)
         }
         LINKTYPE_NFLOG => nflog(data),
         _ => Err(malformed(DecodeError::UnsupportedLinkType)),
     }
 }
 
-/// A PPP protocol field at `at` (one byte if its low bit is set, else two).
-fn ppp(data: &[u8], at: usize) -> Result<L3, Decoded> {
+/// Whether a Linux cooked capture's packet type says the packet was sent to
+/// a group address: PACKET_BROADCAST (1) or PACKET_MULTICAST (2).
+fn sll_group(packet_type: u16) -> bool {
+    matches!(packet_type, 1 | 2)
+}
+
+/// Whether the Ethernet destination MAC at `at` is a group address
+/// (broadcast or multicast): the I/G bit, the low bit of its first octet.
+#[inline]
+fn group_mac(data: &[u8], at: usize) -> bool {
+    data.get(at).is_some_and(|b| b & 1 == 1)
+}
+
+/// A PPP protocol field at `at` (one byte if its low bit is set, else two),
+/// then IPv4, IPv6 or an MPLS label stack.
+pub(super) fn ppp(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
     let first = *data.get(at).ok_or(malformed(DecodeError::TruncatedLink))?;
     let (proto, at) = if first & 1 == 1 {
         (u16::from(first), at + 1)
@@ -189,8 +215,10 @@ fn ppp(data: &[u8], at: usize) -> Result<L3, Decoded> {
         )
     };
     match proto {
-        0x0021 => Ok(L3 { net: Net::V4, at }),
-        0x0057 => Ok(L3 { net: Net::V6, at }),
+        PPP_IPV4 => Ok(L3 { net: Net::V4, at }),
+        PPP_IPV6 => Ok(L3 { net: Net::V6, at }),
+        // The label stack is walked as after its EtherType.
+        PPP_MPLS | PPP_MPLS_MULTICAST => ethertype(data, at, ETHERTYPE_MPLS, outside),
         other => Err(Decoded::Other(OtherProto::PppProto(other))),
     }
 }
@@ -231,12 +259,13 @@ fn nflog(data: &[u8]) -> Result<L3, Decoded> {
 #[inline]
 pub(super) fn ethernet(data: &[u8], at: usize, outside: &mut Outside) -> Result<L3, Decoded> {
     let et = be16(data, at + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+    outside.l2_group = group_mac(data, at);
     ethertype(data, at + 14, et, outside)
 }
 
 /// Follows an EtherType (and VLAN tags, an LLC/SNAP header, MPLS labels, a
-/// PPPoE session) to the network layer. Every round moves `at` forward, so
-/// the walk ends.
+/// PPPoE session, PBB, E-tags) to the network layer. Every round moves `at`
+/// forward, so the walk ends.
 #[inline]
 pub(super) fn ethertype(
     data: &[u8],
@@ -269,7 +298,22 @@ pub(super) fn ethertype(
                 if data.len() < at + 8 {
                     return Err(malformed(DecodeError::PppoeTruncated));
                 }
-                return ppp(data, at + 6);
+                return ppp(data, at + 6, outside);
+            }
+            // I-TAG (priority, flags, 24-bit service id), then the customer's
+            // destination and source MACs and EtherType.
+            ETHERTYPE_PBB => {
+                outside.enter(EncapKind::Pbb)?;
+                et = be16(data, at + 4 + 12).ok_or(malformed(DecodeError::TruncatedLink))?;
+                outside.l2_group = group_mac(data, at + 4);
+                at += 4 + 14;
+            }
+            // E-TAG: priority, ingress and destination E-CIDs (6 bytes), then
+            // the EtherType of the frame itself.
+            ETHERTYPE_ETAG => {
+                outside.enter(EncapKind::Etag)?;
+                et = be16(data, at + 6).ok_or(malformed(DecodeError::TruncatedLink))?;
+                at += 8;
             }
             ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
                 outside.enter(EncapKind::Mpls)?;
@@ -282,6 +326,7 @@ pub(super) fn ethertype(
                     Some(0) => {
                         et =
                             be16(data, at + 4 + 12).ok_or(malformed(DecodeError::MplsTruncated))?;
+                        outside.l2_group = group_mac(data, at + 4);
                         at += 4 + 14;
                     }
                     Some(_) => return Err(Decoded::Other(OtherProto::EtherType(et))),

@@ -12,8 +12,10 @@
 //! NFLOG (239).
 //!
 //! Tunnels are entered and the packet inside is what gets decoded: GRE (with
-//! ERSPAN I/II/III, transparent Ethernet bridging and WCCP redirects), VXLAN,
-//! Geneve, IP-in-IP, MPLS and PPPoE sessions (see `tunnel.rs` and `link.rs`).
+//! ERSPAN I/II/III, transparent Ethernet bridging, WCCP redirects and PPP),
+//! PPTP's GRE, GRE in UDP, VXLAN, Geneve, IP-in-IP, MPLS (also inside PPP),
+//! PPPoE sessions, 802.1ah PBB and 802.1BR E-tags (see `tunnel.rs` and
+//! `link.rs`).
 //! The layers entered are recorded in the packet's [`Encap`], at most
 //! [`MAX_ENCAP_DEPTH`] of them. Fragmented outer packets are not entered: a
 //! tunnel is read only when its whole header is in one unfragmented packet.
@@ -55,8 +57,12 @@ pub struct PacketMeta {
     /// The tunnels the packet was found in; the addresses and ports above
     /// are those of the innermost packet.
     pub encap: Encap,
-    /// The frame's innermost Ethernet destination was a group address
-    /// (broadcast or multicast); false for other link types.
+    /// Sent to a link-layer group address (broadcast or multicast): the
+    /// group bit of the innermost Ethernet destination MAC, or on Linux
+    /// cooked captures (SLL, SLL2) a broadcast or multicast packet type.
+    /// False where the link has no destination address (raw IP, PPP, …) and
+    /// for a packet inside an IP tunnel that carries no Ethernet frame. A
+    /// broadcast destination is never a client.
     pub l2_group: bool,
     /// What the captured payload looks like, and what it says of its sender
     /// (`None`: no payload captured, or a reassembled fragment). Flows look
@@ -109,6 +115,8 @@ pub struct FragmentMeta {
     pub payload_len: u32,
     pub vlan: Option<u16>,
     pub encap: Encap,
+    /// As [`PacketMeta::l2_group`].
+    pub l2_group: bool,
     /// Set for the first fragment (offset 0): the ports.
     pub first: Option<FirstFragment>,
 }
@@ -142,7 +150,8 @@ pub enum OtherProto {
     EtherType(u16),
     /// A NULL/LOOP address family other than IPv4 or IPv6.
     AddressFamily(u32),
-    /// A PPP protocol other than IPv4 or IPv6 (LCP, IPCP, PAP, …).
+    /// A PPP protocol other than IPv4, IPv6 or MPLS (LCP, IPCP, PAP,
+    /// compressed datagrams, …).
     PppProto(u16),
 }
 
@@ -198,6 +207,8 @@ impl OtherProto {
                 0xc023 => "ppp_pap",
                 0xc223 => "ppp_chap",
                 0x80fd => "ppp_ccp",
+                // Compressed or encrypted (MPPE): what PPTP usually carries.
+                0x00fd => "ppp_compressed",
                 _ => return None,
             },
             OtherProto::AddressFamily(_) => return None,
@@ -353,6 +364,8 @@ impl fmt::Display for DecodeError {
 struct Outside {
     vlan: Option<u16>,
     encap: Encap,
+    /// The innermost link-layer destination is a group address.
+    l2_group: bool,
 }
 
 impl Outside {
@@ -449,6 +462,9 @@ fn walk<'a>(link_type: u16, data: &'a [u8], outside: &mut Outside) -> (Decoded, 
             link::Net::V6 => ip::ipv6(b, *outside),
             _ => ip::ipv4(b, *outside),
         };
+        // A packet inside an IP tunnel has a link-layer destination only
+        // if the tunnel carries an Ethernet frame, which sets it again.
+        outside.l2_group = false;
         match tunnel::inner(&ip, outside) {
             Ok(Some(inner)) => (net, b) = (inner.net, inner.bytes),
             Ok(None) => return (ip.decoded, ip.payload.map_or(&[][..], |(_, l4)| l4)),

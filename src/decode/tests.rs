@@ -1,10 +1,14 @@
 //! Decoder tests on literal frames (and a few built with etherparse's
-//! `PacketBuilder` as a cross-check). Tunnels are in `tests/tunnel.rs`.
+//! `PacketBuilder` as a cross-check). Tunnels are in `tests/tunnel.rs`, PPP and
+//! GRE in UDP in `tests/ppp.rs`, PBB and E-tags in `tests/bridging.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
 
+mod bridging;
+mod l2_group;
+mod ppp;
 mod tunnel;
 
 const ETH_HDR_V4: [u8; 14] = [
@@ -691,6 +695,72 @@ fn ppp_pppoe_and_nflog() {
     assert_eq!(
         decode(239, &[2, 0, 0, 0, 200, 0, 9, 0]),
         Decoded::Malformed(DecodeError::TruncatedLink)
+    );
+}
+
+/// A TCP header whose data offset is under 5 words (20 bytes) is malformed
+/// wherever it is met: a whole packet, IPv4 or IPv6, inside a tunnel, or in a
+/// first fragment (whose later fragments then have no ports to take).
+#[test]
+fn tcp_data_offset_below_five_is_malformed_on_every_path() {
+    let bad = DecodeError::BadTcpHeaderLen;
+    for doff in 0u8..5 {
+        let mut v4 = IPV4_TCP_SYN;
+        v4[32] = (doff << 4) | (v4[32] & 0x0f);
+        assert_eq!(decode(101, &v4), Decoded::Malformed(bad), "doff {doff}");
+        assert_eq!(
+            decode(1, &cat(&[&ETH_HDR_V4, &v4])),
+            Decoded::Malformed(bad)
+        );
+        // IPv4 in IPv4: the inner header is read by the same code.
+        let outer = [
+            0x45, 0, 0, 64, 0, 9, 0, 0, 64, 4, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
+        let (decoded, encap) = decode_frame(101, &cat(&[&outer, &v4]));
+        assert_eq!(decoded, Decoded::Malformed(bad), "doff {doff}");
+        assert_eq!(encap.layers(), [EncapKind::IpInIp]);
+        // IPv6: the same 24-byte TCP header.
+        let mut v6 = IPV6_UDP[..40].to_vec();
+        v6[5] = 24;
+        v6[6] = 6;
+        v6.extend_from_slice(&v4[20..]);
+        assert_eq!(decode(229, &v6), Decoded::Malformed(bad), "doff {doff}");
+
+        // A first fragment (MF set) with that header, then its second half.
+        let mut first = v4;
+        first[6] = 0x20;
+        assert_eq!(decode(101, &first), Decoded::Malformed(bad), "doff {doff}");
+        let mut second = v4;
+        second[6] = 0x00;
+        second[7] = 0x03; // offset 24 bytes, last
+        let mut defrag = Defragmenter::new();
+        for frame in [&first, &second] {
+            let resolved = defrag.resolve(decode(101, frame));
+            assert!(
+                matches!(resolved, Decoded::Malformed(_)),
+                "doff {doff}: {resolved:?}"
+            );
+        }
+        assert_eq!(
+            defrag.resolve(decode(101, &second)),
+            Decoded::Malformed(DecodeError::FragmentWithoutFirst)
+        );
+        // An IPv6 first fragment.
+        let mut v6_first = IPV6_UDP[..40].to_vec();
+        v6_first[5] = 8 + 24;
+        v6_first[6] = 44;
+        v6_first.extend_from_slice(&[6, 0, 0x00, 0x01, 0, 0, 0, 7]); // offset 0, M
+        v6_first.extend_from_slice(&v4[20..]);
+        assert_eq!(decode(229, &v6_first), Decoded::Malformed(bad));
+    }
+    // Five words is the least a header may have.
+    let mut v4 = IPV4_TCP_SYN;
+    v4[32] = 0x50;
+    assert_eq!(packet(decode(101, &v4)).payload_len, 4);
+    v4[6] = 0x20;
+    assert_eq!(
+        fragment(decode(101, &v4)).first.map(|h| h.payload_len),
+        Some(4)
     );
 }
 

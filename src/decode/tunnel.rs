@@ -1,19 +1,25 @@
-//! Tunnels entered from an IP packet: GRE version 0 (carrying IP, MPLS, an
-//! Ethernet frame, ERSPAN type I/II/III or a WCCP redirect), VXLAN (UDP 4789),
-//! Geneve (UDP 6081) and IP-in-IP (IP protocols 4 and 41). MPLS and PPPoE
-//! start from an EtherType and are walked in `link.rs`.
+//! Tunnels entered from an IP packet: GRE version 0 (carrying IP, MPLS, PPP,
+//! an Ethernet frame, ERSPAN type I/II/III or a WCCP redirect), GRE version 1
+//! (PPTP, carrying PPP), GRE in UDP (port 4754), VXLAN (UDP 4789), Geneve (UDP
+//! 6081) and IP-in-IP (IP protocols 4 and 41). MPLS, PPPoE, PBB and E-tags
+//! start from an EtherType and are walked in `link.rs`, as is PPP.
 //!
 //! What is entered, and why:
-//! - VXLAN and Geneve are recognised by the destination port only when the
-//!   header agrees (VXLAN's I flag, RFC 7348; Geneve version 0, RFC 8926), as
-//!   Zeek does. Another datagram to 4789 or 6081 stays a UDP flow, which the
-//!   matrix then judges like any other; a header that agrees but is cut short
-//!   is malformed (`vxlan_truncated`), rather than an outer flow nobody sent.
-//! - The outer datagram of a VXLAN or Geneve packet is not a flow of its own:
-//!   like GRE's outer IP header it is the tunnel (often the mirroring itself),
-//!   and the flows the matrix speaks about are inside.
-//! - GRE version 1 (PPTP) and RFC 1701 routing fields (deprecated by RFC 2784)
-//!   are not entered: such packets stay `gre` among the other protocols.
+//! - VXLAN, Geneve and GRE in UDP are recognised by the destination port only
+//!   when the header agrees (VXLAN's I flag, RFC 7348; Geneve version 0, RFC
+//!   8926; GRE version 0 with no bit set that RFC 2784 / 2890 keep zero), as
+//!   Zeek does. Another datagram to 4789, 6081 or 4754 stays a UDP flow, which
+//!   the matrix then judges like any other; a header that agrees but is cut
+//!   short is malformed (`vxlan_truncated`), rather than an outer flow nobody
+//!   sent.
+//! - The outer datagram of a VXLAN, Geneve or GRE-in-UDP packet is not a flow
+//!   of its own: like GRE's outer IP header it is the tunnel (often the
+//!   mirroring itself), and the flows the matrix speaks about are inside.
+//! - PPTP's GRE is entered only for a PPP frame (an acknowledgment alone
+//!   stays `gre`); its PPP is often compressed or encrypted (MPPE), and is
+//!   then counted as `ppp_compressed` among the other protocols.
+//! - RFC 1701 routing fields (deprecated by RFC 2784) are not entered: such
+//!   packets stay `gre` among the other protocols, as do GRE versions above 1.
 //! - Only unfragmented outer packets are entered (see `ip.rs`): a fragment's
 //!   tunnel header may be incomplete, and later fragments have none.
 
@@ -28,12 +34,18 @@ const PROTO_GRE: u8 = 47;
 
 const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
+const GRE_IN_UDP_PORT: u16 = 4754;
 
 const GRE_CHECKSUM: u16 = 0x8000;
 const GRE_ROUTING: u16 = 0x4000;
 const GRE_KEY: u16 = 0x2000;
 const GRE_SEQUENCE: u16 = 0x1000;
 const GRE_VERSION: u16 = 0x0007;
+/// PPTP's acknowledgment number is present (GRE version 1).
+const GRE_ACK: u16 = 0x0080;
+/// What RFC 2784 and 2890 keep zero in version 0: routing, strict source
+/// route, recursion, flags, version.
+const GRE_V0_ZERO: u16 = 0x4fff;
 
 /// Transparent Ethernet bridging: an Ethernet frame follows.
 const TYPE_TEB: u16 = 0x6558;
@@ -41,6 +53,7 @@ const TYPE_TEB: u16 = 0x6558;
 const TYPE_ERSPAN_2: u16 = 0x88be;
 const TYPE_ERSPAN_3: u16 = 0x22eb;
 const TYPE_WCCP: u16 = 0x883e;
+const TYPE_PPP: u16 = 0x880b;
 
 /// The packet inside a tunnel: where its IP header starts.
 pub(super) struct Inner<'a> {
@@ -60,7 +73,7 @@ pub(super) fn inner<'a>(ip: &IpOut<'a>, outside: &mut Outside) -> Entered<'a> {
         return Ok(None);
     };
     match (proto, ip.decoded) {
-        (PROTO_GRE, _) => gre(b, outside).map(Some),
+        (PROTO_GRE, _) => gre(b, EncapKind::Gre, outside).map(Some),
         (PROTO_IPIP, _) => ip_in_ip(Net::V4, b, outside),
         (PROTO_IPV6, _) => ip_in_ip(Net::V6, b, outside),
         (PROTO_UDP, Decoded::Packet(udp)) => {
@@ -68,6 +81,9 @@ pub(super) fn inner<'a>(ip: &IpOut<'a>, outside: &mut Outside) -> Entered<'a> {
             match udp.dst_port {
                 VXLAN_PORT => vxlan(data, outside),
                 GENEVE_PORT => geneve(data, outside),
+                GRE_IN_UDP_PORT if be16(data, 0).is_some_and(|f| f & GRE_V0_ZERO == 0) => {
+                    gre(data, EncapKind::GreInUdp, outside).map(Some)
+                }
                 _ => Ok(None),
             }
         }
@@ -121,16 +137,34 @@ fn protocol_type<'a>(
     Ok(at_l3(b, link::ethertype(b, at, proto, outside)?))
 }
 
-/// GRE (RFC 2784 / 2890): flags and version, protocol type, then a 4-byte word
-/// each for the checksum (C), key (K) and sequence number (S) when flagged.
-fn gre<'a>(b: &'a [u8], outside: &mut Outside) -> Result<Inner<'a>, Decoded> {
+/// A PPP frame at `at` inside GRE: address and control bytes (ff 03) unless
+/// they were negotiated away, then the protocol field.
+fn ppp_frame<'a>(b: &'a [u8], at: usize, outside: &mut Outside) -> Result<Inner<'a>, Decoded> {
+    if b.len() <= at {
+        return Err(malformed(DecodeError::GreTruncated));
+    }
+    let at = if b.get(at..at + 2) == Some(&[0xff, 0x03][..]) {
+        at + 2
+    } else {
+        at
+    };
+    Ok(at_l3(b, link::ppp(b, at, outside)?))
+}
+
+/// GRE (RFC 2784 / 2890), entered as layer `kind`: flags and version,
+/// protocol type, then a 4-byte word each for the checksum (C), key (K) and
+/// sequence number (S) when flagged. Version 1 is PPTP's, see [`pptp`].
+fn gre<'a>(b: &'a [u8], kind: EncapKind, outside: &mut Outside) -> Result<Inner<'a>, Decoded> {
     let (Some(flags), Some(proto)) = (be16(b, 0), be16(b, 2)) else {
         return Err(malformed(DecodeError::GreTruncated));
     };
+    if flags & GRE_ROUTING == 0 && flags & GRE_VERSION == 1 {
+        return pptp(b, flags, proto, outside);
+    }
     if flags & (GRE_VERSION | GRE_ROUTING) != 0 {
         return Err(Decoded::Other(OtherProto::IpProto(PROTO_GRE)));
     }
-    outside.enter(EncapKind::Gre)?;
+    outside.enter(kind)?;
     let words = [GRE_CHECKSUM, GRE_KEY, GRE_SEQUENCE]
         .iter()
         .filter(|&&f| flags & f != 0)
@@ -160,8 +194,35 @@ fn gre<'a>(b: &'a [u8], outside: &mut Outside) -> Result<Inner<'a>, Decoded> {
                 bytes: b.get(at..).unwrap_or_default(),
             })
         }
-        _ => protocol_type(b, at, proto, EncapKind::Gre, outside),
+        TYPE_PPP => ppp_frame(b, at, outside),
+        _ => protocol_type(b, at, proto, kind, outside),
     }
+}
+
+/// PPTP's enhanced GRE (RFC 2637), version 1: no checksum, the key bit set
+/// (a 2-byte payload length and a 2-byte call id), a sequence number (S) and
+/// an acknowledgment number (A) when flagged, then `payload length` bytes of
+/// PPP. A packet without payload is an acknowledgment alone: not entered.
+fn pptp<'a>(
+    b: &'a [u8],
+    flags: u16,
+    proto: u16,
+    outside: &mut Outside,
+) -> Result<Inner<'a>, Decoded> {
+    let payload = be16(b, 4);
+    if proto != TYPE_PPP || flags & (GRE_CHECKSUM | GRE_KEY) != GRE_KEY || payload == Some(0) {
+        return Err(Decoded::Other(OtherProto::IpProto(PROTO_GRE)));
+    }
+    outside.enter(EncapKind::Pptp)?;
+    let words = [GRE_SEQUENCE, GRE_ACK]
+        .iter()
+        .filter(|&&f| flags & f != 0)
+        .count();
+    let at = 8 + 4 * words;
+    if payload.is_none() || b.len() < at {
+        return Err(malformed(DecodeError::GreTruncated));
+    }
+    ppp_frame(b, at, outside)
 }
 
 /// ERSPAN type II: version 1, VLAN, CoS/encap/truncated/session id, index: 8 bytes.

@@ -6,17 +6,17 @@ use super::*;
 use EncapKind::{Erspan1, Erspan2, Erspan3, Geneve, Gre, IpInIp, Mpls, Pppoe, Vxlan};
 
 /// Ethernet II around `payload` (the addresses of [`ETH_HDR_V4`]).
-fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     cat(&[&ETH_HDR_V4[..12], &ethertype.to_be_bytes(), payload])
 }
 
 /// The inner frame most tests carry: Ethernet, IPv4, TCP SYN 1234 -> 80.
-fn inner_frame() -> Vec<u8> {
+pub(super) fn inner_frame() -> Vec<u8> {
     eth(0x0800, &IPV4_TCP_SYN)
 }
 
 /// IPv4 192.0.2.1 -> 192.0.2.2, protocol `proto`, around `payload`.
-fn outer_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn outer_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
     let total = (20 + payload.len()) as u16;
     let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0];
     h[2..4].copy_from_slice(&total.to_be_bytes());
@@ -24,7 +24,7 @@ fn outer_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// IPv6 2001:db8::a -> 2001:db8::b, next header `next`, around `payload`.
-fn outer_v6(next: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn outer_v6(next: u8, payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0x60, 0, 0, 0, 0, 0, next, 64];
     h[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
     let addr = |last: u8| {
@@ -35,7 +35,7 @@ fn outer_v6(next: u8, payload: &[u8]) -> Vec<u8> {
     cat(&[&h, &addr(0xa), &addr(0xb), payload])
 }
 
-fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let len = (8 + payload.len()) as u16;
     cat(&[
         &src_port.to_be_bytes(),
@@ -47,7 +47,7 @@ fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A GRE header with `flags`, and a zero word for each of C, K, S set.
-fn gre(flags: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn gre(flags: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
     let words = [0x8000u16, 0x2000, 0x1000]
         .iter()
         .filter(|&&f| flags & f != 0)
@@ -61,7 +61,7 @@ fn gre(flags: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Ethernet, IPv4, GRE (`flags`, `proto`), `payload`: the usual tunnel frame.
-fn in_gre(flags: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn in_gre(flags: u16, proto: u16, payload: &[u8]) -> Vec<u8> {
     eth(0x0800, &outer_v4(47, &gre(flags, proto, payload)))
 }
 
@@ -71,11 +71,11 @@ fn vxlan(flags: u8, vni: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Ethernet, IPv4, UDP 50000 -> `port`, `payload`.
-fn in_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn in_udp(port: u16, payload: &[u8]) -> Vec<u8> {
     eth(0x0800, &outer_v4(17, &udp(50000, port, payload)))
 }
 
-fn encap(kinds: &[EncapKind], vni: Option<u32>) -> Encap {
+pub(super) fn encap(kinds: &[EncapKind], vni: Option<u32>) -> Encap {
     let mut e = Encap::NONE;
     for &k in kinds {
         e.push(k).expect("within the depth limit");
@@ -87,19 +87,19 @@ fn encap(kinds: &[EncapKind], vni: Option<u32>) -> Encap {
 }
 
 /// The SYN of [`IPV4_TCP_SYN`], found inside `kinds`.
-fn syn_in(kinds: &[EncapKind], vni: Option<u32>, vlan: Option<u16>) -> Decoded {
+pub(super) fn syn_in(kinds: &[EncapKind], vni: Option<u32>, vlan: Option<u16>) -> Decoded {
     Decoded::Packet(PacketMeta {
         encap: encap(kinds, vni),
         ..syn_meta(vlan)
     })
 }
 
-fn malformed(e: DecodeError) -> Decoded {
+pub(super) fn malformed(e: DecodeError) -> Decoded {
     Decoded::Malformed(e)
 }
 
 /// Every prefix of `frame` from `from` (exclusive) to `to` (exclusive) decodes to `want`.
-fn cut_between(frame: &[u8], from: usize, to: usize, want: Decoded) {
+pub(super) fn cut_between(frame: &[u8], from: usize, to: usize, want: Decoded) {
     for n in from + 1..to {
         assert_eq!(
             decode(1, &frame[..n]),
@@ -111,7 +111,7 @@ fn cut_between(frame: &[u8], from: usize, to: usize, want: Decoded) {
 }
 
 /// Bytes before the GRE header in [`in_gre`]: Ethernet and IPv4.
-const GRE_AT: usize = 14 + 20;
+pub(super) const GRE_AT: usize = 14 + 20;
 
 #[test]
 fn gre_carrying_ipv4() {
@@ -159,20 +159,20 @@ fn gre_transparent_ethernet_bridging() {
 
 #[test]
 fn gre_that_is_not_entered() {
-    // Version 1 (PPTP) and RFC 1701 routing stay GRE.
-    for flags in [0x0001, 0x4000] {
-        let frame = in_gre(flags, 0x880b, &[0xff, 0x03, 0x00, 0x21]);
+    // RFC 1701 routing, and versions above PPTP's 1, stay GRE.
+    for flags in [0x4000, 0x0002, 0x0007] {
+        let frame = in_gre(flags, 0x0800, &IPV4_TCP_SYN);
         assert_eq!(
             decode_frame(1, &frame),
             (Decoded::Other(OtherProto::IpProto(47)), Encap::NONE)
         );
     }
     // A payload type that is not ours: the EtherType, inside GRE.
-    let frame = in_gre(0, 0x880b, &[0xff, 0x03, 0x00, 0x21]);
+    let frame = in_gre(0, 0x88b5, &[0xff, 0x03, 0x00, 0x21]);
     assert_eq!(
         decode_frame(1, &frame),
         (
-            Decoded::Other(OtherProto::EtherType(0x880b)),
+            Decoded::Other(OtherProto::EtherType(0x88b5)),
             encap(&[Gre], None)
         )
     );
@@ -345,7 +345,7 @@ fn geneve_with_options() {
 }
 
 /// Label 16 (not bottom of stack), label 17 (bottom of stack).
-const MPLS_STACK: [u8; 8] = [0x00, 0x01, 0x00, 0x40, 0x00, 0x01, 0x11, 0x40];
+pub(super) const MPLS_STACK: [u8; 8] = [0x00, 0x01, 0x00, 0x40, 0x00, 0x01, 0x11, 0x40];
 
 #[test]
 fn mpls_label_stack() {
@@ -497,6 +497,8 @@ fn encap_names_and_size() {
         assert_eq!(k.to_string(), k.as_str());
     }
     assert_eq!(IpInIp.as_str(), "ip_in_ip");
+    let names: Vec<&str> = EncapKind::ALL[9..].iter().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["pptp", "gre_in_udp", "pbb", "etag"]);
     assert_eq!(std::mem::size_of::<Encap>(), 8);
     // A packet record still fits in a cache line.
     assert!(std::mem::size_of::<PacketMeta>() <= 64);
@@ -534,6 +536,31 @@ fn tunnel_frames_never_panic_when_cut_or_bent_anywhere() {
             &cat(&[
                 &[0x11, 0, 0, 1, 0, 0x2e, 0x00, 0x57],
                 &outer_v6(4, &IPV4_TCP_SYN),
+            ]),
+        ),
+        // PPTP (sequence and acknowledgment numbers) carrying MPLS in PPP.
+        eth(
+            0x0800,
+            &outer_v4(
+                47,
+                &cat(&[
+                    &[0x30, 0x81, 0x88, 0x0b, 0x00, 0x34, 0x00, 0x07],
+                    &[0; 8],
+                    &[0xff, 0x03, 0x02, 0x81],
+                    &MPLS_STACK,
+                    &IPV4_TCP_SYN,
+                ]),
+            ),
+        ),
+        // GRE in UDP carrying PPP; PBB carrying an E-tagged frame.
+        in_udp(4754, &gre(0x2000, 0x880b, &cat(&[&[0x21], &IPV4_TCP_SYN]))),
+        eth(
+            0x88e7,
+            &cat(&[
+                &[0x60, 0, 0, 1],
+                &ETH_HDR_V4[..12],
+                &[0x89, 0x3f, 0, 5, 1, 0x23, 0, 0, 0x08, 0x00],
+                &IPV4_TCP_SYN,
             ]),
         ),
     ];
