@@ -19,9 +19,11 @@ const SCANNER: &str = "10.20.250.99";
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("portmatrix-gen-traffic-{}", std::process::id()));
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "portmatrix-gen-traffic-{test}-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }
@@ -42,6 +44,10 @@ fn python3_missing() -> bool {
 
 /// Runs the generator; returns the flow count from its summary line.
 fn generate(out: &Path, seed: u64) -> u64 {
+    generate_with(out, seed, PACKETS, &[])
+}
+
+fn generate_with(out: &Path, seed: u64, packets: u64, more: &[&std::ffi::OsStr]) -> u64 {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-traffic");
     let o = Command::new("python3")
         .arg(script)
@@ -49,10 +55,11 @@ fn generate(out: &Path, seed: u64) -> u64 {
         .arg(out)
         .args([
             "--packets",
-            &PACKETS.to_string(),
+            &packets.to_string(),
             "--seed",
             &seed.to_string(),
         ])
+        .args(more)
         .output()
         .expect("python3 runs");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -99,7 +106,7 @@ fn generated_traffic_is_deterministic_and_classified_as_intended() {
         eprintln!("skipped: python3 is not installed, scripts/gen-traffic needs it");
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("deterministic");
     let (a, b, c) = (
         dir.0.join("a.pcap"),
         dir.0.join("b.pcap"),
@@ -194,4 +201,99 @@ fn generated_traffic_is_deterministic_and_classified_as_intended() {
     // Some flows are tagged, some are IPv6.
     assert!(flows.iter().any(|f| f.vlan.is_some()));
     assert!(flows.iter().any(|f| f.dest_ip.contains(':')));
+}
+
+/// A flow's transport and its two ends in order: the same either way round.
+type FlowEnds = (String, [(String, u16); 2]);
+
+/// A flow as the generator built it (`--truth`): its client, its listener,
+/// the verdict it should get (none for scan probes), and whether it was
+/// already running when the capture started.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Truth {
+    proto: String,
+    src_ip: String,
+    src_port: u16,
+    dest_ip: String,
+    dest_port: u16,
+    verdict: Option<String>,
+    mid_stream: bool,
+}
+
+#[test]
+fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers() {
+    if python3_missing() {
+        eprintln!("skipped: python3 is not installed, scripts/gen-traffic needs it");
+        return;
+    }
+    let dir = TempDir::new("truth");
+    let (capture, truth_file) = (dir.0.join("truth.pcap"), dir.0.join("truth.jsonl"));
+    generate_with(
+        &capture,
+        11,
+        60_000,
+        &["--truth".as_ref(), truth_file.as_os_str()],
+    );
+    let truth: Vec<Truth> = std::fs::read_to_string(&truth_file)
+        .expect("truth file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a truth line"))
+        .collect();
+    let mid_stream = truth.iter().filter(|t| t.mid_stream).count();
+    assert!(mid_stream > 50, "{mid_stream} flows picked up mid-stream");
+    for workers in ["1", "3"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+            .args(["analyze", "--json", "--flows", "-q", "--workers", workers])
+            .arg(&capture)
+            .output()
+            .expect("portmatrix runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let flows: Vec<FlowEvent> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("\"event_type\":\"flow\""))
+            .map(|l| serde_json::from_str(l).expect("flow"))
+            .collect();
+        let mut by_ends: BTreeMap<FlowEnds, Vec<&FlowEvent>> = BTreeMap::new();
+        for f in &flows {
+            let mut ends = [
+                (f.src_ip.clone(), f.src_port),
+                (f.dest_ip.clone(), f.dest_port),
+            ];
+            ends.sort();
+            by_ends.entry((f.proto.clone(), ends)).or_default().push(f);
+        }
+        let mut wrong = Vec::new();
+        let mut mid_stream_right = 0;
+        for t in &truth {
+            let mut ends = [
+                (t.src_ip.clone(), t.src_port),
+                (t.dest_ip.clone(), t.dest_port),
+            ];
+            ends.sort();
+            let found = by_ends
+                .get(&(t.proto.clone(), ends))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let right = matches!(found, [f] if f.src_ip == t.src_ip
+                && f.src_port == t.src_port
+                && t.verdict.as_ref().is_none_or(|v| *v == f.verdict));
+            if right {
+                mid_stream_right += usize::from(t.mid_stream);
+            } else {
+                wrong.push(format!("{t:?} -> {found:?}"));
+            }
+        }
+        eprintln!(
+            "{workers} worker(s): {} of {} flows right, {mid_stream_right} of {mid_stream} picked up mid-stream",
+            truth.len() - wrong.len(),
+            truth.len()
+        );
+        assert!(
+            wrong.is_empty(),
+            "{} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
 }
