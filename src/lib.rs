@@ -9,6 +9,8 @@
 //!  live)       PacketMeta)   free table)  PortMatrix)   flow, stats)
 //! ```
 //!
+//! - [`config_file`]: reading rules and site files (TOML) through their
+//!   limits, every problem placed at its line; knows nothing of either format.
 //! - [`matrix`]: the vendor document as rules, loaded from TOML and compiled once
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
@@ -35,6 +37,7 @@ macro_rules! diag {
 
 pub mod capture;
 pub mod classify;
+pub mod config_file;
 pub mod decode;
 pub mod filter;
 pub mod flow;

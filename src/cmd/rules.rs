@@ -8,9 +8,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use portmatrix::classify::{rule_fits, rule_status, FlowQuery, Verdict};
+use portmatrix::config_file::{ConfigError, FileKind};
 use portmatrix::matrix::{
-    parse_rules, read_rules_file, DefaultState, Listener, MatrixError, PortMatrix, Product,
-    Profile, Rule, RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
+    parse_rules, read_rules_file, DefaultState, Listener, PortMatrix, Product, Profile, Rule,
+    RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
 };
 use portmatrix::output::role_names;
 use portmatrix::transport::Transport;
@@ -366,16 +367,25 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
     let mut failed = false;
     let mut parsed: Vec<RulesFile> = Vec::new();
     if !args.no_default_rules {
-        parsed.push(parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES).map_err(MatrixError::Invalid)?);
+        parsed.push(
+            parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES).map_err(|problems| {
+                ConfigError::Invalid {
+                    kind: FileKind::Rules,
+                    problems,
+                }
+            })?,
+        );
     }
     write_stdout("the check results", |out| {
         for path in &args.files {
             match read_rules_file(path) {
-                Ok(Ok(file)) => {
+                Ok(file) => {
                     writeln!(out, "{}: ok, {} rules", path.display(), file.rules.len())?;
                     parsed.push(file);
                 }
-                Ok(Err(errors)) => {
+                Err(ConfigError::Invalid {
+                    problems: errors, ..
+                }) => {
                     failed = true;
                     for e in &errors {
                         writeln!(out, "{e}")?;
@@ -389,8 +399,9 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
             }
         }
         // Ids must also be unique across the files (and the built-in matrix).
-        if let Err(MatrixError::Invalid(errors)) =
-            PortMatrix::from_files(std::mem::take(&mut parsed))
+        if let Err(ConfigError::Invalid {
+            problems: errors, ..
+        }) = PortMatrix::from_files(std::mem::take(&mut parsed))
         {
             failed = true;
             for e in &errors {

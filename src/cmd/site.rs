@@ -9,10 +9,11 @@ use anyhow::{Context, Result};
 
 use portmatrix::capture::{list_inputs, CaptureFile, Timestamp};
 use portmatrix::classify::Classifier;
+use portmatrix::config_file::ConfigError;
 use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
 use portmatrix::matrix::PortMatrix;
 use portmatrix::site::suggest::Evidence;
-use portmatrix::site::{read_site_file, Site, SiteError};
+use portmatrix::site::{read_site_file, Site};
 
 use crate::cli::{MatrixArgs, SiteArgs, SiteCheckArgs, SiteCommand, SuggestArgs};
 
@@ -47,7 +48,7 @@ pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<A
 }
 
 /// Read a site file and tie its exceptions to the matrix's rule ids.
-fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, SiteError> {
+fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, ConfigError> {
     let mut site = read_site_file(path)?;
     site.resolve_rules(matrix)?;
     Ok(site)
