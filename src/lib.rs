@@ -15,6 +15,7 @@
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+//! - [`printable`]: text from files shown on a terminal, control characters escaped.
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
 //! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
@@ -44,6 +45,7 @@ pub mod flow;
 pub mod matrix;
 pub mod output;
 pub mod pipeline;
+pub mod printable;
 pub mod report;
 pub mod site;
 pub mod transport;

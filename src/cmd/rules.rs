@@ -14,6 +14,7 @@ use portmatrix::matrix::{
     RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
 };
 use portmatrix::output::role_names;
+use portmatrix::printable::Printable;
 use portmatrix::transport::Transport;
 
 use super::write_stdout;
@@ -50,13 +51,13 @@ fn list(args: ListArgs) -> Result<ExitCode> {
                 writeln!(
                     out,
                     "{:<10} {:<8} {:<32} {:<12} {:<28} {} -> {}",
-                    r.id,
+                    Printable(&r.id),
                     r.transports_text(),
                     r.ports_text(),
                     r.app_protocol,
                     flags_text(r),
-                    or_dash(client_of(r)),
-                    or_dash(listener_of(r)),
+                    Printable(or_dash(client_of(r))),
+                    Printable(or_dash(listener_of(r))),
                 )?;
             }
             writeln!(out, "{} rules", rules.len())?;
@@ -329,11 +330,11 @@ fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()>
             writeln!(
                 out,
                 "  {:<10} {} {}  {} -> {}  [{}]  => {}",
-                r.id,
+                Printable(&r.id),
                 r.transports_text(),
                 r.ports_text(),
-                or_dash(client_of(r)),
-                or_dash(listener_of(r)),
+                Printable(or_dash(client_of(r))),
+                Printable(or_dash(listener_of(r))),
                 flags_text(r),
                 m.status
             )?;
@@ -344,20 +345,20 @@ fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()>
                 r.listener_systems.text()
             )?;
             if !r.description.is_empty() {
-                writeln!(out, "             \"{}\"", r.description)?;
+                writeln!(out, "             \"{}\"", Printable(&r.description))?;
             }
             if let Some(replaced) = &r.replaced_by {
-                writeln!(out, "             replaced by: {replaced}")?;
+                writeln!(out, "             replaced by: {}", Printable(replaced))?;
             }
             if let Some(note) = &r.note {
-                writeln!(out, "             note: {note}")?;
+                writeln!(out, "             note: {}", Printable(note))?;
             }
         }
     }
     if !e.not_applied.is_empty() {
         writeln!(out, "on this port, not applied:")?;
         for n in &e.not_applied {
-            writeln!(out, "  {:<10} {}", n.id, n.reason)?;
+            writeln!(out, "  {:<10} {}", Printable(n.id), n.reason)?;
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use portmatrix::classify::Classifier;
 use portmatrix::config_file::ConfigError;
 use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
 use portmatrix::matrix::PortMatrix;
+use portmatrix::printable::Printable;
 use portmatrix::site::suggest::Evidence;
 use portmatrix::site::{read_site_file, Site};
 
@@ -38,9 +39,9 @@ pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<A
         for e in site.expired_at(Timestamp::now()) {
             portmatrix::diag!(
                 "portmatrix: exception `{}` ({}) expired on {}: it covers only flows that started before",
-                e.id,
-                e.why,
-                e.until_text.as_deref().unwrap_or("?")
+                Printable(&e.id),
+                Printable(&e.why),
+                Printable(e.until_text.as_deref().unwrap_or("?"))
             );
         }
     }

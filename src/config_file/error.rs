@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::printable::Printable;
+
 /// Which format a file is in: named in messages, with where it is described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -54,26 +56,29 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Messages quote the file (an unknown key, a rule id), so what they show
+/// is [`Printable`]: a file cannot send escape sequences to the terminal.
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = Printable(&self.origin);
         if self.line == 0 {
-            write!(f, "{}: ", self.origin)?;
+            write!(f, "{origin}: ")?;
         } else {
-            write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+            write!(f, "{origin}:{}:{}: ", self.line, self.column)?;
         }
         if let Some(item) = &self.item {
-            write!(f, "{item}: ")?;
+            write!(f, "{}: ", Printable(item))?;
         }
         if let Some(field) = &self.field {
-            write!(f, "field `{field}`: ")?;
+            write!(f, "field `{}`: ", Printable(field))?;
         }
-        f.write_str(&self.message)
+        write!(f, "{}", Printable(&self.message))
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {} file {}: {source}", .kind.noun(), .path.display())]
+    #[error("cannot read {} file {}: {source}", .kind.noun(), Printable(&.path.display().to_string()))]
     Io {
         kind: FileKind,
         path: PathBuf,
