@@ -406,7 +406,7 @@ impl FlowArgs {
     after_help = "Exit codes: 0 stopped by SIGINT or SIGTERM (or the output was closed); \
 1 an interface could not be opened, or failed during the run (without --retry), or an \
 evidence file could not be written; 2 wrong usage, including a bad --bpf expression or a \
---user that does not exist; 3 stopped as for 0, and some flow had a verdict given to --fail-on \
+--user that does not exist or is root (or privileges that could not be dropped); 3 stopped as for 0, and some flow had a verdict given to --fail-on \
 (1 wins over 3); 4 the events could not be written (a full disk): capture \
 stops, the summary is still printed.\n\n\
 Signals: SIGINT/SIGTERM stop the capture, close every open flow (reason \"shutdown\"), \
@@ -414,7 +414,10 @@ write the final stats and the summary; a second SIGINT exits at once. SIGHUP reo
 (for logrotate).\n\n\
 Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
 `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
-drops to that user once the capture is open."
+drops to that user once the capture is open: no capabilities left, none that can come \
+back (bounding set emptied, PR_SET_NO_NEW_PRIVS). SIGHUP then reopens -o FILE as that \
+user: its folder must be writable by the user (chown USER DIR), or logrotate must create \
+the new file for it (create 0640 USER GROUP)."
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
@@ -446,7 +449,8 @@ pub struct LiveArgs {
     /// e.g. 60s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub stats_interval: Duration,
-    /// After opening the capture, switch to this user (and its group); refuse to go on as root if that fails.
+    /// After opening the capture, switch to this user (not root) and its group, with no
+    /// capabilities left; refuse to go on if that fails.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// When an interface goes down, wait for it to come back instead of stopping.

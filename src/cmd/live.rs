@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use nix::unistd::{geteuid, setgid, setgroups, setuid, Uid, User};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
 
@@ -64,9 +63,16 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         None => None,
     };
     if let Some(user) = &args.user {
-        if let Err(e) = drop_privileges(user) {
+        if let Err(e) = super::privileges::drop_to(user) {
             portmatrix::diag!("portmatrix: error: {e:#}");
             return Ok(ExitCode::from(USAGE));
+        }
+        let warning = args
+            .output
+            .as_deref()
+            .and_then(|path| super::privileges::reopen_warning(path, user));
+        if let Some(warning) = warning {
+            portmatrix::diag!("portmatrix: warning: {warning}");
         }
     }
     if !args.quiet {
@@ -156,23 +162,5 @@ fn register_signals(control: &LiveControl) -> Result<()> {
         flag::register(signal, Arc::clone(&control.stop))?;
     }
     flag::register(SIGHUP, Arc::clone(&control.hangup))?;
-    Ok(())
-}
-
-/// Become `name` (its uid, its primary group, no other groups) for good.
-fn drop_privileges(name: &str) -> Result<()> {
-    if !geteuid().is_root() {
-        anyhow::bail!("--user {name} needs portmatrix to be started as root");
-    }
-    let user = User::from_name(name)
-        .with_context(|| format!("cannot look up the user `{name}`"))?
-        .with_context(|| format!("--user: there is no user `{name}`"))?;
-    setgroups(&[user.gid]).context("cannot drop the supplementary groups")?;
-    setgid(user.gid).with_context(|| format!("cannot switch to the group of `{name}`"))?;
-    setuid(user.uid).with_context(|| format!("cannot switch to the user `{name}`"))?;
-    // If root could be regained, the drop did not happen: refuse to go on.
-    if user.uid != Uid::from_raw(0) && setuid(Uid::from_raw(0)).is_ok() {
-        anyhow::bail!("still able to regain root after switching to `{name}`; refusing to go on");
-    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod live;
+mod privileges;
 pub mod report;
 pub mod rules;
 pub mod site;
