@@ -572,24 +572,40 @@ fn root_drops_to_the_user_given_once_the_capture_is_open() {
         return;
     };
     let live = lab.live(&["--json", "--user", "nobody"]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", live.pid())).expect("status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("no {name} in {status}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-    };
+    // Every thread: these are per-thread settings.
+    let tasks: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/task", live.pid()))
+        .expect("tasks")
+        .filter_map(|t| t.ok().map(|t| t.path().join("status")))
+        .collect();
+    assert!(
+        tasks.len() > 1,
+        "the capture and worker threads run: {tasks:?}"
+    );
     let (uid, gid) = nobody();
-    assert_eq!(field("Uid"), [&uid; 4], "real, effective, saved and fs uid");
-    assert_eq!(field("Gid"), [&gid; 4], "real, effective, saved and fs gid");
-    assert_eq!(field("Groups"), [&gid], "no other groups");
-    // No capability left, none that could come back, no way to gain any.
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(field(set), ["0000000000000000"], "{set}");
+    for task in &tasks {
+        let status = std::fs::read_to_string(task).expect("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("no {name} in {status}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(field("Uid"), [&uid; 4], "real, effective, saved and fs uid");
+        assert_eq!(field("Gid"), [&gid; 4], "real, effective, saved and fs gid");
+        assert_eq!(field("Groups"), [&gid], "no other groups");
+        // No capability left, none that could come back, no way to gain any.
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(
+                field(set),
+                ["0000000000000000"],
+                "{set} of {}",
+                task.display()
+            );
+        }
+        assert_eq!(field("NoNewPrivs"), ["1"], "{}", task.display());
     }
-    assert_eq!(field("NoNewPrivs"), ["1"]);
     // The capture still works with the privileges gone.
     lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
     thread::sleep(Duration::from_millis(300));
