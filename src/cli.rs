@@ -438,7 +438,8 @@ impl FlowArgs {
         (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
         (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
 --retry), or an evidence file could not be written"),
-        (&[Exit::Usage], "wrong usage, including a bad --bpf expression or a --user that does not exist"),
+        (&[Exit::Usage], "wrong usage, including a bad --bpf expression or a --user that does not \
+exist or is root (or privileges that could not be dropped)"),
         (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
         (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
 capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
@@ -455,7 +456,10 @@ already written, as whole lines unless the output itself is stuck; the flows sti
 the final stats are not written. SIGHUP reopens -o FILE (for logrotate).\n\n\
 Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
 `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
-drops to that user once the capture is open."
+drops to that user once the capture is open: no capabilities left, none that can come \
+back (bounding set emptied, PR_SET_NO_NEW_PRIVS). SIGHUP then reopens -o FILE as that \
+user: its folder must be writable by the user (chown USER DIR), or logrotate must create \
+the new file for it (create 0640 USER GROUP)."
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
@@ -487,7 +491,8 @@ pub struct LiveArgs {
     /// e.g. 60s, 5m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub stats_interval: Duration,
-    /// After opening the capture, switch to this user (and its group); refuse to go on as root if that fails.
+    /// After opening the capture, switch to this user (not root) and its group, with no
+    /// capabilities left; refuse to go on if that fails.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// When an interface goes down, wait for it to come back instead of stopping.

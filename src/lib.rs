@@ -9,10 +9,13 @@
 //!  live)       PacketMeta)   free table)  PortMatrix)   flow, stats)
 //! ```
 //!
+//! - [`config_file`]: reading rules and site files (TOML) through their
+//!   limits, every problem placed at its line; knows nothing of either format.
 //! - [`matrix`]: the vendor document as rules, loaded from TOML and compiled once
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
 //! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
+//! - [`printable`]: text from files shown on a terminal, control characters escaped.
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
 //! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
@@ -35,12 +38,14 @@ macro_rules! diag {
 
 pub mod capture;
 pub mod classify;
+pub mod config_file;
 pub mod decode;
 pub mod filter;
 pub mod flow;
 pub mod matrix;
 pub mod output;
 pub mod pipeline;
+pub mod printable;
 pub mod report;
 pub mod site;
 pub mod transport;

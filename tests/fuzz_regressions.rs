@@ -72,3 +72,13 @@ fn events_inputs() {
         replay("events", checks::report_events)
     );
 }
+
+#[test]
+fn site_inputs() {
+    eprintln!("{} site inputs replayed", replay("site", checks::load_site));
+    // The target's own checks hold on the shipped example (every exception
+    // covers what it names) and on garbage (problems placed and capped).
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/site-example.toml");
+    checks::load_site(&fs::read(example).expect("the example site file"));
+    checks::load_site("=\n".repeat(20_000).as_bytes());
+}

@@ -9,12 +9,10 @@
 //! The files are written to a temporary directory by the tests themselves.
 
 mod common;
-use common::{run_bounded, Finished};
+use common::{hostile_file as hostile, portmatrix_bounded, Finished};
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 /// Generous for a debug build on a busy machine; a hang takes forever.
@@ -23,34 +21,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Address space allowed to each run, in KiB.
 const ADDRESS_SPACE_KIB: u32 = 1 << 20;
 
-/// Writes `bytes` as `name` in this test run's temporary directory.
-fn hostile(name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portmatrix-hostile-{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    fs::write(&path, bytes).expect("write the hostile file");
-    path
-}
-
 /// `portmatrix ARGS` under the address-space limit, with a deadline.
 fn portmatrix(args: &[&str]) -> Finished {
-    let script = format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\"");
-    let r = run_bounded(
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg(env!("CARGO_BIN_EXE_portmatrix"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        TIMEOUT,
-    );
-    assert!(
-        r.signal.is_none() && !r.timed_out && !r.stderr.contains("panicked"),
-        "{args:?}: {}",
-        r.describe()
-    );
-    r
+    portmatrix_bounded(args, ADDRESS_SPACE_KIB, TIMEOUT)
 }
 
 /// `rules check` refuses the file with an error at `file:line:` saying `says`.

@@ -257,24 +257,53 @@ fn sighup_reopens_the_output_file_for_logrotate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `nobody`'s uid and gid, as `/proc/PID/status` writes them.
+fn nobody() -> (String, String) {
+    let user = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists");
+    (user.uid.to_string(), user.gid.to_string())
+}
+
 #[test]
 fn root_drops_to_the_user_given_once_the_capture_is_open() {
     let Some(lab) = Lab::new("root_drops_to_the_user_given") else {
         return;
     };
     let live = lab.live(&["--json", "--user", "nobody"]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", live.pid())).expect("status");
-    let uids = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .expect("Uid line");
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("lookup")
-        .expect("nobody exists")
-        .uid
-        .to_string();
-    for uid in uids.split_whitespace() {
-        assert_eq!(uid, nobody, "real, effective, saved and fs uid: {uids}");
+    // Every thread: these are per-thread settings.
+    let tasks: Vec<std::path::PathBuf> = std::fs::read_dir(format!("/proc/{}/task", live.pid()))
+        .expect("tasks")
+        .filter_map(|t| t.ok().map(|t| t.path().join("status")))
+        .collect();
+    assert!(
+        tasks.len() > 1,
+        "the capture and worker threads run: {tasks:?}"
+    );
+    let (uid, gid) = nobody();
+    for task in &tasks {
+        let status = std::fs::read_to_string(task).expect("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("no {name} in {status}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(field("Uid"), [&uid; 4], "real, effective, saved and fs uid");
+        assert_eq!(field("Gid"), [&gid; 4], "real, effective, saved and fs gid");
+        assert_eq!(field("Groups"), [&gid], "no other groups");
+        // No capability left, none that could come back, no way to gain any.
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(
+                field(set),
+                ["0000000000000000"],
+                "{set} of {}",
+                task.display()
+            );
+        }
+        assert_eq!(field("NoNewPrivs"), ["1"], "{}", task.display());
     }
     // The capture still works with the privileges gone.
     lab.replay(&fixture("vlan-qinq-ipv6ext.pcap"), &["--multiplier", "20"]);
@@ -286,6 +315,81 @@ fn root_drops_to_the_user_given_once_the_capture_is_open() {
     let no_user = lab.exec_status(&[BIN, "live", "-i", "pm1", "--user", "no-such-user-here"]);
     assert_eq!(no_user.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_user.stderr).contains("no user `no-such-user-here`"));
+    let root = lab.exec_status(&[BIN, "live", "-i", "pm1", "--user", "root"]);
+    assert_eq!(root.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&root.stderr).contains("--user root: that user is root (uid 0)"),
+        "{}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+}
+
+#[test]
+fn after_the_drop_sighup_reopens_in_a_folder_the_user_may_write() {
+    let Some(lab) = Lab::new("after_the_drop_sighup_reopens") else {
+        return;
+    };
+    let (uid, gid) = nobody();
+    // A folder only root writes: the run says at once that a reopen will fail.
+    let root_only = temp_dir("drop-root-only");
+    let path = root_only.join("events.json");
+    let live = lab.live(&[
+        "--json",
+        "-o",
+        path.to_str().expect("utf-8"),
+        "--user",
+        "nobody",
+    ]);
+    let warned = format!(
+        "portmatrix: warning: running as `nobody`, which may not create files in {}: on SIGHUP",
+        root_only.display()
+    );
+    assert!(live.stderr().contains(&warned), "{}", live.stderr());
+    assert!(live.stop().status.success());
+
+    // A folder that belongs to the user: no warning, and the reopen works.
+    let owned = temp_dir("drop-owned");
+    ok(Command::new("chown").args([&format!("{uid}:{gid}"), owned.to_str().expect("utf-8")]));
+    let path = owned.join("events.json");
+    let rotated = owned.join("events.json.1");
+    let live = lab.live(&[
+        "--json",
+        "--flows",
+        "-o",
+        path.to_str().expect("utf-8"),
+        "--user",
+        "nobody",
+    ]);
+    assert!(!live.stderr().contains("warning"), "{}", live.stderr());
+    lab.replay(
+        &fixture("sample-contact-center.pcapng"),
+        &["--multiplier", "20"],
+    );
+    thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&path, &rotated).expect("rotate");
+    live.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reopen the file: {}",
+            live.stderr()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&path).expect("the new file").uid();
+    assert_eq!(owner.to_string(), uid, "created by the user dropped to");
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(!run.stderr.contains("cannot reopen"), "{}", run.stderr);
+    let after = read_events(&path);
+    assert_eq!(
+        after.last().expect("events after the reopen")["event_type"],
+        "stats"
+    );
+    let _ = std::fs::remove_dir_all(root_only);
+    let _ = std::fs::remove_dir_all(owned);
 }
 
 #[test]

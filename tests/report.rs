@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use portmatrix::matrix::PortMatrix;
+use sha2::{Digest, Sha256};
 
 mod common;
 use common::{portmatrix, stderr, work_dir};
@@ -87,6 +89,70 @@ fn link_targets(html: &str) -> Vec<&str> {
     out
 }
 
+/// A CSP hash source for `text`, computed here rather than by the crate.
+fn sha256_source(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The text between `<tag>` and `</tag>`; the page has exactly one.
+fn inline<'a>(html: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    assert_eq!(html.matches(&open).count(), 1, "one {open}");
+    let start = html.find(&open).map_or(0, |i| i + open.len());
+    let end = html[start..]
+        .find(&format!("</{tag}>"))
+        .map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
+/// The page's Content-Security-Policy.
+fn policy(html: &str) -> &str {
+    let key = "http-equiv=\"Content-Security-Policy\" content=\"";
+    let start = html.find(key).expect("a CSP meta tag") + key.len();
+    let end = html[start..].find('"').map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
+/// The policy allows the one inline style and script of the page, by their
+/// hashes, and nothing else: no `unsafe-inline`, and nothing in the page that
+/// it would block (`style=` and `on…=` attributes).
+fn policy_allows_only_the_pages_own_inline_code(html: &str) {
+    let csp = policy(html);
+    let directive = |name: &str| {
+        csp.split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {csp}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(directive("default-src"), "'none'");
+    assert_eq!(directive("style-src"), sha256_source(inline(html, "style")));
+    assert_eq!(
+        directive("script-src"),
+        sha256_source(inline(html, "script"))
+    );
+    assert_eq!(directive("base-uri"), "'none'");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(
+        !html.contains(" style=\""),
+        "a style attribute the policy blocks"
+    );
+    let handler = html.split(" on").skip(1).find(|rest| {
+        let name_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        name_len > 0 && rest[name_len..].starts_with('=')
+    });
+    assert_eq!(
+        handler.map(|h| &h[..20.min(h.len())]),
+        None,
+        "an event handler attribute"
+    );
+}
+
 #[test]
 fn report_of_the_sample_capture_has_every_part() {
     let dir = work_dir("report", "sample");
@@ -127,7 +193,7 @@ fn report_of_the_sample_capture_has_every_part() {
     for tag in ["<link", "<img", "<iframe", "@import", "url("] {
         assert!(!html.contains(tag), "has {tag}");
     }
-    assert!(html.contains("Content-Security-Policy"));
+    policy_allows_only_the_pages_own_inline_code(&html);
     assert!(html.contains("The data is complete"));
     assert!(html.contains("780"), "the packet count");
 }
@@ -255,13 +321,20 @@ fn check_attr<'a>(dom: &'a str, name: &str) -> &'a str {
     &dom[start..end]
 }
 
-/// Records script errors from the start of the page.
-const ERROR_TRAP: &str = "<script>window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message));});</script>";
+/// Records script errors and the Content-Security-Policy's refusals from the
+/// start of the page.
+const ERROR_TRAP: &str = "window.__errors=[];window.addEventListener('error',function(e){window.__errors.push(String(e.message));});window.__csp=[];document.addEventListener('securitypolicyviolation',function(e){window.__csp.push(e.effectiveDirective);});";
+
+/// What an escaping bug would let into the page: an inline script, an event
+/// handler and a style attribute. The policy must refuse all three.
+const INJECTED: &str = "<script>document.documentElement.setAttribute('data-injected-script','ran');</script>\
+<div id=\"injected-handler\" onclick=\"document.documentElement.setAttribute('data-injected-handler','ran')\">x</div>\
+<div id=\"injected-style\" style=\"display:none\">x</div>";
 
 /// Runs after the page's own script: counts what was drawn, sorts the flagged
 /// table by bytes (two clicks: descending) through the page's handlers, and
 /// writes the results as attributes of <body>, which --dump-dom prints.
-const CHECK: &str = r#"<script>
+const CHECK: &str = r#"
 (function () {
   var b = document.body;
   function rows(id) { var t = document.getElementById(id); return t ? t.tBodies[0].rows.length : -1; }
@@ -282,8 +355,19 @@ const CHECK: &str = r#"<script>
   b.setAttribute('data-check-sorted', sorted ? 'descending' : 'no:' + v.join(','));
   b.setAttribute('data-check-aria', heads[col].getAttribute('aria-sort'));
   b.setAttribute('data-check-errors', window.__errors.length ? window.__errors.join(' | ') : 'none');
+  document.getElementById('injected-handler').click();
+  var root = document.documentElement;
+  b.setAttribute('data-check-injected', [
+    'script:' + (root.getAttribute('data-injected-script') || 'blocked'),
+    'handler:' + (root.getAttribute('data-injected-handler') || 'blocked'),
+    'style:' + (getComputedStyle(document.getElementById('injected-style')).display === 'none' ? 'applied' : 'blocked')
+  ].join(' '));
+  // Refusals are reported as events after the script that caused them.
+  setTimeout(function () {
+    b.setAttribute('data-check-refused', window.__csp.slice().sort().join(' ') || 'none');
+  }, 0);
 }());
-</script>"#;
+"#;
 
 #[test]
 fn a_real_browser_draws_the_report_and_sorts_its_tables() {
@@ -302,10 +386,31 @@ fn a_real_browser_draws_the_report_and_sorts_its_tables() {
     assert!(o.status.success(), "report failed: {}", stderr(&o));
     let html = std::fs::read_to_string(&page).expect("read the report");
 
+    // The checks are inline scripts too: the copy's policy allows them by
+    // their hashes, as the page's own, and nothing else.
+    let csp = policy(&html);
+    let allowed = csp.replacen(
+        "script-src ",
+        &format!(
+            "script-src {} {} ",
+            sha256_source(ERROR_TRAP),
+            sha256_source(CHECK)
+        ),
+        1,
+    );
     let checked = dir.join("report-check.html");
     let with_checks = html
-        .replacen("<head>", &format!("<head>{ERROR_TRAP}"), 1)
-        .replacen("</body>", &format!("{CHECK}</body>"), 1);
+        .replacen(csp, &allowed, 1)
+        .replacen(
+            "</head>",
+            &format!("<script>{ERROR_TRAP}</script></head>"),
+            1,
+        )
+        .replacen(
+            "</body>",
+            &format!("{INJECTED}<script>{CHECK}</script></body>"),
+            1,
+        );
     std::fs::write(&checked, with_checks).expect("write the checked copy");
     let dom = chromium(
         &["--dump-dom".into(), format!("file://{}", checked.display())],
@@ -318,7 +423,22 @@ fn a_real_browser_draws_the_report_and_sorts_its_tables() {
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert_eq!(check_attr(&dom, "errors"), "none", "script errors");
-    assert_eq!(check_attr(&dom, "svgs"), "2", "diagram and timeline");
+    assert_eq!(
+        check_attr(&dom, "injected"),
+        "script:blocked handler:blocked style:blocked",
+        "the policy refuses injected script and style"
+    );
+    // The page itself asks for nothing the policy refuses.
+    assert_eq!(
+        check_attr(&dom, "refused"),
+        "script-src-attr script-src-elem style-src-attr",
+        "only the injected three are refused"
+    );
+    assert_eq!(
+        check_attr(&dom, "svgs"),
+        "3",
+        "the verdict bar, the diagram and the timeline"
+    );
     assert_ne!(check_attr(&dom, "edges"), "0");
     assert_eq!(check_attr(&dom, "marks"), "15");
     assert_eq!(check_attr(&dom, "flagged"), "15");

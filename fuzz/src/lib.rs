@@ -11,10 +11,12 @@
 use std::sync::{Arc, OnceLock};
 
 use portmatrix::capture::{CaptureError, CaptureFile, Chunk, Timestamp};
-use portmatrix::classify::{Classifier, FlowQuery};
+use portmatrix::classify::{Classifier, FlowQuery, Verdict};
+use portmatrix::config_file::{ConfigError, Problem, MAX_ERRORS};
 use portmatrix::decode::{decode, decode_frame, Decoded, Defragmenter, MAX_ENCAP_DEPTH};
 use portmatrix::matrix::{parse_rules, PortMatrix, Product, MAX_RANGES_PER_RULE, MAX_RULES};
 use portmatrix::report::{render, ModelBuilder, Page};
+use portmatrix::site::{parse_site, DeviationQuery, ExceptionMatch, MAX_EXCEPTIONS};
 use portmatrix::transport::Transport;
 
 /// `decode` target. Layout: a link type (2 bytes, big-endian), then frames,
@@ -143,22 +145,10 @@ fn check_capture_error(e: &CaptureError, total: u64) {
 /// inside the text; a valid file respects the limits and compiles into a
 /// classifier that answers for every port.
 pub fn load_rules(data: &[u8]) {
-    let text = match std::str::from_utf8(data) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
-    };
-    let lines = text.split('\n').count();
+    let text = utf8_prefix(data);
     let file = match parse_rules("fuzz.toml", text) {
         Ok(file) => file,
-        Err(errors) => {
-            assert!(!errors.is_empty());
-            for e in &errors {
-                assert!(e.line >= 1 && e.line <= lines, "{e}");
-                assert!(e.column >= 1, "{e}");
-                assert!(e.to_string().starts_with("fuzz.toml:"), "{e}");
-            }
-            return;
-        }
+        Err(problems) => return check_problems(&problems, text),
     };
     assert!(file.rules.len() <= MAX_RULES);
     for rule in &file.rules {
@@ -189,10 +179,111 @@ pub fn load_rules(data: &[u8]) {
     }
 }
 
-/// The built-in matrix, loaded once for the `events` target.
-fn builtin() -> &'static PortMatrix {
-    static MATRIX: OnceLock<PortMatrix> = OnceLock::new();
-    MATRIX.get_or_init(|| PortMatrix::builtin().unwrap_or_else(|e| panic!("{e}")))
+/// The bytes up to the first that is not UTF-8: the file reader refuses a
+/// file there, before parsing, so the parsers only ever see such text.
+fn utf8_prefix(data: &[u8]) -> &str {
+    match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&data[..e.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
+/// What every problem of a rules or site file must be: placed inside the
+/// text, naming the file, and at most [`MAX_ERRORS`] of them plus one that
+/// counts the rest.
+fn check_problems(problems: &[Problem], text: &str) {
+    let lines = text.split('\n').count();
+    assert!(!problems.is_empty());
+    assert!(
+        problems.len() <= MAX_ERRORS + 1,
+        "{} problems",
+        problems.len()
+    );
+    for p in problems {
+        assert!(p.line >= 1 && p.line <= lines, "{p}");
+        assert!(p.column >= 1, "{p}");
+        assert!(p.to_string().starts_with("fuzz.toml:"), "{p}");
+    }
+}
+
+/// `site` target: the bytes as a site file. Problems point inside the text
+/// and are capped; a valid site respects its limits, ties its exceptions'
+/// rules to the built-in matrix or names the ones it lacks, gives every host
+/// the same roles through the classifier as directly, and each exception
+/// covers a flow made of what it names.
+pub fn load_site(data: &[u8]) {
+    let text = utf8_prefix(data);
+    let mut site = match parse_site("fuzz.toml", text) {
+        Ok(site) => site,
+        Err(problems) => return check_problems(&problems, text),
+    };
+    assert!(site.exceptions.len() <= MAX_EXCEPTIONS);
+    let matrix = builtin();
+    let resolved = match site.resolve_rules(matrix) {
+        Ok(()) => true,
+        Err(ConfigError::Invalid { problems, .. }) => {
+            check_problems(&problems, text);
+            false
+        }
+        Err(e) => panic!("resolving rules reads nothing: {e}"),
+    };
+    let site = Arc::new(site);
+    let classifier =
+        Classifier::with_site(Arc::clone(matrix), Product::Aacc, Some(Arc::clone(&site)));
+    let mut hosts: Vec<std::net::IpAddr> = vec![[192, 0, 2, 1].into(), [10, 10, 1, 10].into()];
+    for e in &site.exceptions {
+        hosts.extend(e.src.iter().chain(&e.dst).map(|n| n.addr));
+    }
+    for &ip in hosts.iter().take(64) {
+        for vlan in [None, Some(1), Some(120)] {
+            let direct = site.roles_of(ip, vlan);
+            let c = classifier.classify(FlowQuery {
+                transport: Transport::Tcp,
+                port: 443,
+                multicast: false,
+                same_host: false,
+                client: ip,
+                server: ip,
+                vlan,
+            });
+            if let Some((client, server)) = classifier.roles_of(c.decision) {
+                assert_eq!(client, direct, "{ip} {vlan:?}");
+                assert_eq!(server, direct, "{ip} {vlan:?}");
+            }
+        }
+    }
+    if !resolved {
+        return;
+    }
+    for e in &site.exceptions {
+        let rules: Vec<u16> = e
+            .rule
+            .iter()
+            .filter_map(|id| matrix.rules().iter().position(|r| &r.id == id))
+            .filter_map(|i| u16::try_from(i).ok())
+            .collect();
+        let q = DeviationQuery {
+            transport: e.proto.unwrap_or(Transport::Tcp),
+            client: e.src.first().map_or([192, 0, 2, 1].into(), |n| n.addr),
+            server: e.dst.first().map_or([192, 0, 2, 2].into(), |n| n.addr),
+            port: e.ports.first().map_or(443, |r| r.lo),
+            verdict: e.verdict.unwrap_or(Verdict::Undocumented),
+            start: Timestamp::from_nanos(0),
+            rules: &rules,
+        };
+        assert_ne!(
+            site.exception_for(&q),
+            ExceptionMatch::None,
+            "exception {} does not cover what it names",
+            e.id
+        );
+    }
+}
+
+/// The built-in matrix, loaded once for the `site` and `events` targets.
+fn builtin() -> &'static Arc<PortMatrix> {
+    static MATRIX: OnceLock<Arc<PortMatrix>> = OnceLock::new();
+    MATRIX.get_or_init(|| Arc::new(PortMatrix::builtin().unwrap_or_else(|e| panic!("{e}"))))
 }
 
 /// Occurrences of `<script` in `html`.

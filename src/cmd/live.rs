@@ -3,8 +3,7 @@
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use nix::unistd::{geteuid, setgid, setgroups, setuid, Uid, User};
+use anyhow::Result;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
@@ -20,13 +19,6 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
     let focus = args.select.focus();
     let verdicts = args.select.verdicts();
     let control = LiveControl::default();
-    // Dropped when this returns: until then a stop is watched (--stop-timeout).
-    let _signals = signals::install(signals::Wiring {
-        stop: &control.stop,
-        hangup: Some(&control.hangup),
-        stop_timeout: args.stop.timeout,
-        quiet: args.quiet,
-    })?;
 
     let options = LiveOptions {
         promiscuous: !args.no_promisc,
@@ -66,11 +58,27 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
         None => None,
     };
     if let Some(user) = &args.user {
-        if let Err(e) = drop_privileges(user) {
+        if let Err(e) = super::privileges::drop_to(user) {
             portmatrix::diag!("portmatrix: error: {e:#}");
             return Ok(Exit::Usage);
         }
+        let warning = args
+            .output
+            .as_deref()
+            .and_then(|path| super::privileges::reopen_warning(path, user));
+        if let Some(warning) = warning {
+            portmatrix::diag!("portmatrix: warning: {warning}");
+        }
     }
+    // After the privileges go: dropping them needs this thread to be the only
+    // one (each thread holds its own capabilities). A stop signal before this
+    // ends the process as usual: nothing was captured yet.
+    let _signals = signals::install(signals::Wiring {
+        stop: &control.stop,
+        hangup: Some(&control.hangup),
+        stop_timeout: args.stop.timeout,
+        quiet: args.quiet,
+    })?;
     if !args.quiet {
         portmatrix::diag!(
             "portmatrix: capturing on {} (snaplen {}, buffer {} MiB{}{}); Ctrl-C to stop",
@@ -150,22 +158,4 @@ pub fn run(args: LiveArgs) -> Result<Exit> {
     let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
     Ok(gate(&outcome.stats, args.select.fail_on())
         .or_incomplete(outcome.failed > 0 || evidence_failed))
-}
-
-/// Become `name` (its uid, its primary group, no other groups) for good.
-fn drop_privileges(name: &str) -> Result<()> {
-    if !geteuid().is_root() {
-        anyhow::bail!("--user {name} needs portmatrix to be started as root");
-    }
-    let user = User::from_name(name)
-        .with_context(|| format!("cannot look up the user `{name}`"))?
-        .with_context(|| format!("--user: there is no user `{name}`"))?;
-    setgroups(&[user.gid]).context("cannot drop the supplementary groups")?;
-    setgid(user.gid).with_context(|| format!("cannot switch to the group of `{name}`"))?;
-    setuid(user.uid).with_context(|| format!("cannot switch to the user `{name}`"))?;
-    // If root could be regained, the drop did not happen: refuse to go on.
-    if user.uid != Uid::from_raw(0) && setuid(Uid::from_raw(0)).is_ok() {
-        anyhow::bail!("still able to regain root after switching to `{name}`; refusing to go on");
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod exit;
 pub mod live;
+mod privileges;
 pub mod report;
 pub mod rules;
 pub mod signals;

@@ -7,11 +7,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use portmatrix::classify::{rule_fits, rule_status, FlowQuery, Verdict};
+use portmatrix::config_file::{ConfigError, FileKind};
 use portmatrix::matrix::{
-    parse_rules, read_rules_file, DefaultState, Listener, MatrixError, PortMatrix, Product,
-    Profile, Rule, RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
+    parse_rules, read_rules_file, DefaultState, Listener, PortMatrix, Product, Profile, Rule,
+    RuleIdx, RulesFile, SystemSet, BUILTIN_ORIGIN, BUILTIN_RULES,
 };
 use portmatrix::output::role_names;
+use portmatrix::printable::Printable;
 use portmatrix::transport::Transport;
 
 use super::{write_stdout, Exit};
@@ -48,13 +50,13 @@ fn list(args: ListArgs) -> Result<Exit> {
                 writeln!(
                     out,
                     "{:<10} {:<8} {:<32} {:<12} {:<28} {} -> {}",
-                    r.id,
+                    Printable(&r.id),
                     r.transports_text(),
                     r.ports_text(),
                     r.app_protocol,
                     flags_text(r),
-                    or_dash(client_of(r)),
-                    or_dash(listener_of(r)),
+                    Printable(or_dash(client_of(r))),
+                    Printable(or_dash(listener_of(r))),
                 )?;
             }
             writeln!(out, "{} rules", rules.len())?;
@@ -327,11 +329,11 @@ fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()>
             writeln!(
                 out,
                 "  {:<10} {} {}  {} -> {}  [{}]  => {}",
-                r.id,
+                Printable(&r.id),
                 r.transports_text(),
                 r.ports_text(),
-                or_dash(client_of(r)),
-                or_dash(listener_of(r)),
+                Printable(or_dash(client_of(r))),
+                Printable(or_dash(listener_of(r))),
                 flags_text(r),
                 m.status
             )?;
@@ -342,20 +344,20 @@ fn write_explanation(out: &mut dyn Write, e: &Explanation<'_>) -> io::Result<()>
                 r.listener_systems.text()
             )?;
             if !r.description.is_empty() {
-                writeln!(out, "             \"{}\"", r.description)?;
+                writeln!(out, "             \"{}\"", Printable(&r.description))?;
             }
             if let Some(replaced) = &r.replaced_by {
-                writeln!(out, "             replaced by: {replaced}")?;
+                writeln!(out, "             replaced by: {}", Printable(replaced))?;
             }
             if let Some(note) = &r.note {
-                writeln!(out, "             note: {note}")?;
+                writeln!(out, "             note: {}", Printable(note))?;
             }
         }
     }
     if !e.not_applied.is_empty() {
         writeln!(out, "on this port, not applied:")?;
         for n in &e.not_applied {
-            writeln!(out, "  {:<10} {}", n.id, n.reason)?;
+            writeln!(out, "  {:<10} {}", Printable(n.id), n.reason)?;
         }
     }
     Ok(())
@@ -365,16 +367,25 @@ fn check(args: CheckArgs) -> Result<Exit> {
     let mut failed = false;
     let mut parsed: Vec<RulesFile> = Vec::new();
     if !args.no_default_rules {
-        parsed.push(parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES).map_err(MatrixError::Invalid)?);
+        parsed.push(
+            parse_rules(BUILTIN_ORIGIN, BUILTIN_RULES).map_err(|problems| {
+                ConfigError::Invalid {
+                    kind: FileKind::Rules,
+                    problems,
+                }
+            })?,
+        );
     }
     write_stdout("the check results", |out| {
         for path in &args.files {
             match read_rules_file(path) {
-                Ok(Ok(file)) => {
+                Ok(file) => {
                     writeln!(out, "{}: ok, {} rules", path.display(), file.rules.len())?;
                     parsed.push(file);
                 }
-                Ok(Err(errors)) => {
+                Err(ConfigError::Invalid {
+                    problems: errors, ..
+                }) => {
                     failed = true;
                     for e in &errors {
                         writeln!(out, "{e}")?;
@@ -388,8 +399,9 @@ fn check(args: CheckArgs) -> Result<Exit> {
             }
         }
         // Ids must also be unique across the files (and the built-in matrix).
-        if let Err(MatrixError::Invalid(errors)) =
-            PortMatrix::from_files(std::mem::take(&mut parsed))
+        if let Err(ConfigError::Invalid {
+            problems: errors, ..
+        }) = PortMatrix::from_files(std::mem::take(&mut parsed))
         {
             failed = true;
             for e in &errors {

@@ -8,10 +8,12 @@ use anyhow::Result;
 
 use portmatrix::capture::{list_inputs, CaptureFile, Timestamp};
 use portmatrix::classify::Classifier;
+use portmatrix::config_file::ConfigError;
 use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
 use portmatrix::matrix::PortMatrix;
+use portmatrix::printable::Printable;
 use portmatrix::site::suggest::Evidence;
-use portmatrix::site::{read_site_file, Site, SiteError};
+use portmatrix::site::{read_site_file, Site};
 
 use portmatrix::output::create::AtomicFile;
 
@@ -39,9 +41,9 @@ pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<A
         for e in site.expired_at(Timestamp::now()) {
             portmatrix::diag!(
                 "portmatrix: exception `{}` ({}) expired on {}: it covers only flows that started before",
-                e.id,
-                e.why,
-                e.until_text.as_deref().unwrap_or("?")
+                Printable(&e.id),
+                Printable(&e.why),
+                Printable(e.until_text.as_deref().unwrap_or("?"))
             );
         }
     }
@@ -49,7 +51,7 @@ pub fn classifier(matrix: &MatrixArgs, site: &SiteArgs, quiet: bool) -> Result<A
 }
 
 /// Read a site file and tie its exceptions to the matrix's rule ids.
-fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, SiteError> {
+fn load_site(path: &Path, matrix: &PortMatrix) -> Result<Site, ConfigError> {
     let mut site = read_site_file(path)?;
     site.resolve_rules(matrix)?;
     Ok(site)

@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use super::error::RuleError;
 use super::rule::{PortRange, Rule};
 use super::RuleIdx;
+use crate::config_file::Problem;
 use crate::transport::Transport;
 
 /// Most rules of one transport that may cover the same port. The vendor
@@ -111,7 +111,7 @@ pub(super) fn segments(
 /// Refuses rules that pile more than [`MAX_RULES_PER_PORT`] rules of one
 /// transport onto one port: one error, naming the first such port and the
 /// rule that went over the limit.
-pub(super) fn check_depth(rules: &[Rule]) -> Option<RuleError> {
+pub(super) fn check_depth(rules: &[Rule]) -> Option<Problem> {
     for transport in Transport::ALL {
         let mut over = None;
         sweep(
@@ -129,11 +129,11 @@ pub(super) fn check_depth(rules: &[Rule]) -> Option<RuleError> {
         );
         if let Some((port, idx, n)) = over {
             let rule = &rules[usize::from(idx)];
-            return Some(RuleError {
+            return Some(Problem {
                 origin: rule.origin.clone(),
                 line: 0,
                 column: 0,
-                rule: Some(rule.id.clone()),
+                item: Some(format!("rule {}", rule.id)),
                 field: Some("listen_ports".into()),
                 message: format!(
                     "{n} rules cover {transport}/{port}; at most {MAX_RULES_PER_PORT} rules of one transport may cover the same port"
@@ -198,7 +198,7 @@ mod tests {
         };
         assert_eq!(check_depth(&pile(MAX_RULES_PER_PORT)), None);
         let err = check_depth(&pile(MAX_RULES_PER_PORT + 1)).expect("too deep");
-        assert_eq!(err.rule.as_deref(), Some("r64"));
+        assert_eq!(err.item.as_deref(), Some("rule r64"));
         assert_eq!(
             err.to_string(),
             "t.toml: rule r64: field `listen_ports`: 65 rules cover udp/5000; \

@@ -5,31 +5,21 @@
 //! one's errors and every error carries the line and column it refers to.
 
 use std::collections::HashMap;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::DeValue;
 use toml::Spanned;
 
-use super::error::RuleError;
 use super::rule::{Cast, DefaultState, DocumentRow, Listener, PortRange, Profile, Rule};
 use super::system::SystemSet;
-use super::text::line_col;
 use crate::classify::{Severity, Verdict};
+use crate::config_file::{self, FileKind, Problem, Problems};
 use crate::transport::Transport;
 
-/// A hostile or mistaken file must not make us allocate without bound.
-pub const MAX_FILE_BYTES: usize = 4 << 20;
 pub const MAX_RULES: usize = 10_000;
 pub const MAX_RANGES_PER_RULE: usize = 1_024;
-/// Errors listed per file; the rest are counted in one last error. A file of
-/// garbage can hold a million errors: listing them all would cost time and
-/// memory (and scroll the useful first ones away).
-pub const MAX_ERRORS: usize = 100;
-/// Files up to this size have all their TOML syntax errors found at once;
-/// larger ones only their first (see [`parse_rules`]).
-const LIST_SYNTAX_ERRORS_UP_TO: usize = 256 << 10;
 
 /// What one rules file contributes: its rules and its severity changes.
 #[derive(Debug, Default)]
@@ -40,97 +30,35 @@ pub struct RulesFile {
 }
 
 /// Parse and validate one rules file. `origin` names it in errors and on rules.
-pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>> {
-    let mut errors = Errors {
-        origin,
-        text,
-        list: Vec::new(),
-        unlisted: 0,
-    };
-    if text.len() > MAX_FILE_BYTES {
-        errors.push(
-            0..0,
-            None,
-            None,
-            format!(
-                "file is {} bytes; rules files are limited to {MAX_FILE_BYTES} bytes",
-                text.len()
-            ),
-        );
+pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<Problem>> {
+    let mut errors = Problems::new(origin, text);
+    let Some(root) = config_file::parse(FileKind::Rules, text, &mut errors) else {
         return Err(errors.into_list());
-    }
-    let root = match DeTable::parse(text) {
-        Ok(root) => root,
-        Err(first) => {
-            // Every syntax error at once needs them all in memory at once (a
-            // few hundred bytes each, and garbage holds several per line):
-            // only for files small enough. Larger ones get the first.
-            let all = if text.len() <= LIST_SYNTAX_ERRORS_UP_TO {
-                DeTable::parse_recoverable(text).1
-            } else {
-                vec![first]
-            };
-            for e in all {
-                errors.push(
-                    e.span().unwrap_or(0..0),
-                    None,
-                    None,
-                    format!("invalid TOML: {}", e.message()),
-                );
-            }
-            return Err(errors.into_list());
-        }
     };
 
     let mut out = RulesFile::default();
-    let mut seen_schema = false;
     let mut rule_values: Vec<Spanned<DeValue<'_>>> = Vec::new();
-    let root_span = root.span();
-    for (key, value) in root.into_inner() {
-        let span = value.span();
-        match key.get_ref().as_ref() {
-            "schema" => {
-                seen_schema = true;
-                if !is_schema_one(value.get_ref()) {
-                    errors.push(span, None, Some("schema"), UNSUPPORTED_SCHEMA.into());
-                }
+    let _ = config_file::walk_top_level(
+        root,
+        &["document", "severity", "rule"],
+        &mut errors,
+        |key, value, errors| {
+            match key {
+                "document" => match value.get_ref().as_str() {
+                    Some(s) => out.document = Some(s.to_string()),
+                    None => errors.push(
+                        value.span(),
+                        None,
+                        Some("document"),
+                        "expected a string".into(),
+                    ),
+                },
+                "severity" => parse_severities(value, errors, &mut out.severities),
+                _ => rule_values.extend(config_file::array_of_tables(value, "rule", errors)),
             }
-            "document" => match value.get_ref().as_str() {
-                Some(s) => out.document = Some(s.to_string()),
-                None => errors.push(span, None, Some("document"), "expected a string".into()),
-            },
-            "severity" => parse_severities(
-                value,
-                &mut |span, field, msg| errors.push(span, None, Some(field), msg),
-                &mut out.severities,
-            ),
-            "rule" => match value.into_inner() {
-                DeValue::Array(items) => rule_values.extend(items),
-                _ => errors.push(
-                    span,
-                    None,
-                    Some("rule"),
-                    "expected an array of tables: write each rule as `[[rule]]`".into(),
-                ),
-            },
-            other => errors.push(
-                key.span(),
-                None,
-                None,
-                format!(
-                    "unknown top-level key `{other}`; allowed: schema, document, severity, rule"
-                ),
-            ),
-        }
-    }
-    if !seen_schema {
-        errors.push(
-            root_span.start..root_span.start,
-            None,
-            Some("schema"),
-            "missing `schema = 1` at the top of the file".into(),
-        );
-    }
+            ControlFlow::Continue(())
+        },
+    );
     if rule_values.len() > MAX_RULES {
         errors.push(
             0..0,
@@ -146,26 +74,16 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
 
     let mut ids: HashMap<String, Range<usize>> = HashMap::new();
     for value in rule_values {
-        let span = value.span();
-        let spec = match RuleSpec::deserialize(ValueDeserializer::from(value)) {
-            Ok(spec) => spec,
-            Err(e) => {
-                errors.push(
-                    e.span().unwrap_or(span),
-                    None,
-                    None,
-                    e.message().to_string(),
-                );
-                continue;
-            }
+        let Some(spec) = config_file::deserialize::<RuleSpec>(value, None, &mut errors) else {
+            continue;
         };
         let id_span = spec.id.span();
         if let Some(rule) = spec.validate(origin, &mut errors) {
             if let Some(first) = ids.get(&rule.id) {
-                let (line, _) = line_col(text, first.start);
+                let (line, _) = errors.at(first.start);
                 errors.push(
                     id_span,
-                    Some(&rule.id),
+                    Some(&format!("rule {}", rule.id)),
                     Some("id"),
                     format!("duplicate id: line {line} already uses it; ids must be unique"),
                 );
@@ -175,34 +93,21 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<RulesFile, Vec<RuleError>
             }
         }
     }
-    if errors.list.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors.into_list())
-    }
+    errors.into_result(out)
 }
 
-/// What a `schema` other than 1 is told (rules files and site files).
-pub(crate) const UNSUPPORTED_SCHEMA: &str =
-    "unsupported schema; this portmatrix reads `schema = 1`";
-
-/// `schema = 1`, written as a decimal integer: the only version there is.
-pub(crate) fn is_schema_one(value: &DeValue<'_>) -> bool {
-    value.as_integer().map(|i| (i.as_str(), i.radix())) == Some(("1", 10))
-}
-
-/// `[severity]`: `undocumented = "high"`, for rules files and site files
-/// alike; `problem(span, field, message)` reports what is wrong.
+/// `[severity]`: `undocumented = "high"`, for rules files and site files alike.
 pub(crate) fn parse_severities(
     value: Spanned<DeValue<'_>>,
-    problem: &mut impl FnMut(Range<usize>, &str, String),
+    p: &mut Problems<'_>,
     out: &mut Vec<(Verdict, Severity)>,
 ) {
     let span = value.span();
     let DeValue::Table(table) = value.into_inner() else {
-        problem(
+        p.push(
             span,
-            "severity",
+            None,
+            Some("severity"),
             "expected a table such as `[severity]` with `undocumented = \"high\"`".into(),
         );
         return;
@@ -211,76 +116,23 @@ pub(crate) fn parse_severities(
         let name = key.get_ref().as_ref();
         let Some(verdict) = Verdict::parse(name) else {
             let allowed: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
-            problem(
+            p.push(
                 key.span(),
-                "severity",
+                None,
+                Some("severity"),
                 format!("unknown verdict `{name}`; allowed: {}", allowed.join(", ")),
             );
             continue;
         };
         match value.get_ref().as_str().and_then(Severity::parse) {
             Some(sev) => out.push((verdict, sev)),
-            None => problem(
+            None => p.push(
                 value.span(),
-                "severity",
+                None,
+                Some("severity"),
                 "expected one of \"info\", \"low\", \"medium\", \"high\"".into(),
             ),
         }
-    }
-}
-
-/// Collects errors, turning byte spans into line and column; beyond
-/// [`MAX_ERRORS`] it only counts them, so finding the line of each costs at
-/// most `MAX_ERRORS` scans of the text.
-struct Errors<'a> {
-    origin: &'a str,
-    text: &'a str,
-    list: Vec<RuleError>,
-    /// Errors found beyond [`MAX_ERRORS`].
-    unlisted: usize,
-}
-
-impl Errors<'_> {
-    /// Errors found so far, listed or not.
-    fn count(&self) -> usize {
-        self.list.len() + self.unlisted
-    }
-
-    /// The listed errors, and one more that counts the others.
-    fn into_list(mut self) -> Vec<RuleError> {
-        if self.unlisted > 0 {
-            // Placed at the last listed error: the ones not listed come later
-            // in the order the checks run, mostly later in the file.
-            let line = self.list.last().map_or(1, |e| e.line);
-            self.list.push(RuleError {
-                origin: self.origin.to_string(),
-                line,
-                column: 1,
-                rule: None,
-                field: None,
-                message: format!(
-                    "{} more errors not listed; fix the ones above and check again",
-                    self.unlisted
-                ),
-            });
-        }
-        self.list
-    }
-
-    fn push(&mut self, span: Range<usize>, rule: Option<&str>, field: Option<&str>, msg: String) {
-        if self.list.len() >= MAX_ERRORS {
-            self.unlisted += 1;
-            return;
-        }
-        let (line, column) = line_col(self.text, span.start);
-        self.list.push(RuleError {
-            origin: self.origin.to_string(),
-            line,
-            column,
-            rule: rule.map(str::to_string),
-            field: field.map(str::to_string),
-            message: msg,
-        });
     }
 }
 
@@ -338,9 +190,11 @@ struct RuleSpec {
 }
 
 impl RuleSpec {
-    fn validate(self, origin: &str, errors: &mut Errors<'_>) -> Option<Rule> {
+    fn validate(self, origin: &str, errors: &mut Problems<'_>) -> Option<Rule> {
         let before = errors.count();
         let (id_span, id) = (self.id.span(), self.id.into_inner());
+        // Problems of the rule name it, once it has an id.
+        let item = format!("rule {id}");
         if id.trim().is_empty() || id.len() > 64 {
             errors.push(
                 id_span,
@@ -355,7 +209,7 @@ impl RuleSpec {
         if specs.is_empty() {
             errors.push(
                 ports_span.clone(),
-                Some(&id),
+                Some(&item),
                 Some("listen_ports"),
                 "at least one port is needed, e.g. [443] or [[6000, 32599]]".into(),
             );
@@ -363,7 +217,7 @@ impl RuleSpec {
         if specs.len() > MAX_RANGES_PER_RULE {
             errors.push(
                 ports_span,
-                Some(&id),
+                Some(&item),
                 Some("listen_ports"),
                 format!("at most {MAX_RANGES_PER_RULE} ports or ranges per rule"),
             );
@@ -372,7 +226,7 @@ impl RuleSpec {
         for spec in specs.iter().take(MAX_RANGES_PER_RULE) {
             match spec.get_ref().range() {
                 Ok(range) => listen_ports.push(range),
-                Err(msg) => errors.push(spec.span(), Some(&id), Some("listen_ports"), msg),
+                Err(msg) => errors.push(spec.span(), Some(&item), Some("listen_ports"), msg),
             }
         }
         listen_ports.sort();
@@ -385,7 +239,7 @@ impl RuleSpec {
         if transports.is_empty() {
             errors.push(
                 transports_span,
-                Some(&id),
+                Some(&item),
                 Some("transports"),
                 "at least one transport is needed: [\"tcp\"], [\"udp\"] or [\"tcp\", \"udp\"]"
                     .into(),
@@ -403,7 +257,7 @@ impl RuleSpec {
                 if !valid {
                     errors.push(
                         p.span(),
-                        Some(&id),
+                        Some(&item),
                         Some("app_protocol"),
                         "expected a short lower-case name such as \"https\", \"sip\" or \"unknown\""
                             .into(),
@@ -413,14 +267,14 @@ impl RuleSpec {
             }
         };
 
-        let client_systems = systems(self.client_systems, &id, "client_systems", errors);
-        let listener_systems = systems(self.listener_systems, &id, "listener_systems", errors);
+        let client_systems = systems(self.client_systems, &item, "client_systems", errors);
+        let listener_systems = systems(self.listener_systems, &item, "listener_systems", errors);
 
         if let Some(r) = &self.replaced_by {
             if !self.deprecated {
                 errors.push(
                     r.span(),
-                    Some(&id),
+                    Some(&item),
                     Some("replaced_by"),
                     "only a deprecated rule can be replaced; add `deprecated = true` or remove it"
                         .into(),
@@ -473,9 +327,9 @@ impl RuleSpec {
 /// when the field is left out.
 fn systems(
     field: Option<Spanned<Vec<Spanned<String>>>>,
-    id: &str,
+    item: &str,
     name: &str,
-    errors: &mut Errors<'_>,
+    errors: &mut Problems<'_>,
 ) -> SystemSet {
     let Some(list) = field else {
         return SystemSet::ANY;
@@ -487,7 +341,7 @@ fn systems(
         .map(|n| (n.get_ref().as_str(), n.span()));
     SystemSet::from_names(names, whole).unwrap_or_else(|problems| {
         for (span, message) in problems {
-            errors.push(span, Some(id), Some(name), message);
+            errors.push(span, Some(item), Some(name), message);
         }
         SystemSet::ANY
     })
@@ -557,8 +411,9 @@ impl<'de> Deserialize<'de> for PortSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_file::MAX_ERRORS;
 
-    fn errors_of(text: &str) -> Vec<RuleError> {
+    fn errors_of(text: &str) -> Vec<Problem> {
         match parse_rules("site.toml", text) {
             Ok(_) => panic!("expected errors"),
             Err(e) => e,
@@ -740,11 +595,5 @@ replaced_by = "x"
         let errs = errors_of(&format!("schema = 1\n{}", "=\n".repeat(1000)));
         assert_eq!(errs.len(), MAX_ERRORS + 1);
         assert!(errs[0].message.starts_with("invalid TOML"), "{}", errs[0]);
-    }
-
-    #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
-        assert_eq!(line_col("ab\ncdé\nx", 5), (2, 3));
     }
 }

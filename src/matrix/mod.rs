@@ -4,32 +4,26 @@
 //! The vendor's AACC 7.1.2 matrix is embedded in the binary, so portmatrix runs
 //! with no rules file at all; site files add to it or replace it.
 
-mod error;
 mod index;
 mod load;
-pub(crate) use load::{is_schema_one, parse_severities, UNSUPPORTED_SCHEMA};
+pub(crate) use load::parse_severities;
 mod rule;
 mod system;
-mod text;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use error::{MatrixError, RuleError};
+use crate::classify::Severities;
+use crate::config_file::{self, ConfigError, FileKind, Problem};
+use crate::transport::Transport;
 pub use index::{Segment, MAX_RULES_PER_PORT};
-pub use load::{
-    parse_rules, PortSpec, RulesFile, MAX_ERRORS, MAX_FILE_BYTES, MAX_RANGES_PER_RULE, MAX_RULES,
-};
+pub use load::{parse_rules, PortSpec, RulesFile, MAX_RANGES_PER_RULE, MAX_RULES};
 pub use rule::{
     Cast, DefaultState, DocumentRow, Listener, PortRange, Product, Profile, Rule, WIDE_RANGE,
 };
 pub use system::{
     unknown_system_message, System, SystemInfo, SystemSet, ANY, ANY_SPELLINGS, SYSTEMS,
 };
-pub use text::{line_col, read_text_file, TextProblem};
-
-use crate::classify::Severities;
-use crate::transport::Transport;
 
 /// The embedded vendor matrix.
 pub const BUILTIN_RULES: &str = include_str!("../../rules/avaya-aacc-7.1.2.toml");
@@ -66,12 +60,12 @@ pub struct PortMatrix {
 
 impl PortMatrix {
     /// The embedded vendor matrix alone.
-    pub fn builtin() -> Result<PortMatrix, MatrixError> {
+    pub fn builtin() -> Result<PortMatrix, ConfigError> {
         PortMatrix::load(&MatrixSources::default())
     }
 
     /// Read, validate and merge every source; all errors of all files at once.
-    pub fn load(sources: &MatrixSources) -> Result<PortMatrix, MatrixError> {
+    pub fn load(sources: &MatrixSources) -> Result<PortMatrix, ConfigError> {
         let mut parsed = Vec::new();
         let mut errors = Vec::new();
         if sources.builtin {
@@ -82,19 +76,19 @@ impl PortMatrix {
         }
         for path in &sources.files {
             match read_rules_file(path) {
-                Ok(Ok(f)) => parsed.push(f),
-                Ok(Err(e)) => errors.extend(e),
+                Ok(f) => parsed.push(f),
+                Err(ConfigError::Invalid { problems, .. }) => errors.extend(problems),
                 Err(io) => return Err(io),
             }
         }
         if !errors.is_empty() {
-            return Err(MatrixError::Invalid(errors));
+            return Err(invalid(errors));
         }
         PortMatrix::from_files(parsed)
     }
 
     /// Merge parsed files; ids must be unique across all of them.
-    pub fn from_files(files: Vec<RulesFile>) -> Result<PortMatrix, MatrixError> {
+    pub fn from_files(files: Vec<RulesFile>) -> Result<PortMatrix, ConfigError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut origins: HashMap<String, String> = HashMap::new();
         let mut severities = Severities::default();
@@ -105,11 +99,11 @@ impl PortMatrix {
             }
             for rule in file.rules {
                 if let Some(first) = origins.get(&rule.id) {
-                    errors.push(RuleError {
+                    errors.push(Problem {
                         origin: rule.origin.clone(),
                         line: 0,
                         column: 0,
-                        rule: Some(rule.id.clone()),
+                        item: Some(format!("rule {}", rule.id)),
                         field: Some("id".into()),
                         message: format!(
                             "duplicate id: {first} already defines it; ids must be unique across all rules files"
@@ -122,11 +116,11 @@ impl PortMatrix {
             }
         }
         if rules.len() > MAX_RULES {
-            errors.push(RuleError {
+            errors.push(Problem {
                 origin: "rules".into(),
                 line: 0,
                 column: 0,
-                rule: None,
+                item: None,
                 field: None,
                 message: format!(
                     "{} rules in all; at most {MAX_RULES} are supported",
@@ -138,7 +132,7 @@ impl PortMatrix {
             errors.extend(index::check_depth(&rules));
         }
         if !errors.is_empty() {
-            return Err(MatrixError::Invalid(errors));
+            return Err(invalid(errors));
         }
         Ok(PortMatrix { rules, severities })
     }
@@ -185,23 +179,17 @@ impl PortMatrix {
     }
 }
 
-/// Read and validate one rules file: `Err` when it cannot be read at all,
-/// `Ok(Err(..))` with every problem when it can be read but is invalid.
-pub fn read_rules_file(path: &Path) -> Result<Result<RulesFile, Vec<RuleError>>, MatrixError> {
-    let origin = path.display().to_string();
-    let text = read_text_file(path, MAX_FILE_BYTES, "rules").map_err(|source| MatrixError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(match text {
-        Ok(text) => parse_rules(&origin, &text),
-        Err(problem) => Err(vec![RuleError {
-            origin,
-            line: problem.line,
-            column: 1,
-            rule: None,
-            field: None,
-            message: problem.message,
-        }]),
-    })
+/// Problems of rules, as the error of the matrix.
+fn invalid(problems: Vec<Problem>) -> ConfigError {
+    ConfigError::Invalid {
+        kind: FileKind::Rules,
+        problems,
+    }
+}
+
+/// Read and validate one rules file: [`ConfigError::Io`] when it cannot be
+/// read, [`ConfigError::Invalid`] with every problem when it is not valid.
+pub fn read_rules_file(path: &Path) -> Result<RulesFile, ConfigError> {
+    let text = config_file::read(path, FileKind::Rules)?;
+    parse_rules(&path.display().to_string(), &text).map_err(invalid)
 }

@@ -3,6 +3,13 @@
 //! in the same order and under the same names. Lists are joined with spaces
 //! (`rule_ids`) or slashes (`encap`); absent values are empty cells. Rows end
 //! in CRLF, as the RFC says.
+//!
+//! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (or a tab
+//! or carriage return before one) as a formula: a rules file with the id
+//! `=HYPERLINK(…)` would put a live link in every row it matched. Such cells
+//! get a single quote in front, as OWASP advises for CSV injection; so does a
+//! cell that starts with a quote, so that a leading `'` always means "added
+//! here" and taking it away gives the value back exactly.
 
 use std::fmt::Display;
 use std::io::{self, Write};
@@ -15,13 +22,25 @@ dest_port,verdict,severity,rule_ids,direction,vlan,encap,vni,start,end,pkts_tose
 pkts_toclient,bytes_toserver,bytes_toclient,tcp_state,reason,evidence,app_protocol_seen,\
 one_sided\r\n";
 
-/// One cell: quoted when it holds a comma, a quote or a line break, with
-/// quotes doubled.
+/// What a cell may not start with unless a `'` goes first (see the module's
+/// doc). Only text cells can: numbers are never negative, and addresses,
+/// times and our own names start with a letter, a digit or a colon.
+const NEEDS_QUOTE_MARK: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// One text cell: a `'` first when it could be read as a formula; quoted
+/// when it holds a comma, a quote or a line break, with quotes doubled.
 fn text(out: &mut impl Write, s: &str) -> io::Result<()> {
+    let mark: &[u8] = if s.starts_with(NEEDS_QUOTE_MARK) {
+        b"'"
+    } else {
+        b""
+    };
     if !s.contains([',', '"', '\r', '\n']) {
+        out.write_all(mark)?;
         return out.write_all(s.as_bytes());
     }
     out.write_all(b"\"")?;
+    out.write_all(mark)?;
     let mut rest = s;
     while let Some(i) = rest.find('"') {
         out.write_all(&rest.as_bytes()[..=i])?;
@@ -118,6 +137,24 @@ mod tests {
         assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(cell("two\nlines"), "\"two\nlines\"");
         assert_eq!(cell(""), "");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_get_a_quote_mark() {
+        assert_eq!(cell("=1+2"), "'=1+2");
+        assert_eq!(cell("+1"), "'+1");
+        assert_eq!(cell("-1"), "'-1");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("\t=1"), "'\t=1");
+        assert_eq!(cell("\r=1"), "\"'\r=1\"");
+        assert_eq!(cell("'quoted"), "''quoted");
+        assert_eq!(
+            cell("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        // Anywhere but the start, nothing changes.
+        assert_eq!(cell("a=1 -2 @3"), "a=1 -2 @3");
+        assert_eq!(cell("2.2.2#19 -x"), "2.2.2#19 -x");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::capture::Timestamp;
 use crate::classify::{Classifier, Verdict};
 use crate::filter::VerdictSet;
 use crate::flow::{EndReason, Flow};
+use crate::printable::Printable;
 use crate::site::{DeviationQuery, ExceptionMatch};
 use crate::transport::Transport;
 
@@ -512,26 +513,21 @@ fn write_text(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
             f.reason.as_str()
         )?;
     }
+    // Paths and ids come from the user's folders and rules files: printable.
     if let Some(path) = e.evidence {
-        write!(out, " evidence {path}")?;
+        write!(out, " evidence {}", Printable(path))?;
     }
     if let (Some(src), Some(dst)) = (&e.src_roles, &e.dest_roles) {
         write!(out, " roles {} -> {}", src.join(","), dst.join(","))?;
     }
     if let Some(id) = e.exception {
-        write!(out, " suppressed by {id}")?;
+        write!(out, " suppressed by {}", Printable(id))?;
     }
-    if e.rule_ids.is_empty() {
-        write!(out, " ({})", e.direction.as_str())?;
-    } else {
-        write!(
-            out,
-            " rules {} ({})",
-            e.rule_ids.join(","),
-            e.direction.as_str()
-        )?;
+    for (i, id) in e.rule_ids.iter().enumerate() {
+        let sep = if i == 0 { " rules " } else { "," };
+        write!(out, "{sep}{}", Printable(id))?;
     }
-    writeln!(out)
+    writeln!(out, " ({})", e.direction.as_str())
 }
 
 /// `10.0.0.1:443` or `[fe80::1]:443`.
@@ -616,7 +612,11 @@ pub fn write_summary(
         } else {
             String::new()
         };
-        writeln!(out, "    never seen: {}{rest}", shown.join(" "))?;
+        write!(out, "    never seen:")?;
+        for id in shown {
+            write!(out, " {}", Printable(id))?;
+        }
+        writeln!(out, "{rest}")?;
     }
     if let Some(storms) = &stats.alert_storms {
         writeln!(
@@ -639,8 +639,11 @@ pub fn write_summary(
         };
         write!(
             out,
-            "  exception {} ({}{until}): {} flows suppressed",
-            x.id, e.why, e.flows
+            "  exception {} ({}{}): {} flows suppressed",
+            Printable(&x.id),
+            Printable(&e.why),
+            Printable(&until),
+            e.flows
         )?;
         if e.expired_flows > 0 {
             write!(

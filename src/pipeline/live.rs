@@ -229,10 +229,38 @@ fn capture_loop(
             publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
         }
     }
+    if !closed.load(Ordering::Relaxed) {
+        drain(&mut capture, &mut ingest);
+    }
     ingest.flush(Some(idle_clock()));
     publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
     false
 }
+
+/// A stop asked for: what the kernel captured before it is part of the
+/// capture, so read the ring empty. A block is handed over at the latest a
+/// ring timeout after its first packet, so the ring is empty once reads
+/// have found nothing for a few timeouts; a flood cannot hold the stop for
+/// longer than [`DRAIN_AT_MOST`].
+fn drain(capture: &mut LiveCapture, ingest: &mut Ingest) {
+    let quiet_for = Duration::from_millis(3 * u64::from(RING_TIMEOUT_MS));
+    let give_up = Instant::now() + DRAIN_AT_MOST;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < give_up {
+        match capture.read() {
+            Ok(LiveRead::Packet(packet)) => {
+                ingest.packet(&packet);
+                quiet_since = Instant::now();
+            }
+            Ok(LiveRead::Idle) if quiet_since.elapsed() >= quiet_for => return,
+            Ok(LiveRead::Idle) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The longest a stop waits for the kernel's ring to be read empty.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(2);
 
 /// The clock of an idle front: packets captured up to a ring timeout ago
 /// may still sit in a ring block the kernel has not handed over, so the

@@ -59,6 +59,7 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     let graph = Graph::build(&p.model.edges);
     let coverage = p.model.coverage(p.matrix, p.product);
     let mut out = String::with_capacity(128 * 1024);
+    let css = theme::stylesheet();
     write!(
         out,
         r#"<!DOCTYPE html>
@@ -71,10 +72,9 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
 </head><body><main>
 <h1>{title}</h1>
 "#,
-        csp = theme::CONTENT_SECURITY_POLICY,
+        csp = theme::content_security_policy(&css, theme::SCRIPT),
         version = env!("CARGO_PKG_VERSION"),
         title = Esc(p.title),
-        css = theme::CSS,
     )?;
     subtitle(&mut out, p)?;
     overview(&mut out, p, &graph, &coverage)?;
@@ -177,17 +177,23 @@ fn overview(out: &mut String, p: &Page<'_>, graph: &Graph, cov: &Coverage<'_>) -
     )?;
     out.push_str("</div>\n");
     if flows > 0 {
-        out.push_str("<div class=\"bar\" title=\"flows per verdict\">");
+        // Drawn, not styled: the policy refuses `style=` widths.
+        out.push_str(
+            "<div class=\"bar\"><svg viewBox=\"0 0 100 1\" preserveAspectRatio=\"none\" \
+             role=\"img\" aria-label=\"flows per verdict\">",
+        );
+        let mut x = 0.0;
         for (v, n) in &verdicts {
+            let width = *n as f64 * 100.0 / flows as f64;
             write!(
                 out,
-                r#"<span style="width:{:.3}%;background:{}" title="{v}: {}"></span>"#,
-                *n as f64 * 100.0 / flows as f64,
+                r#"<rect x="{x:.3}" width="{width:.3}" height="1" fill="{}"><title>{v}: {}</title></rect>"#,
                 colour(*v),
                 Count(*n)
             )?;
+            x += width;
         }
-        out.push_str("</div>\n");
+        out.push_str("</svg></div>\n");
     }
     legend(out, Some(&verdicts))?;
     if let Some(stats) = &m.stats {
@@ -214,14 +220,14 @@ fn legend(out: &mut String, counts: Option<&BTreeMap<Verdict, u64>>) -> fmt::Res
         let n = counts.map(|c| c.get(&v).copied().unwrap_or(0));
         write!(
             out,
-            r#"<span title="{}"{}><span class="sw" style="background:{}"></span>{v}"#,
+            r#"<span title="{}"{}><span class="sw v-{}"></span>{v}"#,
             Esc(meaning(v)),
             if n == Some(0) {
                 r#" class="muted""#
             } else {
                 ""
             },
-            colour(v)
+            v.as_str()
         )?;
         if let Some(n) = n {
             write!(out, " <b>{}</b>", Count(n))?;
@@ -575,12 +581,12 @@ fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
 fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     write!(
         out,
-        r#"<tr><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge" style="background:{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
+        r#"<tr><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge v-{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
         r.first.as_nanos(),
         Esc(&TimeText::Full.show(r.first)),
         r.last.as_nanos(),
         Esc(&TimeText::Full.show(r.last)),
-        colour(r.verdict),
+        r.verdict.as_str(),
         r.verdict,
         r.severity as u8,
         r.severity,

@@ -2,6 +2,9 @@
 //! timeline, the legend and the tables), the style sheet and the one small
 //! script, all inline so the file opens from disk with no network.
 
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
 use crate::classify::Verdict;
 
 /// The colour of a verdict. Documented traffic is a quiet grey-green so the
@@ -44,11 +47,44 @@ pub fn status_text(v: Verdict) -> &'static str {
     }
 }
 
-/// Forbids every fetch (scripts, styles, images, fonts, connections) except
-/// the inline style and script: the report cannot call out even if a future
-/// change forgets to escape something, and it never depends on the network.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
+/// Forbids every fetch (scripts, styles, images, fonts, connections) and
+/// every inline script and style except the page's own `<style>` and
+/// `<script>`, named by their SHA-256: if a future change forgets to escape
+/// something, the injected markup can neither run script (inline `<script>`,
+/// `onclick=`…), nor restyle the page (`style=` attributes), nor call out,
+/// nor move the evidence links (`<base>`). The hashes depend only on the
+/// code, so the same events still give the same page.
+pub fn content_security_policy(style: &str, script: &str) -> String {
+    format!(
+        "default-src 'none'; style-src '{}'; script-src '{}'; img-src data:; \
+         base-uri 'none'; form-action 'none'",
+        sha256_source(style),
+        sha256_source(script)
+    )
+}
+
+/// A CSP hash source: `sha256-` and the base64 of the text's SHA-256.
+fn sha256_source(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The page's style sheet: [`CSS`] and a class per verdict (`v-undocumented`)
+/// giving its colour, since a hash-based policy refuses `style=` attributes.
+pub fn stylesheet() -> String {
+    let mut css = String::from(CSS);
+    for v in Verdict::ALL {
+        css.push_str(&format!(
+            ".v-{} {{ background:{}; }}\n",
+            v.as_str(),
+            colour(v)
+        ));
+    }
+    css
+}
 
 pub const CSS: &str = r#"
 :root { --fg:#1d2330; --muted:#5f6b7a; --line:#d9dee5; --bg:#f6f7f9; --card:#fff; --warn:#b3261e; --warnbg:#fdecea; --okbg:#e8f3ec; }
@@ -66,7 +102,7 @@ code, .mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu San
 .card .k { color:var(--muted); font-size:12.5px; }
 .card.alert .v { color:var(--warn); }
 .bar { display:flex; height:14px; border-radius:7px; overflow:hidden; margin:14px 0 6px; background:var(--line); }
-.bar span { display:block; height:100%; }
+.bar svg { display:block; width:100%; height:100%; }
 .legend { display:flex; flex-wrap:wrap; gap:6px 18px; margin:6px 0 10px; font-size:13px; }
 .sw { display:inline-block; width:12px; height:12px; border-radius:3px; vertical-align:-1px; margin-right:5px; }
 .panel { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px; overflow-x:auto; }
@@ -160,6 +196,39 @@ pub fn meaning(v: Verdict) -> &'static str {
         }
         Verdict::ProtocolMismatch => {
             "documented, but the payload is clearly another protocol than the rules name"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_hashes_of_the_exact_texts() {
+        // Known answers: `echo -n … | openssl dgst -sha256 -binary | base64`.
+        assert_eq!(
+            sha256_source(""),
+            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+        assert_eq!(
+            sha256_source("abc"),
+            "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+        let csp = content_security_policy("a", "b");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
+    }
+
+    #[test]
+    fn every_verdict_has_its_colour_class() {
+        let css = stylesheet();
+        for v in Verdict::ALL {
+            let rule = format!(".v-{} {{ background:{}; }}", v.as_str(), colour(v));
+            assert!(css.contains(&rule), "{rule}");
         }
     }
 }

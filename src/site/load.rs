@@ -2,24 +2,22 @@
 //! its line and column, like the rules loader.
 
 use std::collections::HashSet;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::error::{SiteError, SiteProblem};
 use super::exception::{parse_until, Exception};
 use super::lookup::{IpNet, RoleEntry, RoleTable};
 use super::Site;
 use crate::classify::Verdict;
-use crate::matrix::{is_schema_one, parse_severities, UNSUPPORTED_SCHEMA};
-use crate::matrix::{line_col, read_text_file, PortSpec, System, SystemSet};
+use crate::config_file::{self, ConfigError, FileKind, Problem, Problems};
+use crate::matrix::parse_severities;
+use crate::matrix::{PortSpec, System, SystemSet};
 use crate::transport::Transport;
 
-/// A hostile or mistaken file must not make us allocate without bound.
-pub const MAX_FILE_BYTES: usize = 4 << 20;
 /// Addresses and networks in the inventory, all systems together.
 pub const MAX_ADDRESSES: usize = 100_000;
 pub const MAX_EXCEPTIONS: usize = 10_000;
@@ -27,123 +25,70 @@ pub const MAX_EXCEPTIONS: usize = 10_000;
 pub const MAX_LIST: usize = 4_096;
 
 /// Read and validate a site file.
-pub fn read_site_file(path: &Path) -> Result<Site, SiteError> {
-    let origin = path.display().to_string();
-    let text = read_text_file(path, MAX_FILE_BYTES, "site").map_err(|source| SiteError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    match text {
-        Ok(text) => parse_site(&origin, &text).map_err(SiteError::Invalid),
-        Err(problem) => Err(SiteError::Invalid(vec![SiteProblem {
-            origin,
-            line: problem.line,
-            column: 1,
-            item: None,
-            field: None,
-            message: problem.message,
-        }])),
-    }
+pub fn read_site_file(path: &Path) -> Result<Site, ConfigError> {
+    let text = config_file::read(path, FileKind::Site)?;
+    parse_site(&path.display().to_string(), &text).map_err(|problems| ConfigError::Invalid {
+        kind: FileKind::Site,
+        problems,
+    })
 }
 
 /// Parse and validate a site file's text; `origin` names it in errors.
-pub fn parse_site(origin: &str, text: &str) -> Result<Site, Vec<SiteProblem>> {
-    let mut p = Problems {
-        origin,
-        text,
-        list: Vec::new(),
+pub fn parse_site(origin: &str, text: &str) -> Result<Site, Vec<Problem>> {
+    let mut p = Problems::new(origin, text);
+    let Some(root) = config_file::parse(FileKind::Site, text, &mut p) else {
+        return Err(p.into_list());
     };
-    if text.len() > MAX_FILE_BYTES {
-        p.push(
-            0..0,
-            None,
-            None,
-            format!(
-                "file is {} bytes; site files are limited to {MAX_FILE_BYTES} bytes",
-                text.len()
-            ),
-        );
-        return Err(p.list);
-    }
-    let (root, parse_errors) = DeTable::parse_recoverable(text);
-    for e in parse_errors {
-        p.push(
-            e.span().unwrap_or(0..0),
-            None,
-            None,
-            format!("invalid TOML: {}", e.message()),
-        );
-    }
-    if !p.list.is_empty() {
-        return Err(p.list);
-    }
-
     let mut entries: Vec<RoleEntry> = Vec::new();
     let mut severities = Vec::new();
     let mut exceptions: Vec<Exception> = Vec::new();
-    let mut seen_schema = false;
-    let root_span = root.span();
-    for (key, value) in root.into_inner() {
-        let span = value.span();
-        match key.get_ref().as_ref() {
-            "schema" => {
-                seen_schema = true;
-                if !is_schema_one(value.get_ref()) {
-                    p.push(span.clone(), None, Some("schema"), UNSUPPORTED_SCHEMA.into());
+    let walked = config_file::walk_top_level(
+        root,
+        &["systems", "system", "severity", "exception"],
+        &mut p,
+        |key, value, p| {
+            let span = value.span();
+            match key {
+                "systems" => systems_table(value, p, &mut entries),
+                "system" => {
+                    for v in config_file::array_of_tables(value, "system", p) {
+                        system_entry(v, p, &mut entries);
+                    }
+                }
+                "severity" => parse_severities(value, p, &mut severities),
+                _ => {
+                    for v in config_file::array_of_tables(value, "exception", p) {
+                        let n = exceptions.len() + 1;
+                        if let Some(e) = exception_entry(v, n, p) {
+                            exceptions.push(e);
+                        }
+                    }
                 }
             }
-            "systems" => systems_table(value, &mut p, &mut entries),
-            "system" => for_each_table(value, "system", "[[system]]", &mut p, |v, p| {
-                system_entry(v, p, &mut entries)
-            }),
-            "severity" => parse_severities(
-                value,
-                &mut |span, field, msg| p.push(span, None, Some(field), msg),
-                &mut severities,
-            ),
-            "exception" => for_each_table(value, "exception", "[[exception]]", &mut p, |v, p| {
-                let n = exceptions.len() + 1;
-                if let Some(e) = exception_entry(v, n, p) {
-                    exceptions.push(e);
-                }
-            }),
-            other => p.push(
-                key.span(),
-                None,
-                None,
-                format!("unknown top-level key `{other}`; allowed: schema, systems, system, severity, exception"),
-            ),
-        }
-        if entries.len() > MAX_ADDRESSES || exceptions.len() > MAX_EXCEPTIONS {
-            p.push(
-                span,
-                None,
-                None,
-                format!("at most {MAX_ADDRESSES} addresses and {MAX_EXCEPTIONS} exceptions per site file"),
-            );
-            return Err(p.list);
-        }
-    }
-    if !seen_schema {
-        p.push(
-            root_span.start..root_span.start,
-            None,
-            Some("schema"),
-            "missing `schema = 1` at the top of the file".into(),
-        );
+            if entries.len() > MAX_ADDRESSES || exceptions.len() > MAX_EXCEPTIONS {
+                p.push(
+                    span,
+                    None,
+                    None,
+                    format!("at most {MAX_ADDRESSES} addresses and {MAX_EXCEPTIONS} exceptions per site file"),
+                );
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    if walked.is_break() {
+        return Err(p.into_list());
     }
     let mut ids = HashSet::new();
     for e in &exceptions {
         if !ids.insert(e.id.as_str()) {
-            let (line, column) = e.at;
-            p.list.push(SiteProblem {
-                origin: origin.to_string(),
-                line,
-                column,
-                item: Some(format!("exception \"{}\"", e.id)),
-                field: Some("id".into()),
-                message: "duplicate exception id; ids must be unique".into(),
-            });
+            p.push_at(
+                e.at,
+                Some(&format!("exception \"{}\"", e.id)),
+                Some("id"),
+                "duplicate exception id; ids must be unique".into(),
+            );
         }
     }
     let roles = match RoleTable::build(&entries) {
@@ -159,68 +104,13 @@ pub fn parse_site(origin: &str, text: &str) -> Result<Site, Vec<SiteProblem>> {
         }
     };
     match roles {
-        Some(roles) if p.list.is_empty() => Ok(Site {
+        Some(roles) => p.into_result(Site {
             origin: origin.to_string(),
             roles,
             severities,
             exceptions,
         }),
-        _ => Err(p.list),
-    }
-}
-
-/// Collects problems, turning byte spans into line and column.
-struct Problems<'a> {
-    origin: &'a str,
-    text: &'a str,
-    list: Vec<SiteProblem>,
-}
-
-impl Problems<'_> {
-    fn push(
-        &mut self,
-        span: Range<usize>,
-        item: Option<&str>,
-        field: Option<&str>,
-        message: String,
-    ) {
-        let (line, column) = line_col(self.text, span.start);
-        self.list.push(SiteProblem {
-            origin: self.origin.to_string(),
-            line,
-            column,
-            item: item.map(str::to_string),
-            field: field.map(str::to_string),
-            message,
-        });
-    }
-
-    fn at(&self, span: &Range<usize>) -> (usize, usize) {
-        line_col(self.text, span.start)
-    }
-}
-
-/// `[[name]]` tables, each handed to `each`.
-fn for_each_table<'a>(
-    value: Spanned<DeValue<'a>>,
-    name: &str,
-    how: &str,
-    p: &mut Problems<'_>,
-    mut each: impl FnMut(Spanned<DeValue<'a>>, &mut Problems<'_>),
-) {
-    let span = value.span();
-    match value.into_inner() {
-        DeValue::Array(items) => {
-            for item in items {
-                each(item, p);
-            }
-        }
-        _ => p.push(
-            span,
-            None,
-            Some(name),
-            format!("expected an array of tables: write each as `{how}`"),
-        ),
+        None => Err(p.into_list()),
     }
 }
 
@@ -295,18 +185,8 @@ struct SystemSpec {
 }
 
 fn system_entry(value: Spanned<DeValue<'_>>, p: &mut Problems<'_>, out: &mut Vec<RoleEntry>) {
-    let span = value.span();
-    let spec = match SystemSpec::deserialize(ValueDeserializer::from(value)) {
-        Ok(s) => s,
-        Err(e) => {
-            p.push(
-                e.span().unwrap_or(span),
-                Some("[[system]]"),
-                None,
-                e.message().to_string(),
-            );
-            return;
-        }
+    let Some(spec) = config_file::deserialize::<SystemSpec>(value, Some("[[system]]"), p) else {
+        return;
     };
     let item = format!("system \"{}\"", spec.name.get_ref());
     let Some(roles) = system_roles(spec.name.get_ref(), spec.name.span(), &item, p) else {
@@ -397,19 +277,8 @@ fn exception_entry(
     p: &mut Problems<'_>,
 ) -> Option<Exception> {
     let span = value.span();
-    let spec = match ExceptionSpec::deserialize(ValueDeserializer::from(value)) {
-        Ok(s) => s,
-        Err(e) => {
-            p.push(
-                e.span().unwrap_or(span.clone()),
-                Some(&format!("exception #{n}")),
-                None,
-                e.message().to_string(),
-            );
-            return None;
-        }
-    };
-    let before = p.list.len();
+    let spec: ExceptionSpec = config_file::deserialize(value, Some(&format!("exception #{n}")), p)?;
+    let before = p.count();
     let id = spec
         .id
         .as_ref()
@@ -512,7 +381,7 @@ fn exception_entry(
         || verdict.is_some()
         || spec.rule.is_some()
         || spec.proto.is_some();
-    if !names_something && p.list.len() == before {
+    if !names_something && p.count() == before {
         p.push(
             span.clone(),
             Some(&item),
@@ -520,14 +389,14 @@ fn exception_entry(
             "an exception must say what it covers: src, dst, proto, ports, verdict or rule".into(),
         );
     }
-    if p.list.len() != before {
+    if p.count() != before {
         return None;
     }
     let at = spec
         .id
         .as_ref()
-        .map_or_else(|| p.at(&span), |i| p.at(&i.span()));
-    let rule_at = spec.rule.as_ref().map_or(at, |r| p.at(&r.span()));
+        .map_or_else(|| p.at(span.start), |i| p.at(i.span().start));
+    let rule_at = spec.rule.as_ref().map_or(at, |r| p.at(r.span().start));
     Some(Exception {
         id,
         why: spec.why.into_inner(),
@@ -579,7 +448,7 @@ until = "2099-12-31"
 why = "accepted"
 "#;
 
-    fn problems(text: &str) -> Vec<SiteProblem> {
+    fn problems(text: &str) -> Vec<Problem> {
         match parse_site("site.toml", text) {
             Ok(_) => panic!("expected problems"),
             Err(p) => p,

@@ -7,7 +7,6 @@
 //! allocation) and keeps only the rules whose client and listening systems
 //! fit. The writer asks the exceptions whether a flagged flow is accepted.
 
-mod error;
 mod exception;
 mod load;
 mod lookup;
@@ -15,13 +14,13 @@ pub mod suggest;
 
 use std::net::IpAddr;
 
-pub use error::{SiteError, SiteProblem};
 pub use exception::{parse_until, DeviationQuery, Exception, ExceptionMatch};
-pub use load::{parse_site, read_site_file, MAX_ADDRESSES, MAX_EXCEPTIONS, MAX_FILE_BYTES};
+pub use load::{parse_site, read_site_file, MAX_ADDRESSES, MAX_EXCEPTIONS};
 pub use lookup::{IpNet, RoleClass, RoleEntry, RoleTable};
 
 use crate::capture::Timestamp;
 use crate::classify::{Severity, Verdict};
+use crate::config_file::{ConfigError, FileKind, Problem};
 use crate::matrix::{PortMatrix, RuleIdx, SystemSet};
 
 /// A validated site file.
@@ -52,7 +51,7 @@ impl Site {
 
     /// Tie each exception's `rule` to the matrix in use; a rule id the matrix
     /// does not have is an error at the exception's `rule` line.
-    pub fn resolve_rules(&mut self, matrix: &PortMatrix) -> Result<(), SiteError> {
+    pub fn resolve_rules(&mut self, matrix: &PortMatrix) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for e in &mut self.exceptions {
             let Some(id) = &e.rule else {
@@ -60,7 +59,7 @@ impl Site {
             };
             match matrix.rules().iter().position(|r| &r.id == id) {
                 Some(i) => e.rule_idx = RuleIdx::try_from(i).ok(),
-                None => problems.push(SiteProblem {
+                None => problems.push(Problem {
                     origin: self.origin.clone(),
                     line: e.rule_at.0,
                     column: e.rule_at.1,
@@ -75,7 +74,10 @@ impl Site {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(SiteError::Invalid(problems))
+            Err(ConfigError::Invalid {
+                kind: FileKind::Site,
+                problems,
+            })
         }
     }
 

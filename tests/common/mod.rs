@@ -121,3 +121,35 @@ pub fn work_dir(prefix: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the test folder");
     dir
 }
+
+/// Writes `bytes` as `name` in this test run's folder for hostile files.
+pub fn hostile_file(name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portmatrix-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write the hostile file");
+    path
+}
+
+/// `portmatrix ARGS` with at most `kib` KiB of address space (`ulimit -v`:
+/// an allocation beyond it kills the run) and a deadline. Fails the test if
+/// it crashed, panicked or ran out of time.
+pub fn portmatrix_bounded(args: &[&str], kib: u32, timeout: Duration) -> Finished {
+    let script = format!("ulimit -v {kib} && exec \"$0\" \"$@\"");
+    let r = run_bounded(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_portmatrix"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        timeout,
+    );
+    assert!(
+        r.signal.is_none() && !r.timed_out && !r.stderr.contains("panicked"),
+        "{args:?}: {}",
+        r.describe()
+    );
+    r
+}
