@@ -14,10 +14,11 @@ use std::io;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use portmatrix::capture::{CaptureFile, Chunk, Timestamp};
+use portmatrix::capture::{CaptureFile, Chunk};
 use portmatrix::decode::{self, Decoded, Defragmenter, PacketMeta};
 use portmatrix::flow::{EndReason, Flow, FlowEvent, FlowTable, Timeouts};
 use portmatrix::output::{EventWriter, Format};
+use portmatrix::timestamp::Timestamp;
 
 /// Flows one table may hold (the default `--max-flows`).
 const MAX_FLOWS: usize = 1_000_000;

@@ -8,7 +8,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cmd::exit::{self, Exit};
 
-use portmatrix::classify::Verdict;
 use portmatrix::filter::{parse_verdict, Cidr, Focus, TimeBound, VerdictSet};
 use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{MatrixSources, Product};
@@ -16,6 +15,7 @@ use portmatrix::output::evidence::ExtractBy;
 use portmatrix::output::Format;
 use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::transport::Transport;
+use portmatrix::verdict::Verdict;
 
 #[derive(Debug, Parser)]
 #[command(

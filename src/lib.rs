@@ -9,12 +9,16 @@
 //!  live)       PacketMeta)   free table)  PortMatrix)   flow, stats)
 //! ```
 //!
+//! The words every stage uses live at the bottom and import nothing of the
+//! project: [`transport`] (TCP/UDP), [`timestamp`] (packet time), [`verdict`]
+//! (verdicts and severities) and [`printable`]. Every module imports only the
+//! layers below its own (`tests/layers.rs` holds the order and checks it).
+//!
 //! - [`config_file`]: reading rules and site files (TOML) through their
 //!   limits, every problem placed at its line; knows nothing of either format.
 //! - [`matrix`]: the vendor document as rules, loaded from TOML and compiled once
 //!   into an immutable [`matrix::PortMatrix`] whose lookup does not allocate.
 //! - [`classify`]: the verdict a flow gets from the matrix, and the rules that explain it.
-//! - [`transport`]: the TCP/UDP vocabulary shared by every stage.
 //! - [`printable`]: text from files shown on a terminal, control characters escaped.
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
@@ -48,4 +52,6 @@ pub mod pipeline;
 pub mod printable;
 pub mod report;
 pub mod site;
+pub mod timestamp;
 pub mod transport;
+pub mod verdict;

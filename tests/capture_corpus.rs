@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use portmatrix::capture::{CaptureError, CaptureFile, CaptureFormat, Timestamp};
+use portmatrix::capture::{CaptureError, CaptureFile, CaptureFormat};
 use portmatrix::decode::{
     decode_frame, DecodeError, Decoded, Defragmenter, Encap, EncapKind, OtherProto,
 };
+use portmatrix::timestamp::Timestamp;
 use portmatrix::transport::Transport;
 
 fn corpus_dir() -> Option<PathBuf> {

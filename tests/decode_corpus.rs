@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use portmatrix::capture::Timestamp;
+use portmatrix::timestamp::Timestamp;
 use serde_json::Value;
 
 /// A run that takes longer than this is killed and fails.

@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use portmatrix::classify::{Classifier, FlowQuery, Severity, Verdict};
+use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::matrix::{
     parse_rules, DefaultState, Listener, PortMatrix, Product, Profile, RulesFile, BUILTIN_RULES,
 };
 use portmatrix::transport::Transport::{self, Tcp, Udp};
+use portmatrix::verdict::Severity;
+use portmatrix::verdict::Verdict;
 
 fn builtin() -> Arc<PortMatrix> {
     Arc::new(PortMatrix::builtin().expect("the built-in matrix is valid"))

@@ -15,10 +15,11 @@ use serde_json::Value;
 mod contract;
 use contract::FlowEvent;
 
-use portmatrix::classify::{Classifier, FlowQuery, Verdict};
+use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::site::parse_site;
 use portmatrix::transport::Transport;
+use portmatrix::verdict::Verdict;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

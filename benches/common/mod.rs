@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use portmatrix::capture::{CaptureFile, Timestamp};
+use portmatrix::capture::CaptureFile;
 use portmatrix::classify::Classifier;
 use portmatrix::matrix::{parse_rules, PortMatrix, Product, BUILTIN_ORIGIN, BUILTIN_RULES};
+use portmatrix::timestamp::Timestamp;
 
 /// Packets generated when no capture is given.
 const GENERATED_PACKETS: u64 = 100_000;

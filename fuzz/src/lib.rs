@@ -10,14 +10,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use portmatrix::capture::{CaptureError, CaptureFile, Chunk, Timestamp};
-use portmatrix::classify::{Classifier, FlowQuery, Verdict};
+use portmatrix::capture::{CaptureError, CaptureFile, Chunk};
+use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::config_file::{ConfigError, Problem, MAX_ERRORS};
 use portmatrix::decode::{decode, decode_frame, Decoded, Defragmenter, MAX_ENCAP_DEPTH};
 use portmatrix::matrix::{parse_rules, PortMatrix, Product, MAX_RANGES_PER_RULE, MAX_RULES};
 use portmatrix::report::{render, ModelBuilder, Page};
 use portmatrix::site::{parse_site, DeviationQuery, ExceptionMatch, MAX_EXCEPTIONS};
+use portmatrix::timestamp::Timestamp;
 use portmatrix::transport::Transport;
+use portmatrix::verdict::Verdict;
 
 /// `decode` target. Layout: a link type (2 bytes, big-endian), then frames,
 /// each after its length (2 bytes, big-endian; the last frame takes whatever

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use pcap_parser::{BOM_MAGIC, EPB_MAGIC, IDB_MAGIC, SHB_MAGIC, SPB_MAGIC};
 
 use super::error::CaptureError;
-use super::timestamp::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// The obsolete pcapng Packet Block (type 2), still written by old tools.
 const PB_MAGIC: u32 = 0x0000_0002;

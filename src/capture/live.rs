@@ -8,7 +8,8 @@ use std::os::fd::AsFd;
 use nix::poll::{poll, PollFd, PollFlags};
 use pcap::{Active, Capture, Device};
 
-use super::{RawPacket, Timestamp};
+use super::RawPacket;
+use crate::timestamp::Timestamp;
 
 /// How to open an interface.
 #[derive(Debug, Clone)]

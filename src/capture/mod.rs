@@ -11,16 +11,16 @@
 mod error;
 mod file;
 pub mod live;
-pub mod timestamp;
 
 use std::cmp::Ordering;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::timestamp::Timestamp;
+
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, Chunk, ChunkPacket, RawPacket, CHUNK_BYTES, MAX_BLOCK};
 pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
-pub use timestamp::{ParseTimestampError, Timestamp};
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted
 /// by name) and orders all files by the timestamp of their first packet.

@@ -14,18 +14,17 @@
 
 mod app;
 mod roles;
-mod verdict;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use app::{AppCheck, AppExpectation};
-pub use verdict::{Severities, Severity, Verdict};
 
 use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, Segment, SystemSet};
 use crate::site::{RoleClass, Site};
 use crate::transport::Transport;
+use crate::verdict::{Severities, Severity, Verdict};
 pub use roles::rule_fits;
 use roles::SiteIndex;
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use anyhow::Result;
 use serde::Serialize;
 
-use portmatrix::classify::{rule_fits, rule_status, FlowQuery, Verdict};
+use portmatrix::classify::{rule_fits, rule_status, FlowQuery};
 use portmatrix::config_file::{ConfigError, FileKind};
 use portmatrix::matrix::{
     parse_rules, read_rules_file, DefaultState, Listener, PortMatrix, Product, Profile, Rule,
@@ -15,6 +15,7 @@ use portmatrix::matrix::{
 use portmatrix::output::role_names;
 use portmatrix::printable::Printable;
 use portmatrix::transport::Transport;
+use portmatrix::verdict::Verdict;
 
 use super::{write_stdout, Exit};
 use crate::cli::{CheckArgs, ExplainArgs, ListArgs, RulesCommand};
@@ -154,7 +155,7 @@ struct Explanation<'a> {
     multicast: bool,
     same_host: bool,
     verdict: Verdict,
-    severity: portmatrix::classify::Severity,
+    severity: portmatrix::verdict::Severity,
     rule_ids: Vec<&'a str>,
     deciding_rule_ids: Vec<&'a str>,
     rules: Vec<MatchedRule<'a>>,

@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use portmatrix::capture::{list_inputs, CaptureFile, Timestamp};
+use portmatrix::capture::{list_inputs, CaptureFile};
 use portmatrix::classify::Classifier;
 use portmatrix::config_file::ConfigError;
 use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
 use portmatrix::matrix::PortMatrix;
+use portmatrix::output::suggest::Evidence;
 use portmatrix::printable::Printable;
-use portmatrix::site::suggest::Evidence;
 use portmatrix::site::{read_site_file, Site};
+use portmatrix::timestamp::Timestamp;
 
 use portmatrix::output::create::AtomicFile;
 

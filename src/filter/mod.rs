@@ -15,8 +15,9 @@
 mod bpf;
 mod parse;
 
-use crate::capture::{ParseTimestampError, Timestamp};
 use crate::decode::Decoded;
+use crate::timestamp::ParseTimestampError;
+use crate::timestamp::Timestamp;
 
 pub use bpf::check as check_bpf;
 pub use parse::{parse_verdict, Cidr, TimeBound, VerdictSet};

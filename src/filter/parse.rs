@@ -5,8 +5,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::capture::Timestamp;
-use crate::classify::Verdict;
+use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 use super::FilterError;
 

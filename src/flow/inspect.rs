@@ -3,8 +3,9 @@
 //! ends were told apart wrongly.
 
 use super::{Direction, Flow};
-use crate::classify::{AppCheck, Classifier, FlowQuery, Verdict};
+use crate::classify::{AppCheck, Classifier, FlowQuery};
 use crate::decode::{AppGuess, AppSeen, RtpFollow, RtpMark, SenderRole};
+use crate::verdict::Verdict;
 
 /// Payload packets of a flow that are looked at: enough to get past a
 /// handshake's empty segments and a banner, and for RTP to see a second

@@ -15,10 +15,12 @@ pub(crate) use key::mix;
 pub use key::{endpoints, packet_hash, Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
-use crate::capture::Timestamp;
-use crate::classify::{DecisionId, Severity, Verdict};
+use crate::classify::DecisionId;
 use crate::decode::{AppGuess, Encap};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 use inspect::Inspection;
 pub use inspect::INSPECT_PACKETS;
 

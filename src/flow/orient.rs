@@ -21,9 +21,10 @@
 //! 7. the heuristic: the first sender (UDP), the lower port (TCP).
 
 use super::{Direction, Endpoint};
-use crate::classify::{Classifier, FlowQuery, PortClaim, Verdict};
+use crate::classify::{Classifier, FlowQuery, PortClaim};
 use crate::decode::{tcp_flags, AppGuess, PacketMeta, SenderRole};
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 /// A new flow's two ends, and what told them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

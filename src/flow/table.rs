@@ -10,10 +10,11 @@ use super::inspect::{inspect, Inspection, Outcome};
 use super::key::{endpoints, fold_mul, mix, packet_hash, Endpoint, FlowKey};
 use super::orient::{orient, Orientation};
 use super::{EndReason, Flow, TcpState};
-use crate::capture::Timestamp;
-use crate::classify::{Classifier, FlowQuery, Verdict};
+use crate::classify::{Classifier, FlowQuery};
 use crate::decode::{tcp_flags, PacketMeta};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 const NANOS: i64 = 1_000_000_000;
 

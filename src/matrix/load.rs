@@ -14,9 +14,10 @@ use toml::Spanned;
 
 use super::rule::{Cast, DefaultState, DocumentRow, Listener, PortRange, Profile, Rule};
 use super::system::SystemSet;
-use crate::classify::{Severity, Verdict};
 use crate::config_file::{self, FileKind, Problem, Problems};
 use crate::transport::Transport;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 
 pub const MAX_RULES: usize = 10_000;
 pub const MAX_RANGES_PER_RULE: usize = 1_024;

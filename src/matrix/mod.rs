@@ -13,9 +13,9 @@ mod system;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::classify::Severities;
 use crate::config_file::{self, ConfigError, FileKind, Problem};
 use crate::transport::Transport;
+use crate::verdict::Severities;
 pub use index::{Segment, MAX_RULES_PER_PORT};
 pub use load::{parse_rules, PortSpec, RulesFile, MAX_RANGES_PER_RULE, MAX_RULES};
 pub use rule::{

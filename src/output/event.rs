@@ -6,11 +6,13 @@ use std::net::IpAddr;
 
 use serde::{Serialize, Serializer};
 
-use crate::capture::Timestamp;
-use crate::classify::{Classifier, Severity, Verdict};
+use crate::classify::Classifier;
 use crate::decode::Encap;
 use crate::flow::{Direction, EndReason, Flow};
 use crate::matrix::SystemSet;
+use crate::timestamp::Timestamp;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 
 use super::community_id::community_id;
 use super::latency::LatencySummary;

@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::classify::{Classifier, Verdict};
+use crate::classify::Classifier;
 use crate::flow::Flow;
+use crate::verdict::Verdict;
 
 use super::community_id::community_id;
 

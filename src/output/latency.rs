@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::capture::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// Bucket `i` holds latencies below `2^i` microseconds (bucket 0: under 1 µs);
 /// the last one holds everything from about 9 minutes up.

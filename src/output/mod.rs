@@ -11,6 +11,7 @@ mod file;
 mod latency;
 pub mod pcapng;
 mod storm;
+pub mod suggest;
 mod writer;
 
 pub use community_id::community_id;

@@ -10,7 +10,7 @@
 
 use std::io::{self, Write};
 
-use crate::capture::Timestamp;
+use crate::timestamp::Timestamp;
 
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 0x0000_0001;

@@ -22,10 +22,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 
-use crate::capture::Timestamp;
-use crate::classify::{Severity, Verdict};
 use crate::flow::{EndReason, Flow};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 
 use super::event::{AlertSummaryJson, PortCount, StormStats, TargetCount};
 

@@ -5,13 +5,14 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::capture::Timestamp;
-use crate::classify::{Classifier, Verdict};
+use crate::classify::Classifier;
 use crate::filter::VerdictSet;
 use crate::flow::{EndReason, Flow};
 use crate::printable::Printable;
 use crate::site::{DeviationQuery, ExceptionMatch};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::csv::{write_row, CSV_HEADER};
 use super::event::{

@@ -38,12 +38,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
-use crate::capture::{Chunk, Timestamp};
+use crate::capture::Chunk;
 use crate::classify::Classifier;
 use crate::decode::{self, Decoded, Defragmenter, FragmentMeta};
 use crate::filter::AddressFilter;
 use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
+use crate::timestamp::Timestamp;
 
 use super::extract;
 use super::ingest::IngestCounts;

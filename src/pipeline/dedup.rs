@@ -9,9 +9,9 @@
 //! array (no allocation per packet); an old entry is simply overwritten, so
 //! memory is bounded whatever the traffic.
 
-use crate::capture::Timestamp;
 use crate::decode::network_offset;
 use crate::flow::mix;
+use crate::timestamp::Timestamp;
 
 /// Slots in the table: a power of two. At 1 M packets/s and a 10 ms window
 /// about 10,000 packets are live at once, far below this.

@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::capture::{RawPacket, Timestamp};
+use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto, PacketMeta};
 use crate::filter::{AddressFilter, Focus, PacketFilter};
 use crate::flow::{packet_hash, Timeouts};
 use crate::output::Stats;
+use crate::timestamp::Timestamp;
 
 use super::dedup::Dedup;
 use super::payload_gate::PayloadGate;

@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead, Timestamp};
+use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
+use crate::timestamp::Timestamp;
 
 use super::extract::Extraction;
 use super::ingest::{Ingest, IngestCounts, Screen};

@@ -12,7 +12,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::capture::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// An item waiting for the other fronts, ordered by time, then arrival.
 struct Pending<T> {

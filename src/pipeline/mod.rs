@@ -32,12 +32,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::capture::Timestamp;
-use crate::classify::{Classifier, Verdict};
+use crate::classify::Classifier;
 use crate::decode::PacketMeta;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::{EndReason, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
+use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 use sink::{spawn_outputs, Outlet, OutputMsg, Sink};
 

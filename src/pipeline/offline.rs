@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk, Timestamp};
+use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
 use crate::output::{EventWriter, FileStats, Stats};
+use crate::timestamp::Timestamp;
 
 use super::chunked::{run_chunked, ChunkSource};
 use super::extract::Extraction;

@@ -14,9 +14,9 @@
 //! silence (or an eviction) lets the table start a new flow on the same
 //! 5-tuple.
 
-use crate::capture::Timestamp;
 use crate::decode::{tcp_flags, PacketMeta, Payload};
 use crate::flow::{Timeouts, INSPECT_PACKETS};
+use crate::timestamp::Timestamp;
 
 /// Flows counted at once per decoding thread (1.5 MiB).
 const SLOTS: usize = 1 << 16;

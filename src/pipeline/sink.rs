@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::capture::Timestamp;
 use crate::classify::Classifier;
 use crate::flow::{EndReason, Flow, FlowEvent};
 use crate::output::{EventWriter, Stats};
+use crate::timestamp::Timestamp;
 
 use super::extract::{self, Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
 use super::stop::WriteGate;

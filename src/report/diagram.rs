@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::classify::Verdict;
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::escape::Esc;
 use super::model::{EdgeKey, Usage};

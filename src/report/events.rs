@@ -8,9 +8,10 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::capture::Timestamp;
-use crate::classify::{Severity, Verdict};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 
 /// One line of an events file.
 #[derive(Debug, Deserialize)]

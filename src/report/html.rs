@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 
-use crate::classify::Verdict;
 use crate::matrix::{PortMatrix, Product};
+use crate::verdict::Verdict;
 
 use super::diagram::{self, Graph, MAX_HOSTS};
 use super::escape::{href_for_path, Esc};
@@ -679,7 +679,7 @@ fn coverage_section(out: &mut String, p: &Page<'_>, cov: &Coverage<'_>) -> fmt::
         } else {
             "never used"
         };
-        let time = |t: Option<crate::capture::Timestamp>| {
+        let time = |t: Option<crate::timestamp::Timestamp>| {
             t.map_or((i64::MIN.to_string(), String::new()), |t| {
                 (t.as_nanos().to_string(), TimeText::Full.show(t))
             })

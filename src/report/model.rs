@@ -9,10 +9,11 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use crate::capture::Timestamp;
-use crate::classify::{rule_status, Verdict};
+use crate::classify::rule_status;
 use crate::matrix::{PortMatrix, Product, Rule};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::events::{Event, FlowRecord};
 use super::{LineError, ReportError};

@@ -3,8 +3,8 @@
 
 use std::io::Cursor;
 
-use crate::classify::Verdict;
 use crate::matrix::{PortMatrix, Product};
+use crate::verdict::Verdict;
 
 use super::{render, Model, ModelBuilder, Page};
 

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::classify::Verdict;
+use crate::verdict::Verdict;
 
 /// The colour of a verdict. Documented traffic is a quiet grey-green so the
 /// flagged verdicts stand out; the others are distinct hues (Tableau 10).

@@ -5,8 +5,8 @@
 
 use std::fmt::{self, Write};
 
-use crate::capture::Timestamp;
-use crate::classify::Verdict;
+use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 use super::escape::Esc;
 use super::events::FlowRecord;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::capture::Timestamp;
+use crate::timestamp::Timestamp;
 
 /// `150783` -> `150,783`.
 pub struct Count(pub u64);

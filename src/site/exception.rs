@@ -3,10 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::capture::Timestamp;
-use crate::classify::Verdict;
 use crate::matrix::{PortRange, RuleIdx};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::lookup::IpNet;
 

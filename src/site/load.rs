@@ -12,11 +12,11 @@ use toml::Spanned;
 use super::exception::{parse_until, Exception};
 use super::lookup::{IpNet, RoleEntry, RoleTable};
 use super::Site;
-use crate::classify::Verdict;
 use crate::config_file::{self, ConfigError, FileKind, Problem, Problems};
 use crate::matrix::parse_severities;
 use crate::matrix::{PortSpec, System, SystemSet};
 use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 /// Addresses and networks in the inventory, all systems together.
 pub const MAX_ADDRESSES: usize = 100_000;
@@ -417,7 +417,7 @@ fn exception_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Severity;
+    use crate::verdict::Severity;
 
     const GOOD: &str = r#"schema = 1
 

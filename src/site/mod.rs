@@ -10,7 +10,6 @@
 mod exception;
 mod load;
 mod lookup;
-pub mod suggest;
 
 use std::net::IpAddr;
 
@@ -18,10 +17,11 @@ pub use exception::{parse_until, DeviationQuery, Exception, ExceptionMatch};
 pub use load::{parse_site, read_site_file, MAX_ADDRESSES, MAX_EXCEPTIONS};
 pub use lookup::{IpNet, RoleClass, RoleEntry, RoleTable};
 
-use crate::capture::Timestamp;
-use crate::classify::{Severity, Verdict};
 use crate::config_file::{ConfigError, FileKind, Problem};
 use crate::matrix::{PortMatrix, RuleIdx, SystemSet};
+use crate::timestamp::Timestamp;
+use crate::verdict::Severity;
+use crate::verdict::Verdict;
 
 /// A validated site file.
 #[derive(Debug, Clone)]

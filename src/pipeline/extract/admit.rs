@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::capture::Timestamp;
 use crate::flow::Flow;
 use crate::pipeline::FrameRef;
+use crate::timestamp::Timestamp;
 
 use super::{Counters, EvidenceBatch, Item, Packet, Shared, FLUSH_BYTES};
 

@@ -23,10 +23,11 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::classify::{Classifier, Verdict};
+use crate::classify::Classifier;
 use crate::output::create::{self, Identity};
 use crate::output::evidence::{file_name, flow_comment, verdict_comment, ExtractBy};
 use crate::output::pcapng;
+use crate::verdict::Verdict;
 
 use super::{Counters, EvidenceBatch, Item, Outcome, Packet, Shared};
 

@@ -32,12 +32,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use crate::capture::Timestamp;
-use crate::classify::Verdict;
 use crate::filter::VerdictSet;
 use crate::flow::Flow;
 use crate::output::evidence::ExtractBy;
 use crate::output::ExtractStats;
+use crate::timestamp::Timestamp;
+use crate::verdict::Verdict;
 
 pub(super) use admit::Admission;
 pub(super) use files::EvidenceFiles;

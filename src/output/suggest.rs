@@ -12,11 +12,11 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use crate::capture::Timestamp;
 use crate::classify::{Classifier, FlowQuery, PortClaim};
 use crate::decode::{tcp_flags, PacketMeta};
 use crate::flow::{endpoints, Endpoint, FlowKey};
 use crate::matrix::{RuleIdx, System, SYSTEMS};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 
 /// Conversations remembered at most (memory bound); beyond, new ones are
