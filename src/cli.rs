@@ -127,7 +127,7 @@ pub enum RulesCommand {
 /// Which rules make up the matrix, and for which product.
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    /// Add the rules of a site rules file (repeatable; see the README for the format).
+    /// Add the rules of a site rules file (repeatable; see docs/rules-and-site.md for the format).
     #[arg(long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Do not load the built-in AACC 7.1.2 matrix: use only --rules files.

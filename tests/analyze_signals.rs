@@ -1,5 +1,5 @@
 //! What each signal does to `analyze`, sentence by sentence as `analyze
-//! --help` and the README say it (`analyze_help_and_readme_say_what_each_signal_does`
+//! --help` and docs/guide.md say it (`analyze_help_and_readme_say_what_each_signal_does`
 //! checks the sentences are there; the other tests check what they say):
 //!
 //! | sentence | test |

@@ -11,7 +11,7 @@
 //! 2. `app_protocol_seen` is compared with nDPI's expected results
 //!    (`expected/**/*.ndpi.out`, flows matched by 5-tuple either way, fuzzed
 //!    captures aside): precision and recall per label, with the floors of the
-//!    README's protocol-check section; and no flow nDPI calls STUN, DTLS, RTP
+//!    guide's protocol-check section (docs/guide.md, Verdicts); and no flow nDPI calls STUN, DTLS, RTP
 //!    or RTCP is a `protocol_mismatch`.
 //!
 //! If the corpus is absent every test prints a notice and passes.

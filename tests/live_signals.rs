@@ -1,5 +1,5 @@
 //! What each signal does to `live`, sentence by sentence as `live --help` and
-//! the README say it (`live_help_and_readme_say_what_each_signal_does` checks
+//! docs/guide.md say it (`live_help_and_readme_say_what_each_signal_does` checks
 //! the sentences are there; the other tests check what they say; for
 //! `analyze`, see tests/analyze_signals.rs):
 //!

@@ -24,7 +24,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 /// No run here needs more than a few seconds; beyond this it hangs.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The exit code for output that could not be written (README, "Exit codes").
+/// The exit code for output that could not be written (docs/guarantees.md, "Exit codes").
 const EXIT_OUTPUT_FAILED: i32 = 4;
 
 fn fixture(name: &str) -> PathBuf {

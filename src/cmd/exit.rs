@@ -89,7 +89,7 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// The precedence rule, as `--help` and the README say it.
+/// The precedence rule, as `--help` and docs/guarantees.md say it.
 pub const PRECEDENCE: &str = "When several apply, 4 wins over 130 and 143, which win over 1, and \
 1 wins over 3: output that could not be written leaves the results incomplete; a stop signal \
 or an input that could not be read leaves them complete up to that point, which a --fail-on \

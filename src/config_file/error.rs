@@ -94,10 +94,10 @@ pub enum ConfigError {
 
 fn render_invalid(kind: FileKind, problems: &[Problem]) -> String {
     let (what, help) = match kind {
-        FileKind::Rules => ("rules", "the rules format is described in the README, section \"Rules\""),
+        FileKind::Rules => ("rules", "the rules format is described in docs/rules-and-site.md, section \"Rules\""),
         FileKind::Site => (
             "the site file",
-            "the site format is described in rules/site-example.toml and the README, section \"Site inventory\"",
+            "the site format is described in rules/site-example.toml and docs/rules-and-site.md, section \"Site inventory\"",
         ),
     };
     let mut out = format!(

@@ -3,7 +3,7 @@
 //! A client's ephemeral port falls inside the matrix's wide media ranges by
 //! chance (Linux's 32768–60999 overlaps the Windows media range 20000–45499
 //! by half), so a port alone must not decide when something better is there.
-//! The evidence, strongest first (the README's table gives an example of each):
+//! The evidence, strongest first (docs/guide.md, "Who listens", gives an example of each):
 //!
 //! 1. the handshake: the SYN's sender (or the SYN-ACK's receiver) is the client;
 //! 2. a multicast or broadcast destination is the receiver, never a client

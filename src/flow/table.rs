@@ -682,7 +682,7 @@ mod tests {
 
     #[test]
     fn a_flow_costs_what_the_readme_says() {
-        // README, "Memory": 168 bytes of slab per flow (+ about 10 of index
+        // docs/performance.md: 168 bytes of slab per flow (+ about 10 of index
         // and 8 of timer wheel).
         assert_eq!(std::mem::size_of::<Slot>(), 168);
         assert_eq!(std::mem::size_of::<Flow>(), 144);

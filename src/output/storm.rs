@@ -11,7 +11,7 @@
 //! it holds alerts until every worker's clock has passed them (workers report
 //! their clock after each tick, see `pipeline::OutputMsg::Clock`) and takes
 //! them oldest first, so the same capture folds the same alerts with 1 or 32
-//! workers. Two limits, both stated in the README: a capture whose timestamps
+//! workers. Two limits, both stated in docs/guide.md: a capture whose timestamps
 //! go backwards delivers some alerts after the clock passed them, and more
 //! than [`MAX_HELD`] alerts waiting at once are released early; either can
 //! shift which alert of a storm is the first folded. Live, alerts are decided

@@ -179,7 +179,7 @@ pub const SCRIPT: &str = r#"
 }());
 "#;
 
-/// The README's one-line meaning of each verdict, for the legend's tooltips.
+/// The one-line meaning (README, Verdicts) of each verdict, for the legend's tooltips.
 pub fn meaning(v: Verdict) -> &'static str {
     match v {
         Verdict::Documented => "an open, current rule of the active profile covers the flow",

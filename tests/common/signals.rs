@@ -33,7 +33,7 @@ pub fn whole_lines(mut reader: PipeReader) -> Vec<Value> {
         .collect()
 }
 
-/// Whitespace collapsed and backticks dropped: the help wraps, the README quotes.
+/// Whitespace collapsed and backticks dropped: the help wraps, the guide quotes.
 pub fn plain(text: &str) -> String {
     text.replace('`', "")
         .split_whitespace()
@@ -41,12 +41,12 @@ pub fn plain(text: &str) -> String {
         .join(" ")
 }
 
-/// `COMMAND --help` and the README both say every one of `sentences`
-/// (whitespace and backticks aside).
+/// `COMMAND --help` and the guide (docs/guide.md) both say every one of
+/// `sentences` (whitespace and backticks aside).
 pub fn assert_documented(command: &str, sentences: &[&str]) {
     let readme = plain(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README"),
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guide.md"))
+            .expect("docs/guide.md"),
     );
     let help = super::portmatrix(&[command, "--help"]);
     let help = plain(&String::from_utf8_lossy(&help.stdout));
@@ -55,6 +55,6 @@ pub fn assert_documented(command: &str, sentences: &[&str]) {
             help.contains(sentence),
             "`{command} --help` lacks: {sentence}"
         );
-        assert!(readme.contains(sentence), "the README lacks: {sentence}");
+        assert!(readme.contains(sentence), "docs/guide.md lacks: {sentence}");
     }
 }
