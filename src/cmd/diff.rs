@@ -152,8 +152,9 @@ fn line(c: &Change) -> String {
         _ => c.first.map(|t| format!(", first {t}")).unwrap_or_default(),
     };
     format!(
-        "{what:<34} {:<6} {subject}{verdict}  {} flows{when}",
+        "{what:<26} {:<6} {subject}{verdict}  {} flow{}{when}",
         c.severity.as_str(),
-        c.flows
+        c.flows,
+        if c.flows == 1 { "" } else { "s" }
     )
 }

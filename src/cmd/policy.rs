@@ -108,6 +108,9 @@ pub fn run(args: PolicyArgs) -> Result<Exit> {
                  run `portmatrix analyze --json --flows` and give its events"
             );
         }
+        if model.flows == 0 && failed == args.events.len() {
+            bail!("no events file could be read: there is nothing to make a policy of");
+        }
         if model.flows == 0 {
             bail!("the events hold no flow: nothing to make a policy of (were they written by `portmatrix analyze --json --flows`?)");
         }
