@@ -28,134 +28,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 /// Waits this long for a flow's answer before calling it dropped.
 const PATIENCE_SECS: &str = "2.0";
 
-/// Opens every socket of a round at once and reports, per flow, whether the
-/// TCP handshake completed or the UDP datagram was answered (through the
-/// router both ways).
-const CLIENT: &str = r#"
-import errno, json, select, socket, sys, time
-flows = json.load(sys.stdin)
-poller, socks, res = select.poll(), {}, [""] * len(flows)
-def udp_send(s, dst, port):
-    try:
-        s.sendto(b"portmatrix policy probe", (dst, port))
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-    return ""
-for i, (fam, proto, src, dst, port) in enumerate(flows):
-    af = socket.AF_INET6 if fam == 6 else socket.AF_INET
-    kind = socket.SOCK_STREAM if proto == "TCP" else socket.SOCK_DGRAM
-    s = socket.socket(af, kind)
-    s.setblocking(False)
-    s.bind((src, 0))
-    if proto == "TCP":
-        err = s.connect_ex((dst, port))
-        if err not in (0, errno.EINPROGRESS):
-            res[i] = errno.errorcode.get(err, str(err))
-            continue
-        poller.register(s, select.POLLOUT)
-    else:
-        res[i] = udp_send(s, dst, port)
-        poller.register(s, select.POLLIN)
-    socks[s.fileno()] = (i, s, proto, dst, port)
-start = time.monotonic()
-deadline, resent = start + float(sys.argv[1]), False
-while socks and time.monotonic() < deadline:
-    if not resent and time.monotonic() > start + 0.7:
-        resent = True
-        for (i, s, proto, dst, port) in socks.values():
-            if proto == "UDP":
-                udp_send(s, dst, port)
-    for fd, ev in poller.poll(50):
-        i, s, proto, _, _ = socks.pop(fd)
-        poller.unregister(fd)
-        if proto == "TCP":
-            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            res[i] = "passed" if err == 0 else errno.errorcode.get(err, str(err))
-        else:
-            try:
-                s.recv(100)
-                res[i] = "passed"
-            except OSError as e:
-                res[i] = errno.errorcode.get(e.errno, str(e.errno))
-print(json.dumps([r or "timeout" for r in res]))
-"#;
-
-/// Listens on every (family, transport, address, port) given: accepts and
-/// closes TCP connections (on all addresses), echoes UDP datagrams from the
-/// address they were sent to (so the reply is the flow's, for conntrack).
-const SERVER: &str = r#"
-import json, select, socket, sys
-poller, socks = select.poll(), {}
-for fam, proto, addr, port in json.load(open(sys.argv[1])):
-    af = socket.AF_INET6 if fam == 6 else socket.AF_INET
-    s = socket.socket(af, socket.SOCK_STREAM if proto == "TCP" else socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == 6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, port))
-    if proto == "TCP":
-        s.listen(256)
-    s.setblocking(False)
-    poller.register(s, select.POLLIN)
-    socks[s.fileno()] = (s, proto)
-print("ready", flush=True)
-while True:
-    for fd, ev in poller.poll(1000):
-        s, proto = socks[fd]
-        try:
-            if proto == "TCP":
-                conn, _ = s.accept()
-                conn.close()
-            else:
-                data, addr = s.recvfrom(2048)
-                s.sendto(data, addr)
-        except OSError:
-            pass
-"#;
-
-/// Joins each multicast group on the interface and counts the datagrams per
-/// (sender, group, port) until stdin closes.
-const RECEIVER: &str = r#"
-import json, select, socket, struct, sys
-joins = json.load(open(sys.argv[1]))
-ifindex = socket.if_nametoindex(sys.argv[2])
-poller, socks, counts = select.poll(), {}, {}
-for group, port in joins:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((group, port))
-    mreq = struct.pack("4s4si", socket.inet_aton(group), socket.inet_aton("0.0.0.0"), ifindex)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-    s.setblocking(False)
-    poller.register(s, select.POLLIN)
-    socks[s.fileno()] = (s, group, port)
-poller.register(sys.stdin, select.POLLIN | select.POLLHUP)
-print("ready", flush=True)
-while True:
-    events = poller.poll(1000)
-    if any(fd == sys.stdin.fileno() for fd, _ in events):
-        break
-    for fd, ev in events:
-        s, group, port = socks[fd]
-        data, (src, _) = s.recvfrom(2048)
-        key = "%s %s %d" % (src, group, port)
-        counts[key] = counts.get(key, 0) + 1
-print(json.dumps(counts), flush=True)
-"#;
-
-/// Sends a few datagrams from each source address to each (group, port).
-const SENDER: &str = r#"
-import json, socket, sys, time
-for src, group, port in json.load(sys.stdin):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((src, 0))
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(src))
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 4)
-    for _ in range(3):
-        s.sendto(b"rsm statistics", (group, port))
-        time.sleep(0.01)
-"#;
-
 /// A flow of the generator's truth file.
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)]
@@ -365,11 +237,19 @@ impl Drop for Running {
     }
 }
 
-/// Start `script` with `args` in `ns` and wait for its "ready".
+/// The socket ends, in Python (tests/common/firewall_probe.py).
+fn probe_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/firewall_probe.py")
+}
+
+/// Start the probe's `script` (server, receiver) with `args` in `ns` and
+/// wait for its "ready".
 fn start(net: &Net, ns: &str, script: &str, args: &[&str]) -> Running {
     let mut child = net
         .exec(ns)
-        .args(["python3", "-c", script])
+        .arg("python3")
+        .arg(probe_script())
+        .arg(script)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -398,7 +278,7 @@ fn send(net: &Net, dir: &Path, probes: &[&Probe]) -> Vec<String> {
         .collect();
     let ports = dir.join("listen.json");
     std::fs::write(&ports, serde_json::to_vec(&listen).expect("json")).expect("write");
-    let _server = start(net, &net.s, SERVER, &[ports.to_str().expect("utf-8")]);
+    let _server = start(net, &net.s, "server", &[ports.to_str().expect("utf-8")]);
     let flows: Vec<(u8, &str, String, String, u16)> = probes
         .iter()
         .map(|p| {
@@ -413,7 +293,9 @@ fn send(net: &Net, dir: &Path, probes: &[&Probe]) -> Vec<String> {
         .collect();
     let mut client = net
         .exec(&net.c)
-        .args(["python3", "-c", CLIENT, PATIENCE_SECS])
+        .arg("python3")
+        .arg(probe_script())
+        .args(["client", PATIENCE_SECS])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -635,7 +517,7 @@ fn the_nftables_policy_lets_through_exactly_the_documented_flows() {
     let mut receiver = start(
         &net,
         &net.s,
-        RECEIVER,
+        "receiver",
         &[joins_file.to_str().expect("utf-8"), "s0"],
     );
     let list: Vec<(&str, &str, u16)> = sends
@@ -644,7 +526,9 @@ fn the_nftables_policy_lets_through_exactly_the_documented_flows() {
         .collect();
     let mut sender = net
         .exec(&net.r)
-        .args(["python3", "-c", SENDER])
+        .arg("python3")
+        .arg(probe_script())
+        .arg("sender")
         .stdin(Stdio::piped())
         .spawn()
         .expect("python3 starts");
