@@ -67,6 +67,10 @@ and the rule descriptions match the events."
     /// Work with site inventories (--site): draft one from captures, check one.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Write least-privilege firewall rules for a site (nftables, Windows Firewall, CSV).
+    Policy(crate::cmd::policy::PolicyArgs),
+    /// Compare two runs' events: new hosts, ports and verdicts, flows and rules gone.
+    Diff(crate::cmd::diff::DiffArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -533,6 +537,10 @@ pub struct ReportArgs {
     /// The report's heading.
     #[arg(long, value_name = "TEXT", default_value = "portmatrix report")]
     pub title: String,
+    /// Events of an earlier run (repeatable): the report adds a section with what
+    /// changed since (as `portmatrix diff BASELINE EVENTS`).
+    #[arg(long, value_name = "EVENTS")]
+    pub baseline: Vec<PathBuf>,
     #[command(flatten)]
     pub matrix: MatrixArgs,
 }

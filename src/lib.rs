@@ -25,7 +25,10 @@
 //! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
 //! - [`site`]: the site inventory (which address is which system), its
 //!   severities and accepted deviations; with it, rules check roles too.
-//! - [`report`]: the events read back into one self-contained HTML report.
+//! - [`report`]: the events read back into one self-contained HTML report,
+//!   and the drift between two runs' events (`portmatrix diff`).
+//! - [`policy`]: the least-privilege firewall rules for a site (nftables,
+//!   Windows Firewall, CSV), from the matrix and the flows that were seen.
 
 /// A line of diagnostics on stderr. Unlike `eprintln!` it never panics: when
 /// stderr is closed or full (`2>/dev/full`) the line is lost and the run goes
@@ -49,6 +52,7 @@ pub mod flow;
 pub mod matrix;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod printable;
 pub mod report;
 pub mod site;

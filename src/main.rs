@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         cli::Command::Rules(cmd) => cmd::rules::run(cmd),
         cli::Command::Report(args) => cmd::report::run(args),
         cli::Command::Site(cmd) => cmd::site::run(cmd),
+        cli::Command::Policy(args) => cmd::policy::run(args),
+        cli::Command::Diff(args) => cmd::diff::run(args),
     };
     let exit = match result {
         Ok(exit) => exit,

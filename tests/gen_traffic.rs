@@ -218,6 +218,8 @@ struct Truth {
     dest_ip: String,
     dest_port: u16,
     verdict: Option<String>,
+    /// The verdict with the site inventory of `--site`.
+    site_verdict: Option<String>,
     mid_stream: bool,
 }
 
@@ -229,11 +231,17 @@ fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers
     }
     let dir = TempDir::new("truth");
     let (capture, truth_file) = (dir.0.join("truth.pcap"), dir.0.join("truth.jsonl"));
+    let site = dir.0.join("site.toml");
     generate_with(
         &capture,
         11,
         60_000,
-        &["--truth".as_ref(), truth_file.as_os_str()],
+        &[
+            "--truth".as_ref(),
+            truth_file.as_os_str(),
+            "--site".as_ref(),
+            site.as_os_str(),
+        ],
     );
     let truth: Vec<Truth> = std::fs::read_to_string(&truth_file)
         .expect("truth file")
@@ -242,12 +250,14 @@ fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers
         .collect();
     let mid_stream = truth.iter().filter(|t| t.mid_stream).count();
     assert!(mid_stream > 50, "{mid_stream} flows picked up mid-stream");
-    for workers in ["1", "3"] {
-        let o = Command::new(env!("CARGO_BIN_EXE_portmatrix"))
-            .args(["analyze", "--json", "--flows", "-q", "--workers", workers])
-            .arg(&capture)
-            .output()
-            .expect("portmatrix runs");
+    // By port alone with 1 and 3 workers, and with the generator's site.
+    for (workers, with_site) in [("1", false), ("3", false), ("3", true)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portmatrix"));
+        cmd.args(["analyze", "--json", "--flows", "-q", "--workers", workers]);
+        if with_site {
+            cmd.arg("--site").arg(&site);
+        }
+        let o = cmd.arg(&capture).output().expect("portmatrix runs");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let flows: Vec<FlowEvent> = String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -275,9 +285,14 @@ fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers
                 .get(&(t.proto.clone(), ends))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
+            let verdict = if with_site {
+                &t.site_verdict
+            } else {
+                &t.verdict
+            };
             let right = matches!(found, [f] if f.src_ip == t.src_ip
                 && f.src_port == t.src_port
-                && t.verdict.as_ref().is_none_or(|v| *v == f.verdict));
+                && verdict.as_ref().is_none_or(|v| *v == f.verdict));
             if right {
                 mid_stream_right += usize::from(t.mid_stream);
             } else {
@@ -285,7 +300,8 @@ fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers
             }
         }
         eprintln!(
-            "{workers} worker(s): {} of {} flows right, {mid_stream_right} of {mid_stream} picked up mid-stream",
+            "{workers} worker(s){}: {} of {} flows right, {mid_stream_right} of {mid_stream} picked up mid-stream",
+            if with_site { " with the site" } else { "" },
             truth.len() - wrong.len(),
             truth.len()
         );

@@ -17,6 +17,8 @@ const LAYERS: &[&[&str]] = &[
     &["flow", "filter"],
     &["output"],
     &["pipeline", "report"],
+    // Reads events files through `report` and writes firewall rules.
+    &["policy"],
 ];
 
 /// Imports that run upward, each with the reason it is allowed for now.

@@ -302,11 +302,15 @@ fn report_of(data: &[u8]) -> String {
         "bytes in memory cannot fail to read: {read:?}"
     );
     let model = builder.finish();
+    // Everything in the events is new against an empty baseline: the drift
+    // section renders every host, port and flow they hold.
+    let drift = portmatrix::report::drift::Drift::between(&Default::default(), &model);
     let page = Page {
         title: "fuzz",
         model: &model,
         matrix: builtin(),
         product: Product::Aacc,
+        drift: Some(&drift),
     };
     render(&page).unwrap_or_else(|e| panic!("render: {e}"))
 }

@@ -1,8 +1,10 @@
 //! One module per subcommand: wiring library pieces to the terminal.
 
 pub mod analyze;
+pub mod diff;
 pub mod exit;
 pub mod live;
+pub mod policy;
 mod privileges;
 pub mod report;
 pub mod rules;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::output::create::{create_hidden, AtomicFile};
+use portmatrix::report::drift::Drift;
 use portmatrix::report::{render, Model, ModelBuilder, Page};
 
 use super::{Exit, OutputError};
@@ -21,8 +22,46 @@ const LINES_ON_STDERR: usize = 20;
 pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let mut builder = ModelBuilder::new();
+    let failed_inputs = read_inputs(&mut builder, &args.events);
+    let model = builder.finish();
+    report_bad_lines(&model);
+    let (drift, baseline_failed) = baseline(&args.baseline, &model);
+    let page = Page {
+        title: &args.title,
+        model: &model,
+        matrix: &matrix,
+        product: args.matrix.profile,
+        drift: drift.as_ref(),
+    };
+    write_page(&args.output, &page, true)?;
+    Ok(
+        if failed_inputs > 0 || model.bad_lines > 0 || baseline_failed {
+            Exit::Incomplete
+        } else {
+            Exit::Success
+        },
+    )
+}
+
+/// `--baseline FILE…`: the changes from those events to `model`, and
+/// whether a baseline file could not be read whole.
+fn baseline(paths: &[PathBuf], model: &Model) -> (Option<Drift>, bool) {
+    if paths.is_empty() {
+        return (None, false);
+    }
+    let mut builder = ModelBuilder::new();
+    let failed = read_inputs(&mut builder, paths);
+    let base = builder.finish();
+    report_bad_lines(&base);
+    let drift = Drift::between(&base, model);
+    (Some(drift), failed > 0 || base.bad_lines > 0)
+}
+
+/// Read each events file (`-`: stdin) into `builder`; a file that cannot be
+/// opened or read is named on stderr. Returns how many failed.
+pub fn read_inputs(builder: &mut ModelBuilder, paths: &[PathBuf]) -> usize {
     let mut failed_inputs = 0usize;
-    for path in &args.events {
+    for path in paths {
         let result = if path == Path::new("-") {
             builder.read("stdin", io::stdin().lock())
         } else {
@@ -41,23 +80,11 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             failed_inputs += 1;
         }
     }
-    let model = builder.finish();
-    report_bad_lines(&model);
-    let page = Page {
-        title: &args.title,
-        model: &model,
-        matrix: &matrix,
-        product: args.matrix.profile,
-    };
-    write_page(&args.output, &page, true)?;
-    Ok(if failed_inputs > 0 || model.bad_lines > 0 {
-        Exit::Incomplete
-    } else {
-        Exit::Success
-    })
+    failed_inputs
 }
 
-fn report_bad_lines(model: &Model) {
+/// The malformed lines of the events, on stderr (the first few by name).
+pub fn report_bad_lines(model: &Model) {
     for e in model.line_errors.iter().take(LINES_ON_STDERR) {
         portmatrix::diag!("portmatrix: {e} (line skipped)");
     }
@@ -149,6 +176,7 @@ impl Draft {
             model: &model,
             matrix,
             product,
+            drift: None,
         };
         write_page(&self.output, &page, announce)
     }

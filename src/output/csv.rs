@@ -29,7 +29,7 @@ const NEEDS_QUOTE_MARK: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
 
 /// One text cell: a `'` first when it could be read as a formula; quoted
 /// when it holds a comma, a quote or a line break, with quotes doubled.
-fn text(out: &mut impl Write, s: &str) -> io::Result<()> {
+pub fn text(out: &mut impl Write, s: &str) -> io::Result<()> {
     let mark: &[u8] = if s.starts_with(NEEDS_QUOTE_MARK) {
         b"'"
     } else {

@@ -15,7 +15,7 @@ pub mod suggest;
 mod writer;
 
 pub use community_id::community_id;
-pub use csv::CSV_HEADER;
+pub use csv::{text as csv_text_cell, CSV_HEADER};
 pub use event::{
     role_names, ActiveFilters, AlertSummaryJson, ExtractStats, FileStats, FlowEventJson,
     FlowFields, InterfaceStats, PortCount, Stats, StatsEventJson, StormStats, SuppressedStats,

@@ -22,6 +22,8 @@ pub struct Page<'a> {
     pub model: &'a Model,
     pub matrix: &'a PortMatrix,
     pub product: Product,
+    /// With `report --baseline`: the changes since the baseline's events.
+    pub drift: Option<&'a super::drift::Drift>,
 }
 
 /// Whether a counter of the stats event has its own place in the page (the
@@ -83,6 +85,9 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     timeline_section(&mut out, p.model)?;
     flagged_section(&mut out, p)?;
     coverage_section(&mut out, p, &coverage)?;
+    if let Some(drift) = p.drift {
+        super::drift_html::section(&mut out, drift)?;
+    }
     write!(
         out,
         "<footer>Written by portmatrix {} from the events of <code>portmatrix analyze --json --flows</code>. \

@@ -9,10 +9,14 @@
 //!   and event types are accepted, so newer writers (live mode) still work.
 //! - [`model`]: flows merged from alerts and flow events; traffic per host
 //!   pair, per rule and per verdict; the stats counters; malformed lines.
+//! - [`drift`]: what changed between two runs' models (`portmatrix diff`),
+//!   and `drift_html` its section of the page (`report --baseline`).
 //! - [`html`], [`diagram`], [`timeline`]: the page. Every string from the
 //!   events passes through [`escape::Esc`]: event files are untrusted input.
 
 mod diagram;
+pub mod drift;
+mod drift_html;
 mod escape;
 mod events;
 mod html;
@@ -26,6 +30,7 @@ mod tests;
 
 use std::fmt;
 
+pub use events::FlowRecord;
 pub use html::{render, Page};
 pub use model::{Model, ModelBuilder, MAX_FLAGGED, MAX_LINE_BYTES};
 

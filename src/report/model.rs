@@ -107,7 +107,7 @@ pub struct Usage {
 
 impl Usage {
     /// Add `other`'s counts (two edges folded into one).
-    fn merge(&mut self, other: &Usage) {
+    pub(super) fn merge(&mut self, other: &Usage) {
         self.flows += other.flows;
         self.flagged += other.flagged;
         self.packets = self.packets.saturating_add(other.packets);
@@ -204,17 +204,40 @@ impl FileEntry {
     }
 }
 
+/// What [`ModelBuilder::on_flow`] calls with each flow.
+type FlowVisitor = Box<dyn FnMut(&FlowRecord)>;
+
 /// Reads events into a [`Model`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ModelBuilder {
     model: Model,
     /// Alerts waiting for their flow's `flow` event, by flow id and first packet.
     pending: HashMap<(u64, Timestamp), FlowRecord>,
+    /// Sees every flow as it is counted (see [`ModelBuilder::on_flow`]).
+    visitor: Option<FlowVisitor>,
+}
+
+impl std::fmt::Debug for ModelBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelBuilder")
+            .field("model", &self.model)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ModelBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also hand every flow to `visit` as it is counted (an alert without its
+    /// `flow` event at [`ModelBuilder::finish`]): `portmatrix policy` reads
+    /// events this way, with the model's lenient reading and its line errors,
+    /// without keeping every flow.
+    pub fn on_flow(mut self, visit: impl FnMut(&FlowRecord) + 'static) -> Self {
+        self.visitor = Some(Box::new(visit));
+        self
     }
 
     /// Read one events file to its end. Malformed lines are recorded and
@@ -359,6 +382,9 @@ impl ModelBuilder {
     }
 
     fn fold(&mut self, r: FlowRecord) {
+        if let Some(visit) = &mut self.visitor {
+            visit(&r);
+        }
         let m = &mut self.model;
         m.flows += 1;
         *m.verdicts.entry(r.verdict).or_default() += 1;

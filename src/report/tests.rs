@@ -27,6 +27,7 @@ fn page(m: &Model) -> String {
         model: m,
         matrix: &matrix,
         product: Product::Aacc,
+        drift: None,
     })
     .expect("render")
 }

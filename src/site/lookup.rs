@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::matrix::SystemSet;
+use crate::matrix::{System, SystemSet};
 
 /// The interned roles of an address: an index into the site's classes.
 /// Class 0 is "not in the inventory" (no roles).
@@ -161,6 +161,14 @@ impl Intervals {
         }
     }
 
+    /// Each interval as (first, last, class), the last one running to `top`.
+    fn spans(&self, top: u128) -> impl Iterator<Item = (u128, u128, RoleClass)> + '_ {
+        self.0.iter().enumerate().map(move |(i, &(start, class))| {
+            let last = self.0.get(i + 1).map_or(top, |next| next.0 - 1);
+            (start, last, class)
+        })
+    }
+
     fn find(&self, addr: u128) -> RoleClass {
         let i = self.0.partition_point(|&(start, _)| start <= addr);
         match i.checked_sub(1) {
@@ -294,12 +302,47 @@ impl RoleTable {
             .copied()
             .unwrap_or(SystemSet::EMPTY)
     }
+
+    /// Every address the lookup gives the role `system`, as merged inclusive
+    /// ranges, IPv4 first, in address order: the same longest-prefix answer
+    /// as [`RoleTable::class_of`], so `10.10.0.0/16 = agent_desktop` with
+    /// `10.10.1.10 = aacc_server` leaves the server out of the desktops'
+    /// ranges. Entries bound to VLANs count too (a firewall rule sees
+    /// addresses, not tags).
+    pub fn ranges_of(&self, system: System) -> Vec<(IpAddr, IpAddr)> {
+        let mut out = Vec::new();
+        for (v4, top) in [(true, u128::from(u32::MAX)), (false, u128::MAX)] {
+            let tables =
+                std::iter::once(&self.any_vlan).chain(self.per_vlan.iter().map(|(_, t)| t));
+            let mut spans: Vec<(u128, u128)> = tables
+                .flat_map(|t| if v4 { &t.v4 } else { &t.v6 }.spans(top))
+                .filter(|&(_, _, class)| self.roles(class).contains(system))
+                .map(|(first, last, _)| (first, last))
+                .collect();
+            spans.sort_unstable();
+            let mut merged: Vec<(u128, u128)> = Vec::new();
+            for (first, last) in spans {
+                match merged.last_mut() {
+                    Some(prev) if first <= prev.1.saturating_add(1) => prev.1 = prev.1.max(last),
+                    _ => merged.push((first, last)),
+                }
+            }
+            let addr = |n: u128| -> IpAddr {
+                if v4 {
+                    IpAddr::from((n as u32).to_be_bytes())
+                } else {
+                    IpAddr::from(n.to_be_bytes())
+                }
+            };
+            out.extend(merged.into_iter().map(|(a, b)| (addr(a), addr(b))));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::System;
 
     fn set(names: &[&str]) -> SystemSet {
         SystemSet::of(names.iter().map(|n| System::parse(n).expect("system")))
@@ -397,6 +440,38 @@ mod tests {
         assert_eq!(roles(&t, "10.10.120.15", Some(7)), ["agent_desktop"]);
         // Not in the VLAN's entries: the VLAN-free entries still apply.
         assert_eq!(roles(&t, "10.10.5.5", Some(120)), ["agent_desktop"]);
+    }
+
+    #[test]
+    fn a_system_s_ranges_leave_out_the_more_specific_entries_of_others() {
+        let t = RoleTable::build(&[
+            entry("10.10.0.0/16", &["agent_desktop"], &[]),
+            entry("10.10.1.10", &["aacc_server"], &[]),
+            entry("10.10.1.11", &["aacc_server", "cct"], &[]),
+            entry("10.10.120.0/24", &["web_browser"], &[120]),
+            entry("fd00::/64", &["agent_desktop"], &[]),
+            entry("255.255.255.255", &["aams"], &[]),
+        ])
+        .expect("table");
+        let ranges = |name: &str| -> Vec<String> {
+            t.ranges_of(System::parse(name).expect("system"))
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect()
+        };
+        assert_eq!(
+            ranges("agent_desktop"),
+            [
+                "10.10.0.0-10.10.1.9",
+                "10.10.1.12-10.10.255.255",
+                "fd00::-fd00::ffff:ffff:ffff:ffff"
+            ]
+        );
+        assert_eq!(ranges("aacc_server"), ["10.10.1.10-10.10.1.11"]);
+        assert_eq!(ranges("cct"), ["10.10.1.11-10.10.1.11"]);
+        assert_eq!(ranges("web_browser"), ["10.10.120.0-10.10.120.255"]);
+        assert_eq!(ranges("aams"), ["255.255.255.255-255.255.255.255"]);
+        assert!(ranges("ccmm").is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub use load::{parse_site, read_site_file, MAX_ADDRESSES, MAX_EXCEPTIONS};
 pub use lookup::{IpNet, RoleClass, RoleEntry, RoleTable};
 
 use crate::config_file::{ConfigError, FileKind, Problem};
-use crate::matrix::{PortMatrix, RuleIdx, SystemSet};
+use crate::matrix::{PortMatrix, RuleIdx, System, SystemSet};
 use crate::timestamp::Timestamp;
 use crate::verdict::Severity;
 use crate::verdict::Verdict;
@@ -47,6 +47,12 @@ impl Site {
 
     pub fn roles_of(&self, ip: IpAddr, vlan: Option<u16>) -> SystemSet {
         self.roles(self.class_of(ip, vlan))
+    }
+
+    /// The addresses that have the role `system`, as merged inclusive ranges
+    /// (see [`RoleTable::ranges_of`]); empty when the site has none.
+    pub fn ranges_of(&self, system: System) -> Vec<(IpAddr, IpAddr)> {
+        self.roles.ranges_of(system)
     }
 
     /// Tie each exception's `rule` to the matrix in use; a rule id the matrix
