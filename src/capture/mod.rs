@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, Chunk, ChunkPacket, RawPacket, CHUNK_BYTES, MAX_BLOCK};
-pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
+pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions};
 pub use timestamp::{ParseTimestampError, Timestamp};
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted

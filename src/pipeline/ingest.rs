@@ -7,6 +7,7 @@
 //! (see `chunked`).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -220,6 +221,13 @@ pub(super) struct Ingest {
     /// Packet time between clock ticks (which also flush partial batches).
     tick_nanos: i64,
     last_tick: Option<Timestamp>,
+    /// When batches and the clock were last sent (wall clock), and whether
+    /// records went out since: then the next flush is due a tick later,
+    /// else only after `idle_every`.
+    flushed_at: Instant,
+    owed: bool,
+    /// How often an idle front tells the workers its clock.
+    idle_every: Duration,
     /// The VLAN id is part of the flow key (`--vlan-key`), so of the shard too.
     vlan_key: bool,
     /// Whose payload this front identifies as it decodes.
@@ -258,6 +266,9 @@ impl Ingest {
             defrag: Defragmenter::new(),
             tick_nanos,
             last_tick: None,
+            flushed_at: Instant::now(),
+            owed: false,
+            idle_every: Duration::from_nanos(tick_nanos.unsigned_abs()),
             vlan_key: false,
             gate: PayloadGate::new(timeouts),
             counts: IngestCounts::default(),
@@ -268,6 +279,38 @@ impl Ingest {
     pub fn keyed_by_vlan(mut self, vlan_key: bool) -> Ingest {
         self.vlan_key = vlan_key;
         self
+    }
+
+    /// An idle front ticks only this often (it ticks every `tick_nanos`
+    /// while it sends records): its workers then sleep too.
+    pub fn idle_every(mut self, every: Duration) -> Ingest {
+        self.idle_every = every;
+        self
+    }
+
+    /// How long the front may wait for packets (wall clock) before
+    /// [`Ingest::idle`] has batches or a tick to send.
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.due_every()
+            .saturating_sub(now.saturating_duration_since(self.flushed_at))
+    }
+
+    /// No packet for now: send the partial batches and the clock `clock`
+    /// if they are due. Not at every pause: a busy ring runs dry at every
+    /// block, and waking each worker for a few records each time costs more
+    /// than the records.
+    pub fn idle(&mut self, now: Instant, clock: impl FnOnce() -> Timestamp) {
+        if now.saturating_duration_since(self.flushed_at) >= self.due_every() {
+            self.flush(Some(clock()));
+        }
+    }
+
+    fn due_every(&self) -> Duration {
+        if self.owed {
+            Duration::from_nanos(self.tick_nanos.unsigned_abs())
+        } else {
+            self.idle_every
+        }
     }
 
     /// Decode one packet and queue it for the worker that owns its flow.
@@ -311,6 +354,7 @@ impl Ingest {
             hash,
             wire_len: packet.orig_len,
         });
+        self.owed = true;
         let mut full = self.batches[w].len() >= BATCH;
         if let Some(frames) = self.frames.get_mut(w) {
             frames.push(packet.link_type, packet.data);
@@ -338,6 +382,8 @@ impl Ingest {
         }
         if let Some(ts) = tick {
             self.last_tick = Some(ts);
+            self.flushed_at = Instant::now();
+            self.owed = false;
         }
     }
 

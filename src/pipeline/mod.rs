@@ -49,6 +49,21 @@ pub use stop::{Stop, WriteGate};
 /// Batches in flight per worker.
 const QUEUE_BATCHES: usize = 64;
 
+/// Start a thread of the pipeline under `name`, so that `top -H`, `perf`
+/// and `/proc/PID/task/*/comm` tell the capture, the workers and the
+/// writer apart (Linux keeps the first 15 bytes).
+fn spawn_named<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    name: String,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn_scoped(scope, f)
+        // As `scope.spawn` does: no thread, no run.
+        .expect("failed to spawn a thread")
+}
+
 /// One decoded packet on its way to a worker.
 #[derive(Debug, Clone, Copy)]
 struct Record {
@@ -263,8 +278,11 @@ fn run_stages<W: Write + Send, R>(
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)
                 .keyed_by_vlan(settings.vlan_key);
             let sink = outputs.sink();
-            worker_handles
-                .push(scope.spawn(move || work(worker, table, fronts, rx, sink, slot, end)));
+            worker_handles.push(spawn_named(
+                scope,
+                format!("pm-worker-{worker}"),
+                move || work(worker, table, fronts, rx, sink, slot, end),
+            ));
         }
         let events = outputs.events.clone();
         // The workers hold the only evidence senders now: the extract thread ends after them.
