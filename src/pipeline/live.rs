@@ -189,7 +189,7 @@ pub fn run_live<W: Write + Send>(
                     .map(|(front, (capture, slot))| {
                         let ingest = Ingest::new(
                             front,
-                            stages.senders.clone(),
+                            (stages.senders.clone(), stages.spares.clone()),
                             TICK_NANOS,
                             Screen::new(&config.focus, config.flow.dedup_nanos),
                             extraction.is_some(),

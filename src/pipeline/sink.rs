@@ -129,6 +129,11 @@ impl Sink {
         }
     }
 
+    /// Events are waiting to be handed over.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Worker `worker` has sent every event of packets before `ts`.
     pub fn clock(&mut self, worker: usize, ts: Timestamp) {
         self.pending.push(OutputMsg::Clock { worker, ts });
