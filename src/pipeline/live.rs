@@ -45,6 +45,10 @@ pub const RING_TIMEOUT_MS: u16 = 10;
 /// one ticks every [`TICK_NANOS`], or the others' records would wait for it
 /// in the time-order merge.
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How long a capture thread reads on after a stop: packets captured before
+/// it may still sit in a ring block that the kernel hands over only once the
+/// block's timeout ([`RING_TIMEOUT_MS`]) has passed.
+const DRAIN: Duration = Duration::from_millis(2 * RING_TIMEOUT_MS as u64);
 /// How often a capture thread publishes its counters for the stats events.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How often the supervisor looks at signals and the stats clock.
@@ -252,14 +256,25 @@ fn capture_loop(
             error: error.clone(),
         };
     };
-    while !halt.is_raised() && !closed.load(Ordering::Relaxed) {
-        let wait = if capture.drained() {
-            let longest = RETRY_EVERY.min(halt.longest_wait());
-            ingest.wait(Instant::now()).min(longest)
-        } else {
-            Duration::ZERO
+    // Once halted: read on until then (see [`DRAIN`]).
+    let mut drain_until: Option<Instant> = None;
+    while !closed.load(Ordering::Relaxed) {
+        if halt.is_raised() {
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        let (wait, wake) = match drain_until {
+            // The wake pipe stays readable: wait on the ring alone.
+            Some(until) => (until.saturating_duration_since(Instant::now()), None),
+            None if capture.drained() => {
+                let longest = RETRY_EVERY.min(halt.longest_wait());
+                (ingest.wait(Instant::now()).min(longest), halt.fd())
+            }
+            None => (Duration::ZERO, halt.fd()),
         };
-        let idle = match capture.dispatch(wait, halt.fd(), |packet| ingest.packet(packet)) {
+        let idle = match capture.dispatch(wait, wake, |packet| ingest.packet(packet)) {
             Ok(0) if last_link_check.elapsed() >= RETRY_EVERY => {
                 last_link_check = Instant::now();
                 capture.check_link()
