@@ -3,7 +3,8 @@
 //! every later stage.
 
 use std::fmt;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags};
 use pcap::{Active, Capture, Device};
@@ -21,9 +22,8 @@ pub struct LiveOptions {
     pub buffer_bytes: u32,
     /// A BPF expression (tcpdump syntax) applied in the kernel.
     pub filter: Option<String>,
-    /// How long libpcap may hold packets in a ring block before handing them
-    /// over, and how long [`LiveCapture::read`] waits before saying it is idle:
-    /// bounds the latency added by capture.
+    /// How long the kernel may hold packets in a ring block before handing
+    /// them over: bounds the latency added by capture.
     pub timeout_ms: u16,
 }
 
@@ -70,13 +70,17 @@ pub struct KernelStats {
     pub interface_dropped: u64,
 }
 
+/// The most packets [`LiveCapture::dispatch`] hands over at once: a
+/// thread that cannot keep up still looks at the clock and at a stop
+/// request between rounds.
+pub const DISPATCH_MAX: usize = 4096;
+
 /// One interface being captured.
 pub struct LiveCapture {
     name: String,
     capture: Capture<Active>,
     link_type: u16,
-    timeout_ms: u16,
-    /// The last read found a packet: try the next without waiting.
+    /// The ring may hold packets: read it without waiting first.
     readable: bool,
     /// Last raw libpcap counters, to widen them (see [`KernelStats`]).
     last_raw: (u32, u32, u32),
@@ -91,13 +95,6 @@ impl fmt::Debug for LiveCapture {
             .field("link_type", &self.link_type)
             .finish()
     }
-}
-
-/// What one read from the ring gave.
-pub enum LiveRead<'a> {
-    Packet(RawPacket<'a>),
-    /// Nothing arrived within the timeout: a chance to flush and look at the clock.
-    Idle,
 }
 
 impl LiveCapture {
@@ -139,7 +136,6 @@ impl LiveCapture {
             name: name.to_string(),
             capture,
             link_type,
-            timeout_ms: options.timeout_ms,
             readable: true,
             last_raw: (0, 0, 0),
             totals: KernelStats::default(),
@@ -151,36 +147,71 @@ impl LiveCapture {
         &self.name
     }
 
-    /// The next packet, or [`LiveRead::Idle`] when the ring is empty (at
-    /// once if it just ran dry, else after waiting up to the timeout).
-    pub fn read(&mut self) -> Result<LiveRead<'_>, LiveError> {
-        if !self.readable {
-            let mut fds = [PollFd::new(self.capture.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, self.timeout_ms) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(LiveRead::Idle),
-                // Readable, or an error that the read below reports.
-                Ok(_) => self.readable = true,
-                Err(e) => return Err(failed(&self.name, e.to_string())),
-            }
+    /// Whether the next [`LiveCapture::dispatch`] may wait: the ring ran dry.
+    pub fn drained(&self) -> bool {
+        !self.readable
+    }
+
+    /// Hand the packets waiting in the ring to `each`, at most
+    /// [`DISPATCH_MAX`] at a time, and return how many there were; 0 after
+    /// waiting up to `wait` (or until `wake` is readable: another thread
+    /// asks this one to stop) with none coming. It waits only once the
+    /// ring ran dry ([`LiveCapture::drained`]).
+    ///
+    /// Through `pcap_dispatch`, each packet is read where the kernel wrote
+    /// it: `pcap_next_ex` copies every packet out of the ring first. The
+    /// wait blocks in `poll`: a wakeup per ring block the kernel hands
+    /// over, or per `wait` when idle.
+    pub fn dispatch(
+        &mut self,
+        wait: Duration,
+        wake: Option<BorrowedFd<'_>>,
+        mut each: impl FnMut(&RawPacket<'_>),
+    ) -> Result<usize, LiveError> {
+        if !self.readable && !self.wait_readable(wait, wake)? {
+            return Ok(0);
         }
-        match self.capture.next_packet() {
-            Ok(p) => {
-                self.packets += 1;
-                let secs = p.header.ts.tv_sec;
-                let micros = u64::try_from(p.header.ts.tv_usec).unwrap_or(0);
-                Ok(LiveRead::Packet(RawPacket {
-                    ts: Timestamp::from_secs_micros(secs, micros),
-                    link_type: self.link_type,
-                    data: p.data,
-                    orig_len: p.header.len,
-                    interface: 0,
-                    offset: self.packets,
-                }))
-            }
-            // Non-blocking: nothing is ready; wait in `poll` next time.
-            Err(pcap::Error::TimeoutExpired) => {
-                self.readable = false;
-                Ok(LiveRead::Idle)
+        let (link_type, packets) = (self.link_type, &mut self.packets);
+        let handed = self.capture.dispatch(Some(DISPATCH_MAX), |p| {
+            *packets += 1;
+            let secs = p.header.ts.tv_sec;
+            let micros = u64::try_from(p.header.ts.tv_usec).unwrap_or(0);
+            each(&RawPacket {
+                ts: Timestamp::from_secs_micros(secs, micros),
+                link_type,
+                data: p.data,
+                orig_len: p.header.len,
+                interface: 0,
+                offset: *packets,
+            });
+        });
+        let handed = handed.map_err(|e| failed(&self.name, e.to_string()))?;
+        // Fewer than asked for: the ring is empty, wait in `poll` next time.
+        self.readable = handed == DISPATCH_MAX;
+        Ok(handed)
+    }
+
+    /// Block until the ring has a packet, `wake` is readable or `wait` has
+    /// passed; `true` for the first two (and for an error the read reports).
+    fn wait_readable(
+        &mut self,
+        wait: Duration,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, LiveError> {
+        let ring = self.capture.as_fd();
+        let mut fds = [
+            PollFd::new(ring, PollFlags::POLLIN),
+            PollFd::new(wake.unwrap_or(ring), PollFlags::POLLIN),
+        ];
+        let fds = &mut fds[..if wake.is_some() { 2 } else { 1 }];
+        // Rounded up: a wait of 0.4 ms must not become a busy loop.
+        let millis = wait.as_micros().div_ceil(1000);
+        let timeout = u16::try_from(millis).unwrap_or(u16::MAX);
+        match poll(fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(false),
+            Ok(_) => {
+                self.readable = true;
+                Ok(true)
             }
             Err(e) => Err(failed(&self.name, e.to_string())),
         }

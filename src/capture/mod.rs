@@ -20,7 +20,7 @@ use crate::timestamp::Timestamp;
 
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, Chunk, ChunkPacket, RawPacket, CHUNK_BYTES, MAX_BLOCK};
-pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions, LiveRead};
+pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions};
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted
 /// by name) and orders all files by the timestamp of their first packet.

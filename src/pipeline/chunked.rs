@@ -268,7 +268,9 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                         .collect(),
                     sink: outputs.sink(),
                 };
-                scope.spawn(move || worker.run(shared, end))
+                super::spawn_named(scope, format!("pm-worker-{me}"), move || {
+                    worker.run(shared, end)
+                })
             })
             .collect();
         // The workers hold the only senders now: the writer and the extract

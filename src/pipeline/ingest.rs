@@ -7,8 +7,9 @@
 //! (see `chunked`).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Defragmenter, Encap, EncapKind, OtherProto, PacketMeta};
@@ -21,9 +22,10 @@ use super::dedup::Dedup;
 use super::payload_gate::PayloadGate;
 use super::{shard, Batch, Frames, Record, WorkerMsg};
 
-/// Packets per batch: large enough to amortize channel costs, small enough
-/// that a batch never waits long.
-const BATCH: usize = 256;
+/// The most records per batch. Each batch wakes its worker, so at a high
+/// rate batches are large (at 1 M packets/s, 2,048 records fill in 4 ms on
+/// each of two workers); at a low one the tick sends them sooner.
+const BATCH: usize = 2048;
 /// A batch carrying frames (`--extract`) is also sent once its bytes reach
 /// this, so that a capture of jumbo frames keeps batches small.
 const BATCH_BYTES: usize = 4 << 20;
@@ -211,6 +213,8 @@ pub(super) struct Ingest {
     /// Which front this is (see [`super::merge`]).
     front: usize,
     senders: Vec<Sender<WorkerMsg>>,
+    /// Emptied batches handed back by the workers.
+    spares: Receiver<Vec<Record>>,
     batches: Vec<Vec<Record>>,
     /// Per worker, the frames of its batch (`--extract`); empty otherwise.
     frames: Vec<Frames>,
@@ -221,6 +225,13 @@ pub(super) struct Ingest {
     /// Packet time between clock ticks (which also flush partial batches).
     tick_nanos: i64,
     last_tick: Option<Timestamp>,
+    /// When batches and the clock were last sent (wall clock), and whether
+    /// records went out since: then the next flush is due a tick later,
+    /// else only after `idle_every`.
+    flushed_at: Instant,
+    owed: bool,
+    /// How often an idle front tells the workers its clock.
+    idle_every: Duration,
     /// The VLAN id is part of the flow key (`--vlan-key`), so of the shard too.
     vlan_key: bool,
     /// Whose payload this front identifies as it decodes.
@@ -237,7 +248,7 @@ impl Ingest {
     /// record's captured bytes to the workers (`--extract`).
     pub fn new(
         front: usize,
-        senders: Vec<Sender<WorkerMsg>>,
+        (senders, spares): (Vec<Sender<WorkerMsg>>, Receiver<Vec<Record>>),
         tick_nanos: i64,
         screen: Screen,
         frames: bool,
@@ -252,6 +263,7 @@ impl Ingest {
         Ingest {
             front,
             senders,
+            spares,
             batches,
             frames,
             addresses: screen.addresses(),
@@ -259,6 +271,9 @@ impl Ingest {
             defrag: Defragmenter::new(),
             tick_nanos,
             last_tick: None,
+            flushed_at: Instant::now(),
+            owed: false,
+            idle_every: Duration::from_nanos(tick_nanos.unsigned_abs()),
             vlan_key: false,
             gate: PayloadGate::new(timeouts),
             counts: IngestCounts::default(),
@@ -269,6 +284,38 @@ impl Ingest {
     pub fn keyed_by_vlan(mut self, vlan_key: bool) -> Ingest {
         self.vlan_key = vlan_key;
         self
+    }
+
+    /// An idle front ticks only this often (it ticks every `tick_nanos`
+    /// while it sends records): its workers then sleep too.
+    pub fn idle_every(mut self, every: Duration) -> Ingest {
+        self.idle_every = every;
+        self
+    }
+
+    /// How long the front may wait for packets (wall clock) before
+    /// [`Ingest::idle`] has batches or a tick to send.
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.due_every()
+            .saturating_sub(now.saturating_duration_since(self.flushed_at))
+    }
+
+    /// No packet for now: send the partial batches and the clock `clock`
+    /// if they are due. Not at every pause: a busy ring runs dry at every
+    /// block, and waking each worker for a few records each time costs more
+    /// than the records.
+    pub fn idle(&mut self, now: Instant, clock: impl FnOnce() -> Timestamp) {
+        if now.saturating_duration_since(self.flushed_at) >= self.due_every() {
+            self.flush(Some(clock()));
+        }
+    }
+
+    fn due_every(&self) -> Duration {
+        if self.owed {
+            Duration::from_nanos(self.tick_nanos.unsigned_abs())
+        } else {
+            self.idle_every
+        }
     }
 
     /// Decode one packet and queue it for the worker that owns its flow.
@@ -312,6 +359,7 @@ impl Ingest {
             hash,
             wire_len: packet.orig_len,
         });
+        self.owed = true;
         let mut full = self.batches[w].len() >= BATCH;
         if let Some(frames) = self.frames.get_mut(w) {
             frames.push(packet.link_type, packet.data);
@@ -339,11 +387,17 @@ impl Ingest {
         }
         if let Some(ts) = tick {
             self.last_tick = Some(ts);
+            self.flushed_at = Instant::now();
+            self.owed = false;
         }
     }
 
     fn send_batch(&mut self, w: usize) {
-        let records = std::mem::replace(&mut self.batches[w], Vec::with_capacity(BATCH));
+        let fresh = self
+            .spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let records = std::mem::replace(&mut self.batches[w], fresh);
         let frames = self.frames.get_mut(w).map(|f| {
             // The next batch likely needs as much room as this one took.
             let room = f.bytes.len();

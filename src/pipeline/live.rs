@@ -5,17 +5,24 @@
 //! Live and offline share everything after the front, so the same traffic
 //! gets the same flows and verdicts. Two things differ on purpose: a full
 //! worker queue drops the batch (counted) instead of waiting, because waiting
-//! would make the kernel drop instead; and the clock ticks every few
-//! milliseconds, so no packet waits in a partial batch and idle flows expire
-//! when traffic stops.
+//! would make the kernel drop instead; and the clock ticks on the wall
+//! clock too, so no packet waits in a partial batch (10 ms at most) and idle
+//! flows expire when traffic stops.
+//!
+//! CPU per packet is what decides how many ports one sensor takes, so the
+//! capture thread blocks in `poll` (a wakeup per ring block, none per
+//! packet), reads packets in place (`pcap_dispatch`), and wakes a worker
+//! only with a full batch or once a tick is due, not each time the ring
+//! runs dry; an idle interface ticks once a second (see [`IDLE_TICK`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{PipeReader, PipeWriter, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::capture::{KernelStats, LiveCapture, LiveOptions, LiveRead};
+use crate::capture::{KernelStats, LiveCapture, LiveOptions};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
@@ -33,6 +40,18 @@ use super::{
 const TICK_NANOS: i64 = 10_000_000;
 /// The longest libpcap holds packets in a ring block before handing them over.
 pub const RING_TIMEOUT_MS: u16 = 10;
+/// How often an idle interface tells the workers its clock, when it is the
+/// only one: flows time out in whole seconds, so the workers (and the
+/// writer after them) may sleep that long. With several interfaces an idle
+/// one ticks every [`TICK_NANOS`], or the others' records would wait for it
+/// in the time-order merge.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How long a capture thread reads on after a stop at least: packets
+/// captured before it may still sit in a ring block that the kernel hands
+/// over only once the block's timeout ([`RING_TIMEOUT_MS`]) has passed. After
+/// that it reads on until the ring is empty, for at most [`DRAIN_AT_MOST`]:
+/// a machine that fell behind still has what was captured before the stop.
+const DRAIN: Duration = Duration::from_millis(2 * RING_TIMEOUT_MS as u64);
 /// How often a capture thread publishes its counters for the stats events.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How often the supervisor looks at signals and the stats clock.
@@ -85,6 +104,51 @@ pub struct LiveOutcome {
     pub elapsed: Duration,
 }
 
+/// Tells the capture threads to stop, and wakes them at once from the
+/// `poll` in which an idle thread waits (up to [`IDLE_TICK`]).
+struct Halt {
+    raised: AtomicBool,
+    /// Written once when raised; the capture threads poll the read end.
+    /// `None` if no pipe could be made: the threads then wake often instead.
+    wake: Option<(PipeReader, PipeWriter)>,
+}
+
+impl Halt {
+    fn new() -> Halt {
+        Halt {
+            raised: AtomicBool::new(false),
+            wake: std::io::pipe().ok(),
+        }
+    }
+
+    fn raise(&self) {
+        if !self.raised.swap(true, Ordering::Relaxed) {
+            if let Some((_, writer)) = &self.wake {
+                // Readable for every poller from now on (never read).
+                let mut writer: &PipeWriter = writer;
+                let _ = writer.write(&[1]);
+            }
+        }
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Relaxed)
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.wake.as_ref().map(|(r, _)| r.as_fd())
+    }
+
+    /// The longest a capture thread may wait in `poll` without missing a halt.
+    fn longest_wait(&self) -> Duration {
+        if self.wake.is_some() {
+            Duration::MAX
+        } else {
+            SUPERVISE_EVERY
+        }
+    }
+}
+
 /// One capture thread's counters, as last published.
 #[derive(Debug, Default, Clone)]
 struct Published {
@@ -106,7 +170,7 @@ pub fn run_live<W: Write + Send>(
     let started = Instant::now();
     let names: Vec<String> = captures.iter().map(|c| c.name().to_string()).collect();
     let slots: Vec<Mutex<Published>> = captures.iter().map(|_| Mutex::default()).collect();
-    let halt = AtomicBool::new(false);
+    let halt = Halt::new();
     let mut writer = writer;
     writer.measure_latency();
     writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
@@ -132,21 +196,26 @@ pub fn run_live<W: Write + Send>(
                     .map(|(front, (capture, slot))| {
                         let ingest = Ingest::new(
                             front,
-                            stages.senders.clone(),
+                            (stages.senders.clone(), stages.spares.clone()),
                             TICK_NANOS,
                             Screen::new(&config.focus, config.flow.dedup_nanos),
                             extraction.is_some(),
                             config.flow.timeouts,
                         )
-                        .keyed_by_vlan(config.flow.vlan_key);
+                        .keyed_by_vlan(config.flow.vlan_key)
+                        .idle_every(if fronts == 1 {
+                            IDLE_TICK
+                        } else {
+                            Duration::from_nanos(TICK_NANOS.unsigned_abs())
+                        });
                         let (halt, closed) = (&halt, stages.closed);
-                        scope.spawn(move || {
+                        super::spawn_named(scope, format!("pm-capture-{front}"), move || {
                             capture_loop(capture, ingest, slot, halt, closed, config)
                         })
                     })
                     .collect();
                 supervise(&stages, &names, &slots, &halt, control, config, extraction);
-                halt.store(true, Ordering::Relaxed);
+                halt.raise();
                 handles
                     .into_iter()
                     .map(|h| h.join().unwrap_or(true))
@@ -174,7 +243,7 @@ fn capture_loop(
     mut capture: LiveCapture,
     mut ingest: Ingest,
     slot: &Mutex<Published>,
-    halt: &AtomicBool,
+    halt: &Halt,
     closed: &AtomicBool,
     config: &LiveConfig,
 ) -> bool {
@@ -190,20 +259,37 @@ fn capture_loop(
             error: error.clone(),
         };
     };
-    while !halt.load(Ordering::Relaxed) && !closed.load(Ordering::Relaxed) {
-        let idle = match capture.read() {
-            Ok(LiveRead::Packet(packet)) => {
-                ingest.packet(&packet);
-                continue;
+    // Once halted: read on until then, and while the ring still holds
+    // packets, up to the hard limit (see [`DRAIN`]).
+    let mut drain_until: Option<Instant> = None;
+    let mut give_up = None;
+    while !closed.load(Ordering::Relaxed) {
+        if halt.is_raised() {
+            let now = Instant::now();
+            let until = *drain_until.get_or_insert(now + DRAIN);
+            let give_up = *give_up.get_or_insert(now + DRAIN_AT_MOST);
+            if (now >= until && capture.drained()) || now >= give_up {
+                break;
             }
-            Ok(LiveRead::Idle) if last_link_check.elapsed() >= RETRY_EVERY => {
+        }
+        let (wait, wake) = match drain_until {
+            // The wake pipe stays readable: wait on the ring alone.
+            Some(until) => (until.saturating_duration_since(Instant::now()), None),
+            None if capture.drained() => {
+                let longest = RETRY_EVERY.min(halt.longest_wait());
+                (ingest.wait(Instant::now()).min(longest), halt.fd())
+            }
+            None => (Duration::ZERO, halt.fd()),
+        };
+        let idle = match capture.dispatch(wait, wake, |packet| ingest.packet(packet)) {
+            Ok(0) if last_link_check.elapsed() >= RETRY_EVERY => {
                 last_link_check = Instant::now();
                 capture.check_link()
             }
-            Ok(LiveRead::Idle) => Ok(()),
+            Ok(_) => Ok(()),
             Err(e) => Err(e),
         };
-        ingest.flush(Some(idle_clock()));
+        ingest.idle(Instant::now(), idle_clock);
         if let Err(e) = idle {
             crate::diag!("portmatrix: error: {e}");
             error = Some(e.to_string());
@@ -211,7 +297,7 @@ fn capture_loop(
             publish(&ingest, kernel_before, &error);
             if !config.retry {
                 // One failed interface stops the run: report, flush, exit non-zero.
-                halt.store(true, Ordering::Relaxed);
+                halt.raise();
                 return true;
             }
             match reopen(capture.name(), config, halt, &mut ingest) {
@@ -230,37 +316,13 @@ fn capture_loop(
             publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
         }
     }
-    if !closed.load(Ordering::Relaxed) {
-        drain(&mut capture, &mut ingest);
-    }
     ingest.flush(Some(idle_clock()));
     publish(&ingest, add_kernel(kernel_before, capture.stats()), &error);
     false
 }
 
-/// A stop asked for: what the kernel captured before it is part of the
-/// capture, so read the ring empty. A block is handed over at the latest a
-/// ring timeout after its first packet, so the ring is empty once reads
-/// have found nothing for a few timeouts; a flood cannot hold the stop for
-/// longer than [`DRAIN_AT_MOST`].
-fn drain(capture: &mut LiveCapture, ingest: &mut Ingest) {
-    let quiet_for = Duration::from_millis(3 * u64::from(RING_TIMEOUT_MS));
-    let give_up = Instant::now() + DRAIN_AT_MOST;
-    let mut quiet_since = Instant::now();
-    while Instant::now() < give_up {
-        match capture.read() {
-            Ok(LiveRead::Packet(packet)) => {
-                ingest.packet(&packet);
-                quiet_since = Instant::now();
-            }
-            Ok(LiveRead::Idle) if quiet_since.elapsed() >= quiet_for => return,
-            Ok(LiveRead::Idle) => {}
-            Err(_) => return,
-        }
-    }
-}
-
-/// The longest a stop waits for the kernel's ring to be read empty.
+/// The longest a stop reads on while the ring still holds packets (a
+/// machine that fell behind, or a flood that goes on), so that a stop ends.
 const DRAIN_AT_MOST: Duration = Duration::from_secs(2);
 
 /// The clock of an idle front: packets captured up to a ring timeout ago
@@ -275,12 +337,12 @@ fn idle_clock() -> Timestamp {
 fn reopen(
     name: &str,
     config: &LiveConfig,
-    halt: &AtomicBool,
+    halt: &Halt,
     ingest: &mut Ingest,
 ) -> Option<LiveCapture> {
     crate::diag!("portmatrix: waiting for `{name}` to come back (--retry)");
     let mut last_try = Instant::now();
-    while !halt.load(Ordering::Relaxed) {
+    while !halt.is_raised() {
         std::thread::sleep(SUPERVISE_EVERY);
         // Keep the clock going: the other interfaces' packets must not wait for this one.
         ingest.flush(Some(idle_clock()));
@@ -311,14 +373,14 @@ fn supervise(
     stages: &Stages<'_>,
     names: &[String],
     slots: &[Mutex<Published>],
-    halt: &AtomicBool,
+    halt: &Halt,
     control: &LiveControl,
     config: &LiveConfig,
     extraction: Option<&Extraction>,
 ) {
     let mut next_stats = Instant::now() + config.stats_interval;
     let mut dropped_before = (0, 0);
-    while !halt.load(Ordering::Relaxed) && !stages.closed.load(Ordering::Relaxed) {
+    while !halt.is_raised() && !stages.closed.load(Ordering::Relaxed) {
         if control.stop.is_requested() {
             return;
         }

@@ -47,8 +47,24 @@ pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
 pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 pub use stop::{Stop, WriteGate};
 
-/// Batches in flight per worker.
-const QUEUE_BATCHES: usize = 64;
+/// Batches in flight per worker (with [`ingest`]'s batches of up to 2,048
+/// records: 32,768 records, the slack for a worker's pauses).
+const QUEUE_BATCHES: usize = 16;
+
+/// Start a thread of the pipeline under `name`, so that `top -H`, `perf`
+/// and `/proc/PID/task/*/comm` tell the capture, the workers and the
+/// writer apart (Linux keeps the first 15 bytes).
+fn spawn_named<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    name: String,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn_scoped(scope, f)
+        // As `scope.spawn` does: no thread, no run.
+        .expect("failed to spawn a thread")
+}
 
 /// One decoded packet on its way to a worker.
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +200,9 @@ impl Default for FlowSettings {
 struct Stages<'a> {
     /// One per worker, in shard order. Dropping them all ends the workers.
     senders: Vec<Sender<WorkerMsg>>,
+    /// Emptied batches the workers hand back, so that a front does not
+    /// allocate (and a worker free) one per batch.
+    spares: Receiver<Vec<Record>>,
     events: Sender<Vec<OutputMsg>>,
     /// Set when the output went away (`| head`, a full disk): stop reading.
     closed: &'a AtomicBool,
@@ -256,6 +275,7 @@ fn run_stages<W: Write + Send, R>(
         senders.push(tx);
         receivers.push(rx);
     }
+    let (spare_tx, spares) = bounded::<Vec<Record>>(workers * QUEUE_BATCHES);
 
     let (result, table_stats, writer) = std::thread::scope(|scope| {
         let (writer_handle, outputs) = spawn_outputs(scope, outlet, classifier, &closed);
@@ -264,14 +284,22 @@ fn run_stages<W: Write + Send, R>(
             let table = FlowTable::new(Arc::clone(classifier), settings.timeouts, per_worker_flows)
                 .keyed_by_vlan(settings.vlan_key);
             let sink = outputs.sink();
-            worker_handles
-                .push(scope.spawn(move || work(worker, table, fronts, rx, sink, slot, end)));
+            let inbox = Inbox {
+                rx,
+                spares: spare_tx.clone(),
+            };
+            worker_handles.push(spawn_named(
+                scope,
+                format!("pm-worker-{worker}"),
+                move || work(worker, table, fronts, inbox, sink, slot, end),
+            ));
         }
         let events = outputs.events.clone();
         // The workers hold the only evidence senders now: the extract thread ends after them.
         drop(outputs);
         let result = front(Stages {
             senders,
+            spares,
             events,
             closed: &closed,
             tables: &tables,
@@ -333,28 +361,44 @@ fn apply(table: &mut FlowTable, sink: &mut Sink, now: &mut Timestamp, item: Item
     account(table, sink, &item.record, frame);
 }
 
+/// Packet time between a live worker's clocks to the writer when it has no
+/// event to send with them: live storm control only closes minute-long
+/// windows by it, and a clock alone wakes the writer for nothing else.
+const CLOCK_ALONE_NANOS: i64 = 1_000_000_000;
+
+/// What a worker receives, and where it hands its emptied batches back.
+struct Inbox {
+    rx: Receiver<WorkerMsg>,
+    spares: Sender<Vec<Record>>,
+}
+
 /// A worker: its own flow table, fed by batches, until the fronts hang up.
 fn work(
     worker: usize,
     mut table: FlowTable,
     fronts: usize,
-    rx: Receiver<WorkerMsg>,
+    inbox: Inbox,
     mut sink: Sink,
     published: &Mutex<TableStats>,
     end: EndReason,
 ) -> TableStats {
     let mut now = Timestamp::EPOCH;
+    let mut clock_sent: Option<Timestamp> = None;
     let mut merge = merge::Merge::new(fronts);
-    for msg in rx {
+    for msg in inbox.rx {
         match msg {
             WorkerMsg::Batch(batch) => {
                 let frames = batch.frames.map(Arc::new);
-                for (i, r) in batch.records.iter().enumerate() {
+                let mut records = batch.records;
+                for (i, r) in records.iter().enumerate() {
                     let frame = frames.as_ref().map(|f| (Arc::clone(f), i));
                     merge.push(r.ts, Item { record: *r, frame }, &mut |item| {
                         apply(&mut table, &mut sink, &mut now, item);
                     });
                 }
+                records.clear();
+                // Full of spares already: let this one go.
+                let _ = inbox.spares.try_send(records);
                 sink.flush();
             }
             WorkerMsg::Tick { front, ts } => {
@@ -364,7 +408,12 @@ fn work(
                 if let Some(horizon) = horizon {
                     now = now.max(horizon);
                     table.advance(now, &mut |e| sink.emit(e));
-                    sink.clock(worker, horizon);
+                    let due =
+                        clock_sent.is_none_or(|t| horizon.nanos_since(t) >= CLOCK_ALONE_NANOS);
+                    if due || sink.has_pending() {
+                        sink.clock(worker, horizon);
+                        clock_sent = Some(horizon);
+                    }
                     sink.flush();
                     *published.lock().unwrap_or_else(PoisonError::into_inner) = table.stats();
                 }

@@ -82,11 +82,13 @@ pub(super) fn spawn_outputs<'scope, 'env, W: Write + Send + 'scope>(
     } = outlet;
     let (events, out_rx) = bounded::<Vec<OutputMsg>>(OUTPUT_QUEUE);
     let shared = extraction.map(|x| Arc::clone(x.shared()));
-    let writer_handle = scope.spawn(move || write_events(writer, out_rx, closed, gate, shared));
+    let writer_handle = super::spawn_named(scope, "pm-writer".into(), move || {
+        write_events(writer, out_rx, closed, gate, shared)
+    });
     let evidence = extraction.map(|x| {
         let (tx, rx) = bounded::<EvidenceBatch>(EXTRACT_QUEUE);
         let files = EvidenceFiles::new(Arc::clone(x.shared()), Arc::clone(classifier));
-        scope.spawn(move || files.run(rx));
+        super::spawn_named(scope, "pm-extract".into(), move || files.run(rx));
         (tx, Arc::clone(x.shared()))
     });
     (writer_handle, Outputs { events, evidence })
@@ -125,6 +127,11 @@ impl Sink {
         if self.pending.len() >= SINK_BATCH {
             self.send();
         }
+    }
+
+    /// Events are waiting to be handed over.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Worker `worker` has sent every event of packets before `ts`.

@@ -351,3 +351,15 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+impl Lab {
+    /// Packets the kernel delivered to `dev` in the namespace so far (its RX
+    /// counter): what a capture on it was offered.
+    pub fn rx_packets(&self, dev: &str) -> u64 {
+        let out = ok(Command::new("ip").args(["-n", &self.ns, "-s", "-j", "link", "show", dev]));
+        let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j gives JSON");
+        links[0]["stats64"]["rx"]["packets"]
+            .as_u64()
+            .expect("an RX packet counter")
+    }
+}
