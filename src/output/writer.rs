@@ -9,7 +9,7 @@ use crate::classify::Classifier;
 use crate::filter::VerdictSet;
 use crate::flow::{EndReason, Flow};
 use crate::printable::Printable;
-use crate::site::{DeviationQuery, ExceptionMatch};
+use crate::site::ExceptionMatch;
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::Verdict;
@@ -187,12 +187,9 @@ impl<W: Write> EventWriter<W> {
         &self.summary
     }
 
-    /// A flow just classified as flagged: alerted, unless a site exception
-    /// accepts it or storm control folds it.
+    /// A flow just classified as flagged, that no site exception accepts:
+    /// alerted, unless storm control folds it.
     pub fn alert(&mut self, flow: &Flow) -> io::Result<()> {
-        if matches!(self.exception(flow), ExceptionMatch::Suppressed(_)) {
-            return Ok(());
-        }
         match &mut self.storm {
             None => self.write_alert(flow),
             Some(storm) => {
@@ -232,9 +229,9 @@ impl<W: Write> EventWriter<W> {
                 .entry(flow.server.ip)
                 .or_default() += 1;
         }
-        match self.exception(flow) {
-            ExceptionMatch::Suppressed(i) => self.exceptions[i].0 += 1,
-            ExceptionMatch::Expired(i) => self.exceptions[i].1 += 1,
+        match flow.exception {
+            ExceptionMatch::Suppressed(i) => self.exceptions[usize::from(i)].0 += 1,
+            ExceptionMatch::Expired(i) => self.exceptions[usize::from(i)].1 += 1,
             ExceptionMatch::None => {}
         }
         if !self.flows && self.tee.is_none() {
@@ -272,27 +269,6 @@ impl<W: Write> EventWriter<W> {
         }
     }
 
-    /// How the site's exceptions apply to a flow (flagged flows only).
-    fn exception(&self, flow: &Flow) -> ExceptionMatch {
-        let Some(site) = self.classifier.site() else {
-            return ExceptionMatch::None;
-        };
-        if site.exceptions.is_empty() || flow.verdict == Verdict::Documented {
-            return ExceptionMatch::None;
-        }
-        let same_host = flow.client.ip == flow.server.ip;
-        let (rules, _) = self.classifier.event_rules(flow.decision, same_host);
-        site.exception_for(&DeviationQuery {
-            transport: flow.transport,
-            client: flow.client.ip,
-            server: flow.server.ip,
-            port: flow.server.port,
-            verdict: flow.verdict,
-            start: flow.start,
-            rules: &rules,
-        })
-    }
-
     fn write_alert(&mut self, flow: &Flow) -> io::Result<()> {
         self.summary.alerts += 1;
         let event = FlowEventJson::alert(flow, &self.classifier);
@@ -316,12 +292,12 @@ impl<W: Write> EventWriter<W> {
         evidence: Option<&str>,
     ) -> io::Result<()> {
         let mut event = FlowEventJson::ended(flow, reason, &self.classifier, evidence);
-        if let ExceptionMatch::Suppressed(i) = self.exception(flow) {
+        if let ExceptionMatch::Suppressed(i) = flow.exception {
             event.suppressed = Some(true);
             event.exception = self
                 .classifier
                 .site()
-                .and_then(|s| s.exceptions.get(i))
+                .and_then(|s| s.exceptions.get(usize::from(i)))
                 .map(|e| e.id.as_str());
         }
         if let Some(tee) = &mut self.tee {
