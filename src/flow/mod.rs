@@ -186,7 +186,7 @@ pub struct Flow {
     pub severity: Severity,
     pub decision: DecisionId,
     /// How the site's exceptions apply to it, decided with its verdict
-    /// ([`Flow::judge`]): events and counts read it, nobody decides it again.
+    /// (`Flow::judge`): events and counts read it, nobody decides it again.
     pub exception: ExceptionMatch,
     /// What the payload of its first packets looked like: the first named
     /// protocol, else `Unknown` if payload was seen but not recognised.
