@@ -8,9 +8,10 @@ use std::net::IpAddr;
 use crate::matrix::{PortMatrix, Product};
 use crate::verdict::Verdict;
 
-use super::diagram::{self, Graph, MAX_HOSTS};
+use super::diagram;
 use super::escape::{href_for_path, Esc};
 use super::events::FlowRecord;
+use super::graph::{self, Graph, MAX_HOSTS};
 use super::model::{Coverage, Model, KEEP_HOSTS, MAX_EDGES, MAX_FLAGGED, MAX_LINE_ERRORS};
 use super::theme::{self, colour, meaning, status_text};
 use super::timeline::{self, Flagged};
@@ -476,7 +477,7 @@ together as other hosts ({} flows)",
         notes.push(format!(
             "{} edges are not drawn (the flagged and busiest {} are)",
             Count(g.hidden_edges as u64),
-            diagram::MAX_EDGES
+            graph::MAX_EDGES
         ));
     }
     if !notes.is_empty() {

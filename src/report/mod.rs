@@ -2,19 +2,21 @@
 //! one self-contained HTML file (inline style, script and SVG; no fetches).
 //!
 //! ```text
-//! events files -> events (serde, lenient) -> model (aggregates) -> html (+ diagram, timeline)
+//! events files -> events (serde, lenient) -> model (aggregates) -> html (+ graph -> diagram, timeline)
 //! ```
 //!
 //! - [`events`]: the lines as serde types local to the report; unknown fields
 //!   and event types are accepted, so newer writers (live mode) still work.
 //! - [`model`]: flows merged from alerts and flow events; traffic per host
 //!   pair, per rule and per verdict; the stats counters; malformed lines.
+//! - [`graph`]: who talked to whom, folded to what fits in a picture.
 //! - [`html`], [`diagram`], [`timeline`]: the page. Every string from the
 //!   events passes through [`escape::Esc`]: event files are untrusted input.
 
 mod diagram;
 mod escape;
 mod events;
+mod graph;
 mod html;
 mod model;
 mod theme;
