@@ -14,6 +14,9 @@ use serde_json::Value;
 #[path = "common/contract.rs"]
 mod contract;
 use contract::FlowEvent;
+#[path = "common/pcap.rs"]
+mod pcap;
+use pcap::{Pcap, ACK, PSH};
 
 use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::matrix::{PortMatrix, Product};
@@ -500,6 +503,104 @@ why = "CHG-3: old scan window"
         "{}",
         run.stderr
     );
+}
+
+/// A verdict that comes after a flow's first packet (its payload contradicts
+/// its rules, or shows its ends were taken the wrong way round) is judged
+/// against the exceptions again: the exception of the verdict the flow has
+/// when its alert is due is the one that applies, to its alert, its flow
+/// event and the counts.
+#[test]
+fn exceptions_follow_a_verdict_the_payload_changed() {
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+    const C: [u8; 4] = [10, 0, 0, 3];
+    let dir = TempDir::new("later-verdicts");
+    let site = dir.file(
+        "site.toml",
+        r#"schema = 1
+[[exception]]
+id = "first-reading"
+dst = ["10.0.0.1"]
+ports = [8443]
+why = "names the turned flow as first read, when it was documented"
+
+[[exception]]
+id = "mismatch"
+src = ["10.0.0.1"]
+verdict = "protocol_mismatch"
+why = "CHG-7: the HTTP probe on the SIP port"
+
+[[exception]]
+id = "turned"
+dst = ["10.0.0.2"]
+ports = [45000]
+why = "CHG-8: the listener on 45000"
+"#,
+    );
+    let mut p = Pcap::new();
+    // HTTP on the SIP port: documented at the handshake, protocol_mismatch
+    // at the request. From A the exception accepts it; from C nothing does.
+    let http = b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n";
+    let not_found = b"HTTP/1.1 404 Not Found\r\n";
+    p.conversation((A, 50004), (B, 5060), http, not_found);
+    p.conversation((C, 50005), (B, 5060), http, not_found);
+    // Picked up on an empty ACK, A's documented port 8443 looks like the
+    // listener; the reply from 45000 shows who serves: turned round, undocumented.
+    p.tcp((A, 8443), (B, 45000), ACK, b"");
+    p.tcp(
+        (B, 45000),
+        (A, 8443),
+        PSH | ACK,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    let capture = p.write("site-later-verdicts", "later.pcap");
+    let capture = capture.to_str().expect("path");
+    let run = Run::of(&[
+        "analyze", "-q", "--json", "--flows", "--site", &site, capture,
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let alerts = run.typed("alert");
+    let alerted = |f: &FlowEvent| alerts.iter().any(|a| a.flow_id == f.flow_id);
+
+    let accepted = run.flow("10.0.0.1", "10.0.0.2", 5060);
+    assert_eq!(
+        (
+            accepted.verdict.as_str(),
+            accepted.suppressed,
+            accepted.exception.as_deref()
+        ),
+        ("protocol_mismatch", Some(true), Some("mismatch"))
+    );
+    assert!(!alerted(&accepted));
+    let other = run.flow("10.0.0.3", "10.0.0.2", 5060);
+    assert_eq!(
+        (other.verdict.as_str(), other.suppressed),
+        ("protocol_mismatch", None)
+    );
+    assert!(alerted(&other));
+    let turned = run.flow("10.0.0.1", "10.0.0.2", 45000);
+    assert_eq!(
+        (
+            turned.verdict.as_str(),
+            turned.direction.as_str(),
+            turned.suppressed,
+            turned.exception.as_deref()
+        ),
+        ("undocumented", "payload", Some(true), Some("turned"))
+    );
+    assert!(!alerted(&turned));
+
+    let suppressed = &run.stats()["suppressed"];
+    let flows = |id: &str| {
+        (
+            suppressed[id]["flows"].as_u64(),
+            suppressed[id]["expired_flows"].as_u64(),
+        )
+    };
+    assert_eq!(flows("mismatch"), (Some(1), Some(0)));
+    assert_eq!(flows("turned"), (Some(1), Some(0)));
+    assert_eq!(flows("first-reading"), (Some(0), Some(0)));
 }
 
 #[test]

@@ -271,7 +271,7 @@ pub fn load_site(data: &[u8]) {
             port: e.ports.first().map_or(443, |r| r.lo),
             verdict: e.verdict.unwrap_or(Verdict::Undocumented),
             start: Timestamp::from_nanos(0),
-            rules: &rules,
+            has_rule: &|i| rules.contains(&i),
         };
         assert_ne!(
             site.exception_for(&q),

@@ -22,7 +22,8 @@ use std::sync::Arc;
 pub use app::{AppCheck, AppExpectation};
 
 use crate::matrix::{DefaultState, PortMatrix, Product, Rule, RuleIdx, Segment, SystemSet};
-use crate::site::{RoleClass, Site};
+use crate::site::{DeviationQuery, ExceptionMatch, RoleClass, Site};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::{Severities, Severity, Verdict};
 pub use roles::rule_fits;
@@ -417,6 +418,40 @@ impl Classifier {
         } else {
             worst
         }
+    }
+
+    /// How the site's exceptions apply to a flow given `verdict` on
+    /// `decision`, which started at `start`: decided with the verdict, so
+    /// that output only reads it. Without a site, or for a documented flow,
+    /// nothing to do; the flow's rules are visited (no allocation) only for
+    /// an exception that names a rule and fits otherwise.
+    pub fn exception(
+        &self,
+        q: &FlowQuery,
+        verdict: Verdict,
+        decision: DecisionId,
+        start: Timestamp,
+    ) -> ExceptionMatch {
+        let Some(site) = self.site() else {
+            return ExceptionMatch::None;
+        };
+        if site.exceptions.is_empty() || verdict == Verdict::Documented {
+            return ExceptionMatch::None;
+        }
+        let has_rule = |rule| {
+            let mut found = false;
+            self.visit_rules(decision, q.same_host, |i, _| found |= i == rule);
+            found
+        };
+        site.exception_for(&DeviationQuery {
+            transport: q.transport,
+            client: q.client,
+            server: q.server,
+            port: q.port,
+            verdict,
+            start,
+            has_rule: &has_rule,
+        })
     }
 
     /// The roles of a flow's two ends (client, listener), when a site is

@@ -117,8 +117,7 @@ pub(super) fn inspect(
     if flow.verdict != Verdict::Documented {
         return Outcome::Quiet;
     }
-    flow.verdict = Verdict::ProtocolMismatch;
-    flow.severity = classifier.severity(Verdict::ProtocolMismatch);
+    flow.judge(Verdict::ProtocolMismatch, flow.decision, classifier);
     Outcome::Flagged
 }
 
@@ -154,9 +153,7 @@ fn turn_round(flow: &mut Flow, classifier: &Classifier) {
         server: flow.server.ip,
         vlan: flow.vlan,
     });
-    flow.verdict = c.verdict;
-    flow.severity = c.severity;
-    flow.decision = c.decision;
+    flow.judge(c.verdict, c.decision, classifier);
     flow.direction = Direction::Payload;
     flow.inspection.doubts = 0;
     flow.inspection.rtp = flow.inspection.rtp.map(|(mark, client)| (mark, !client));

@@ -15,8 +15,9 @@ pub(crate) use key::mix;
 pub use key::{endpoints, packet_hash, Endpoint, FlowKey};
 pub use table::{FlowEvent, FlowTable, TableStats, Timeouts};
 
-use crate::classify::DecisionId;
+use crate::classify::{Classifier, DecisionId, FlowQuery};
 use crate::decode::{AppGuess, Encap};
+use crate::site::ExceptionMatch;
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::Severity;
@@ -118,9 +119,42 @@ impl Flow {
     }
 
     /// An alert was written for this conversation: it was flagged, or it
-    /// came back after an eviction for which one had been.
+    /// came back after an eviction for which one had been. (A flow a site
+    /// exception accepted counts too: when it comes back it stays quiet.)
     pub fn alerted(&self) -> bool {
         self.verdict != Verdict::Documented || self.quiet
+    }
+
+    /// Its alert is due now that it is flagged: no site exception accepts
+    /// it, and it was not alerted before an eviction.
+    pub fn alert_due(&self) -> bool {
+        self.verdict != Verdict::Documented && !self.quiet && !self.exception.suppresses()
+    }
+
+    /// Give the flow its verdict and the decision behind it; the severity
+    /// and the site exception follow from them. The one place a flow's
+    /// verdict is set (when the flow starts, when it is turned round, when
+    /// its payload contradicts its rules), so that the exception it carries
+    /// is always the one of the verdict it has.
+    pub(crate) fn judge(
+        &mut self,
+        verdict: Verdict,
+        decision: DecisionId,
+        classifier: &Classifier,
+    ) {
+        self.verdict = verdict;
+        self.severity = classifier.severity(verdict);
+        self.decision = decision;
+        let q = FlowQuery {
+            transport: self.transport,
+            port: self.server.port,
+            multicast: self.server.ip.is_multicast(),
+            same_host: self.client.ip == self.server.ip,
+            client: self.client.ip,
+            server: self.server.ip,
+            vlan: self.vlan,
+        };
+        self.exception = classifier.exception(&q, verdict, decision, self.start);
     }
 }
 
@@ -151,6 +185,9 @@ pub struct Flow {
     pub verdict: Verdict,
     pub severity: Severity,
     pub decision: DecisionId,
+    /// How the site's exceptions apply to it, decided with its verdict
+    /// (`Flow::judge`): events and counts read it, nobody decides it again.
+    pub exception: ExceptionMatch,
     /// What the payload of its first packets looked like: the first named
     /// protocol, else `Unknown` if payload was seen but not recognised.
     pub app_seen: Option<AppGuess>,
@@ -197,6 +234,7 @@ impl Flow {
             verdict,
             severity: verdict.default_severity(),
             decision: DecisionId::default(),
+            exception: ExceptionMatch::None,
             app_seen: None,
             resumed: false,
             quiet: false,

@@ -12,6 +12,7 @@ use super::orient::{orient, Orientation};
 use super::{EndReason, Flow, TcpState};
 use crate::classify::{Classifier, FlowQuery};
 use crate::decode::{tcp_flags, PacketMeta};
+use crate::site::ExceptionMatch;
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::Verdict;
@@ -251,7 +252,7 @@ impl FlowTable {
                     if inspect(flow, seen, from_client, &self.classifier) == Outcome::Flagged {
                         self.stats.flows_per_verdict[Verdict::Documented.index()] -= 1;
                         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
-                        if !flow.quiet {
+                        if flow.alert_due() {
                             out(FlowEvent::Alert(*flow));
                         }
                     }
@@ -280,7 +281,7 @@ impl FlowTable {
         self.stats.flows += 1;
         self.stats.resumed += u64::from(flow.resumed);
         self.stats.flows_per_verdict[flow.verdict.index()] += 1;
-        if flow.verdict != Verdict::Documented && !flow.quiet {
+        if flow.alert_due() {
             out(FlowEvent::Alert(flow));
         }
         let i = self.insert(hash, flow);
@@ -554,7 +555,7 @@ impl FlowTable {
             Transport::Udp => None,
             Transport::Tcp => Some(TcpState::Established),
         };
-        Flow {
+        let mut flow = Flow {
             // 53 bits, so JSON readers that use doubles keep it exact.
             id: mix(
                 FlowKey::of(meta, self.vlan_key).stable_hash(),
@@ -576,6 +577,8 @@ impl FlowTable {
             verdict: c.verdict,
             severity: c.severity,
             decision: c.decision,
+            // Decided with the verdict, below.
+            exception: ExceptionMatch::None,
             app_seen: None,
             resumed: remembered.is_some(),
             quiet: remembered.is_some_and(|r| r.alerted),
@@ -584,7 +587,9 @@ impl FlowTable {
             flags_toclient: 0,
             fin_from_client: false,
             fin_from_server: false,
-        }
+        };
+        flow.judge(c.verdict, c.decision, &self.classifier);
+        flow
     }
 }
 

@@ -9,7 +9,8 @@ use serde::{Serialize, Serializer};
 use crate::classify::Classifier;
 use crate::decode::Encap;
 use crate::flow::{Direction, EndReason, Flow};
-use crate::matrix::SystemSet;
+use crate::matrix::{RuleIdx, SystemSet};
+use crate::site::ExceptionMatch;
 use crate::timestamp::Timestamp;
 use crate::verdict::Severity;
 use crate::verdict::Verdict;
@@ -110,14 +111,17 @@ pub struct FlowFields {
 
 impl<'a> FlowEventJson<'a> {
     /// The alert for a flow just classified: stamped with its first packet.
-    pub fn alert(flow: &Flow, classifier: &'a Classifier) -> Self {
-        Self::build(flow, classifier, "alert", flow.start, None)
+    /// `rules`: those the flow's events name (`Classifier::visit_rules`).
+    pub fn alert(flow: &Flow, rules: &[RuleIdx], classifier: &'a Classifier) -> Self {
+        Self::build(flow, rules, classifier, "alert", flow.start, None)
     }
 
-    /// The record of a flow that ended: stamped with its last packet.
+    /// The record of a flow that ended: stamped with its last packet, and
+    /// naming the site exception that accepted it, if one did.
     pub fn ended(
         flow: &Flow,
         reason: EndReason,
+        rules: &[RuleIdx],
         classifier: &'a Classifier,
         evidence: Option<&'a str>,
     ) -> Self {
@@ -133,22 +137,29 @@ impl<'a> FlowEventJson<'a> {
             one_sided: flow.one_sided(),
             resumed: flow.resumed,
         };
+        let accepted_by = match flow.exception {
+            ExceptionMatch::Suppressed(i) => classifier
+                .site()
+                .and_then(|s| s.exceptions.get(usize::from(i))),
+            ExceptionMatch::Expired(_) | ExceptionMatch::None => None,
+        };
         FlowEventJson {
             evidence,
-            ..Self::build(flow, classifier, "flow", flow.last, Some(fields))
+            suppressed: accepted_by.map(|_| true),
+            exception: accepted_by.map(|e| e.id.as_str()),
+            ..Self::build(flow, rules, classifier, "flow", flow.last, Some(fields))
         }
     }
 
     fn build(
         flow: &Flow,
+        rules: &[RuleIdx],
         classifier: &'a Classifier,
         event_type: &'static str,
         timestamp: Timestamp,
         fields: Option<FlowFields>,
     ) -> Self {
         let matrix = classifier.matrix();
-        let same_host = flow.client.ip == flow.server.ip;
-        let (rules, _) = classifier.event_rules(flow.decision, same_host);
         let roles = classifier.roles_of(flow.decision);
         FlowEventJson {
             timestamp,

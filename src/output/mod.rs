@@ -1,21 +1,23 @@
-//! Events out: the EVE-style JSON contract, text lines for people, CSV rows
-//! for spreadsheets, the final stats event and the summary on stderr; and the
-//! pcapng evidence files' format, names and comments.
+//! Events out: the EVE-style JSON contract (`event.rs`), the writer that takes
+//! each alert and ended flow through storm control and the tally to the
+//! printers (`writer.rs`), one printer per format ([`print`]: JSON lines, text
+//! lines for people, CSV rows for spreadsheets, and the summary on stderr);
+//! and the pcapng evidence files' format, names and comments.
 
 mod community_id;
 pub mod create;
-mod csv;
 mod event;
 pub mod evidence;
 mod file;
 mod latency;
 pub mod pcapng;
+pub mod print;
 mod storm;
 pub mod suggest;
+mod tally;
 mod writer;
 
 pub use community_id::community_id;
-pub use csv::{text as csv_text_cell, CSV_HEADER};
 pub use event::{
     role_names, ActiveFilters, AlertSummaryJson, ExtractStats, FileStats, FlowEventJson,
     FlowFields, InterfaceStats, PortCount, Stats, StatsEventJson, StormStats, SuppressedStats,
@@ -23,5 +25,8 @@ pub use event::{
 };
 pub use file::EventFile;
 pub use latency::{LatencyHistogram, LatencySummary};
+pub use print::csv_text_cell;
+pub use print::{write_summary, Format, CSV_HEADER};
 pub use storm::{Storm, StormOut, MAX_HELD, WINDOW_NANOS};
-pub use writer::{write_summary, EventWriter, Format, Summary};
+pub use tally::Summary;
+pub use writer::EventWriter;

@@ -2,13 +2,14 @@
 //! one self-contained HTML file (inline style, script and SVG; no fetches).
 //!
 //! ```text
-//! events files -> events (serde, lenient) -> model (aggregates) -> html (+ diagram, timeline)
+//! events files -> events (serde, lenient) -> model (aggregates) -> html (+ graph -> diagram, timeline)
 //! ```
 //!
 //! - [`events`]: the lines as serde types local to the report; unknown fields
 //!   and event types are accepted, so newer writers (live mode) still work.
 //! - [`model`]: flows merged from alerts and flow events; traffic per host
 //!   pair, per rule and per verdict; the stats counters; malformed lines.
+//! - [`graph`]: who talked to whom, folded to what fits in a picture.
 //! - [`drift`]: what changed between two runs' models (`portmatrix diff`),
 //!   and `drift_html` its section of the page (`report --baseline`).
 //! - [`html`], [`diagram`], [`timeline`]: the page. Every string from the
@@ -19,6 +20,7 @@ pub mod drift;
 mod drift_html;
 mod escape;
 mod events;
+mod graph;
 mod html;
 mod model;
 mod theme;

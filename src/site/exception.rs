@@ -40,7 +40,7 @@ pub struct Exception {
 }
 
 /// What an exception is matched against: a flagged flow as its events show it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct DeviationQuery<'a> {
     pub transport: Transport,
     pub client: IpAddr,
@@ -50,20 +50,32 @@ pub struct DeviationQuery<'a> {
     pub verdict: Verdict,
     /// The flow's first packet: an exception covers flows that start before `until`.
     pub start: Timestamp,
-    /// The flow's rules, as its events name them.
-    pub rules: &'a [RuleIdx],
+    /// Whether the flow's rules, as its events name them, include this one:
+    /// asked only of an exception that names a rule and matches otherwise,
+    /// so that a flow's rules need not be gathered (or allocated) to match.
+    pub has_rule: &'a dyn Fn(RuleIdx) -> bool,
 }
 
-/// How the site's exceptions apply to one flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the site's exceptions apply to one flow. Four bytes: every flow
+/// carries it, decided with its verdict (see `Flow::judge`), and its events
+/// and counts read it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExceptionMatch {
     /// No exception names this flow.
+    #[default]
     None,
     /// Covered by this exception (index in the site's list): suppressed.
-    Suppressed(usize),
+    Suppressed(u16),
     /// Only exceptions that had expired when the flow started name it: the
     /// first of them; the flow is alerted as usual.
-    Expired(usize),
+    Expired(u16),
+}
+
+impl ExceptionMatch {
+    /// An exception accepts the flow: it is counted, not alerted.
+    pub fn suppresses(self) -> bool {
+        matches!(self, ExceptionMatch::Suppressed(_))
+    }
 }
 
 impl Exception {
@@ -77,7 +89,7 @@ impl Exception {
             && self.proto.is_none_or(|p| p == q.transport)
             && (self.ports.is_empty() || self.ports.iter().any(|r| r.contains(q.port)))
             && self.verdict.is_none_or(|v| v == q.verdict)
-            && (self.rule.is_none() || self.rule_idx.is_some_and(|i| q.rules.contains(&i)))
+            && (self.rule.is_none() || self.rule_idx.is_some_and(|i| (q.has_rule)(i)))
     }
 
     /// Whether the exception has expired at `at` (it covers flows before `until`).
@@ -86,11 +98,16 @@ impl Exception {
     }
 }
 
+// A flow keeps the index of its exception in a `u16`.
+const _: () = assert!(super::MAX_EXCEPTIONS <= 1 << 16);
+
 /// The first exception that covers the flow; else the first expired one that
-/// names it. Only flagged flows (not `documented`) are ever matched.
+/// names it. Only flagged flows (not `documented`) are ever matched. Indexes
+/// are `u16`: a site file holds at most [`super::MAX_EXCEPTIONS`] (10,000);
+/// of a longer list built otherwise, the first 65,536 are looked at.
 pub fn exception_for(exceptions: &[Exception], q: &DeviationQuery<'_>) -> ExceptionMatch {
     let mut expired = None;
-    for (i, e) in exceptions.iter().enumerate() {
+    for (i, e) in (0..=u16::MAX).zip(exceptions) {
         if !e.names(q) {
             continue;
         }
@@ -149,7 +166,7 @@ mod tests {
             port,
             verdict,
             start: start.parse().expect("ts"),
-            rules: &[],
+            has_rule: &|_| false,
         }
     }
 

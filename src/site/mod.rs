@@ -5,7 +5,9 @@
 //! is documented" into "these two systems may talk like this": the classifier
 //! looks both ends of a new flow up here (a binary search per family, no
 //! allocation) and keeps only the rules whose client and listening systems
-//! fit. The writer asks the exceptions whether a flagged flow is accepted.
+//! fit. Whether an exception accepts a flagged flow is decided with its
+//! verdict, where the flow is classified (`Flow::judge`); the flow carries
+//! the answer to its events and counts.
 
 mod exception;
 mod load;

@@ -14,13 +14,70 @@
 use std::fmt::Display;
 use std::io::{self, Write};
 
-use super::event::FlowEventJson;
+use super::Printer;
+use crate::output::event::{AlertSummaryJson, FlowEventJson, StatsEventJson};
 
 /// The header row, CRLF included.
 pub const CSV_HEADER: &str = "timestamp,flow_id,community_id,proto,src_ip,src_port,dest_ip,\
 dest_port,verdict,severity,rule_ids,direction,vlan,encap,vni,start,end,pkts_toserver,\
 pkts_toclient,bytes_toserver,bytes_toclient,tcp_state,reason,evidence,app_protocol_seen,\
 one_sided\r\n";
+
+/// Writes `flow` events as rows under one header.
+pub struct Csv<W> {
+    out: W,
+    /// The header is still to be written: before the first row, or at the
+    /// stats, so that a run without flows still gives a valid, empty table.
+    header: bool,
+}
+
+impl<W: Write> Csv<W> {
+    /// `header`: write the header row first (a destination that starts
+    /// every file with it itself, such as a rotated events file, says `false`).
+    pub fn new(out: W, header: bool) -> Csv<W> {
+        Csv { out, header }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.header) {
+            self.out.write_all(CSV_HEADER.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write + Send> Printer<W> for Csv<W> {
+    /// Each flagged flow has its row when it ends.
+    fn prints_alerts(&self) -> bool {
+        false
+    }
+
+    fn alert(&mut self, _: &FlowEventJson<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flow(&mut self, e: &FlowEventJson<'_>) -> io::Result<()> {
+        self.header()?;
+        write_row(&mut self.out, e)
+    }
+
+    /// A CSV holds flows only.
+    fn alert_summary(&mut self, _: &AlertSummaryJson) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn stats(&mut self, _: &StatsEventJson) -> io::Result<()> {
+        self.header()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn into_inner(self: Box<Self>) -> W {
+        self.out
+    }
+}
 
 /// What a cell may not start with unless a `'` goes first (see the module's
 /// doc). Only text cells can: numbers are never negative, and addresses,
@@ -64,7 +121,7 @@ fn opt(out: &mut impl Write, v: Option<impl Display>) -> io::Result<()> {
 }
 
 /// Write `e` (a `flow` event) as one row.
-pub fn write_row(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
+fn write_row(out: &mut impl Write, e: &FlowEventJson<'_>) -> io::Result<()> {
     plain(out, e.timestamp)?;
     out.write_all(b",")?;
     plain(out, e.flow_id)?;
