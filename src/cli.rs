@@ -442,8 +442,9 @@ impl FlowArgs {
         (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
         (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
 --retry), or an evidence file could not be written"),
-        (&[Exit::Usage], "wrong usage, including a bad --bpf expression or a --user that does not \
-exist or is root (or privileges that could not be dropped)"),
+        (&[Exit::Usage], "wrong usage, including a bad --bpf expression, a --config file that \
+cannot be read or is not valid, or a --user that does not exist or is root (or privileges \
+that could not be dropped)"),
         (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
         (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
 capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
@@ -468,8 +469,18 @@ the new file for it (create 0640 USER GROUP)."
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
     /// flow table); `any` captures on all of them.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    #[arg(short = 'i', long = "interface", value_name = "IFACE",
+          required_unless_present_any = ["config", "print_config"])]
     pub interfaces: Vec<String>,
+    /// Read options from this TOML file: its keys are the long option names
+    /// (`interface = ["eth1"]`, `snaplen = 256`, `no-promisc = true`); an option
+    /// given on the command line wins over the file (see docs/deployment.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the options live would run with (from --config and the command
+    /// line, with the defaults) as a file --config reads, and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Capture filter in tcpdump (BPF) syntax, applied in the kernel.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod diff;
 pub mod exit;
 pub mod live;
+pub mod live_config;
 pub mod policy;
 mod privileges;
 pub mod report;
