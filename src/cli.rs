@@ -71,6 +71,9 @@ and the rule descriptions match the events."
     Policy(crate::cmd::policy::PolicyArgs),
     /// Compare two runs' events: new hosts, ports and verdicts, flows and rules gone.
     Diff(crate::cmd::diff::DiffArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(crate::cmd::generate::GenerateArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         cli::Command::Site(cmd) => cmd::site::run(cmd),
         cli::Command::Policy(args) => cmd::policy::run(args),
         cli::Command::Diff(args) => cmd::diff::run(args),
+        cli::Command::Generate(args) => cmd::generate::run(args),
     };
     let exit = match result {
         Ok(exit) => exit,
