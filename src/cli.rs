@@ -467,7 +467,10 @@ Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADM
 drops to that user once the capture is open: no capabilities left, none that can come \
 back (bounding set emptied, PR_SET_NO_NEW_PRIVS). SIGHUP then reopens -o FILE as that \
 user: its folder must be writable by the user (chown USER DIR), or logrotate must create \
-the new file for it (create 0640 USER GROUP)."
+the new file for it (create 0640 USER GROUP).\n\n\
+As a service: the Debian package's portmatrix.service runs `portmatrix live --config \
+/etc/portmatrix/live.toml` as the user portmatrix with only these two capabilities, and \
+rotates the events with logrotate and SIGHUP (docs/deployment.md)."
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
