@@ -71,6 +71,9 @@ and the rule descriptions match the events."
     Policy(crate::cmd::policy::PolicyArgs),
     /// Compare two runs' events: new hosts, ports and verdicts, flows and rules gone.
     Diff(crate::cmd::diff::DiffArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(crate::cmd::generate::GenerateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -442,8 +445,9 @@ impl FlowArgs {
         (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
         (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
 --retry), or an evidence file could not be written"),
-        (&[Exit::Usage], "wrong usage, including a bad --bpf expression or a --user that does not \
-exist or is root (or privileges that could not be dropped)"),
+        (&[Exit::Usage], "wrong usage, including a bad --bpf expression, a --config file that \
+cannot be read or is not valid, or a --user that does not exist or is root (or privileges \
+that could not be dropped)"),
         (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
         (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
 capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
@@ -463,13 +467,26 @@ Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADM
 drops to that user once the capture is open: no capabilities left, none that can come \
 back (bounding set emptied, PR_SET_NO_NEW_PRIVS). SIGHUP then reopens -o FILE as that \
 user: its folder must be writable by the user (chown USER DIR), or logrotate must create \
-the new file for it (create 0640 USER GROUP)."
+the new file for it (create 0640 USER GROUP).\n\n\
+As a service: the Debian package's portmatrix.service runs `portmatrix live --config \
+/etc/portmatrix/live.toml` as the user portmatrix with only these two capabilities, and \
+rotates the events with logrotate and SIGHUP (docs/deployment.md)."
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
     /// flow table); `any` captures on all of them.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    #[arg(short = 'i', long = "interface", value_name = "IFACE",
+          required_unless_present_any = ["config", "print_config"])]
     pub interfaces: Vec<String>,
+    /// Read options from this TOML file: its keys are the long option names
+    /// (`interface = ["eth1"]`, `snaplen = 256`, `no-promisc = true`); an option
+    /// given on the command line wins over the file (see docs/deployment.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the options live would run with (from --config and the command
+    /// line, with the defaults) as a file --config reads, and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Capture filter in tcpdump (BPF) syntax, applied in the kernel.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,

@@ -4,17 +4,24 @@ use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use anyhow::Result;
+use clap::ArgMatches;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
 use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
+use super::live_config::{self, Resolved};
 use super::OutputError;
 use super::{gate, signals, Exit};
 use crate::cli::LiveArgs;
 
-pub fn run(args: LiveArgs) -> Result<Exit> {
+/// `typed`: the options as typed, which win over `--config`'s.
+pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
+    let args = match live_config::resolve(args, typed)? {
+        Resolved::Run(args) => *args,
+        Resolved::Done(exit) => return Ok(exit),
+    };
     let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
     let focus = args.select.focus();
     let verdicts = args.select.verdicts();

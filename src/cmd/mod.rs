@@ -3,7 +3,9 @@
 pub mod analyze;
 pub mod diff;
 pub mod exit;
+pub mod generate;
 pub mod live;
+pub mod live_config;
 pub mod policy;
 mod privileges;
 pub mod report;

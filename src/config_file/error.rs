@@ -12,6 +12,8 @@ pub enum FileKind {
     Rules,
     /// `--site FILE`: the site inventory.
     Site,
+    /// `live --config FILE`: the options of `live`.
+    Config,
 }
 
 impl FileKind {
@@ -20,6 +22,7 @@ impl FileKind {
         match self {
             FileKind::Rules => "rules",
             FileKind::Site => "site",
+            FileKind::Config => "configuration",
         }
     }
 
@@ -98,6 +101,10 @@ fn render_invalid(kind: FileKind, problems: &[Problem]) -> String {
         FileKind::Site => (
             "the site file",
             "the site format is described in rules/site-example.toml and docs/rules-and-site.md, section \"Site inventory\"",
+        ),
+        FileKind::Config => (
+            "the configuration file",
+            "its keys are the long options of `portmatrix live --help`; see docs/deployment.md, section \"The configuration file\"",
         ),
     };
     let mut out = format!(

@@ -1,6 +1,6 @@
-//! Reading the small TOML files people write for portmatrix (rules files and
-//! site files): one reader for both, so a limit added for one holds for the
-//! other.
+//! Reading the small TOML files people write for portmatrix (rules files,
+//! site files, and `live --config` files): one reader for all, so a limit
+//! added for one holds for the others.
 //!
 //! - [`read`]: the file's bytes through a size limit (a regular file, a FIFO,
 //!   `/dev/zero` or `<(…)` alike), then checked as UTF-8.
