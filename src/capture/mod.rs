@@ -8,9 +8,14 @@
 //! - [`CaptureError`]: why a file could not be read.
 //! - [`LiveCapture`]: one network interface through libpcap, with [`LiveError`].
 
+mod chunk;
+mod endian;
 mod error;
 mod file;
+mod frame;
 pub mod live;
+mod pcap;
+pub mod pcapng;
 
 use std::cmp::Ordering;
 use std::fs;
@@ -18,8 +23,10 @@ use std::path::{Path, PathBuf};
 
 use crate::timestamp::Timestamp;
 
+pub use chunk::{Chunk, ChunkPacket, CHUNK_BYTES};
 pub use error::CaptureError;
-pub use file::{CaptureFile, CaptureFormat, Chunk, ChunkPacket, RawPacket, CHUNK_BYTES, MAX_BLOCK};
+pub use file::{CaptureFile, CaptureFormat, RawPacket};
+pub use frame::MAX_BLOCK;
 pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions};
 
 /// Expands directories (not recursively: their regular, non-hidden files, sorted
