@@ -5,7 +5,10 @@ mod evicted;
 mod inspect;
 mod key;
 mod orient;
+mod slab;
 mod table;
+mod tcp;
+mod wheel;
 
 use serde::Serialize;
 

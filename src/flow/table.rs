@@ -1,23 +1,21 @@
 //! The per-worker flow table: bounded, owned by one thread, driven by packet time.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-
-use hashbrown::HashTable;
 
 use super::evicted::Evicted;
 use super::inspect::{inspect, Inspection, Outcome};
-use super::key::{endpoints, fold_mul, mix, packet_hash, Endpoint, FlowKey};
+use super::key::{endpoints, mix, packet_hash, Endpoint, FlowKey};
 use super::orient::{orient, Orientation};
+use super::slab::Slab;
+use super::tcp;
+use super::wheel::{Wheel, NANOS};
 use super::{EndReason, Flow, TcpState};
 use crate::classify::{Classifier, FlowQuery};
-use crate::decode::{tcp_flags, PacketMeta};
+use crate::decode::PacketMeta;
 use crate::site::ExceptionMatch;
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::Verdict;
-
-const NANOS: i64 = 1_000_000_000;
 
 /// Idle times after which a flow ends, on packet time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,57 +85,11 @@ impl TableStats {
     }
 }
 
-/// Seconds of packet time the timer wheel looks ahead; a flow due later
-/// waits in the last bucket and is put back when it comes up.
-const WHEEL_SECS: i64 = 512;
-
-/// Flows per page of the slab that holds them.
-const PAGE: usize = 1024;
-
-/// One flow in the table, with what the table keeps about it.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    flow: Flow,
-    /// Where the index finds it: the flow hash re-keyed for this table.
-    hash: u64,
-    /// The packet-time second of the wheel bucket the flow waits in.
-    due: i64,
-    /// Bumped at every (re)scheduling and at removal: a wheel entry is
-    /// current only while its ticket matches.
-    ticket: u32,
-    live: bool,
-}
-
-/// Coarse timers on packet time: one bucket per second, a ring of
-/// [`WHEEL_SECS`]. A flow is scheduled once, when its timeout would run out
-/// if no other packet came; packets do not touch the wheel (except the one
-/// that closes a TCP flow, which shortens its timeout). When a bucket comes
-/// up, each flow in it has either timed out, or it saw packets since and is
-/// put back where its timeout now runs out. So expiry costs nothing per
-/// packet and amortized constant time per flow, instead of a sweep over the
-/// whole table.
-#[derive(Debug)]
-struct Wheel {
-    buckets: Vec<Vec<(u32, u32)>>,
-    /// The first second not yet looked at; buckets before it are done.
-    next: Option<i64>,
-    /// Packet time (nanoseconds) from which a second has gone by since the
-    /// last look: before it, `advance` has nothing to do.
-    wake: i64,
-}
-
-/// The bounded flow table of one worker: a slab of flows in pages (it never
-/// moves them, so growing costs no copy and no peak of twice the memory), an
-/// index of 4-byte slab positions (`hashbrown`'s `HashTable`) found by the
-/// flow hash computed once per packet, re-keyed with a random seed per table
-/// so that nobody can pick addresses and ports that all land in one bucket,
-/// and the timer wheel.
+/// The bounded flow table of one worker: the flows in a slab, found by an
+/// index on the flow hash computed once per packet ([`super::slab`]), and
+/// their timeouts on a timer wheel ([`super::wheel`]).
 pub struct FlowTable {
-    index: HashTable<u32>,
-    seed: u64,
-    pages: Vec<Vec<Slot>>,
-    /// Free slab positions, reused before the slab grows.
-    free: Vec<u32>,
+    slab: Slab,
     wheel: Wheel,
     /// Flows evicted lately, for when they come back.
     evicted: Evicted,
@@ -154,15 +106,8 @@ impl FlowTable {
     /// flows are evicted (and reported).
     pub fn new(classifier: Arc<Classifier>, timeouts: Timeouts, capacity: usize) -> FlowTable {
         FlowTable {
-            index: HashTable::new(),
-            seed: RandomState::new().hash_one(0x706d_u64),
-            pages: Vec::new(),
-            free: Vec::new(),
-            wheel: Wheel {
-                buckets: (0..WHEEL_SECS).map(|_| Vec::new()).collect(),
-                next: None,
-                wake: i64::MIN,
-            },
+            slab: Slab::new(),
+            wheel: Wheel::new(),
             evicted: Evicted::default(),
             classifier,
             timeouts,
@@ -184,17 +129,17 @@ impl FlowTable {
 
     pub fn stats(&self) -> TableStats {
         TableStats {
-            active: self.index.len() as u64,
+            active: self.slab.len() as u64,
             ..self.stats
         }
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.slab.len() == 0
     }
 
     /// The flow a packet belongs to, while tracked: after
@@ -203,8 +148,14 @@ impl FlowTable {
     pub fn flow_of(&self, meta: &PacketMeta, hash: u64) -> Option<&Flow> {
         let (sender, receiver) = endpoints(meta);
         let vlan = self.key_vlan(meta.vlan);
-        let i = self.find(self.rekey(hash), meta.transport, sender, receiver, vlan)?;
-        Some(&self.slot(i).flow)
+        let i = self.find(
+            self.slab.rekey(hash),
+            meta.transport,
+            sender,
+            receiver,
+            vlan,
+        )?;
+        Some(&self.slab.slot(i).flow)
     }
 
     /// The VLAN id that is part of a flow's key: none without `--vlan-key`.
@@ -239,11 +190,11 @@ impl FlowTable {
         out: &mut impl FnMut(FlowEvent),
     ) {
         let (sender, receiver) = endpoints(meta);
-        let hash = self.rekey(hash);
+        let hash = self.slab.rekey(hash);
         let vlan = self.key_vlan(meta.vlan);
         if let Some(i) = self.find(hash, meta.transport, sender, receiver, vlan) {
             // Fields borrowed apart: the flow, and the classifier that inspects it.
-            let flow = &mut self.pages[i as usize / PAGE][i as usize % PAGE].flow;
+            let flow = &mut self.slab.slot_mut(i).flow;
             if ts.nanos_since(flow.last) <= self.timeouts.of(flow) {
                 let was_closed = flow.tcp_state == Some(TcpState::Closed);
                 account(flow, ts, meta, sender, wire_len);
@@ -265,10 +216,10 @@ impl FlowTable {
                 return;
             }
             // Idle past its timeout: that flow has ended, this packet starts a new one.
-            let ended = self.remove(i);
+            let ended = self.slab.remove(i);
             self.end(ended, out);
         }
-        if self.index.len() >= self.capacity {
+        if self.slab.len() >= self.capacity {
             self.evict_oldest(out);
         }
         let mut flow = self.start_flow(ts, meta, sender, receiver, hash);
@@ -284,7 +235,7 @@ impl FlowTable {
         if flow.alert_due() {
             out(FlowEvent::Alert(flow));
         }
-        let i = self.insert(hash, flow);
+        let i = self.slab.insert(hash, flow);
         self.schedule(i);
         self.advance(ts, out);
     }
@@ -293,53 +244,37 @@ impl FlowTable {
     /// called often: it looks only at the wheel buckets of the seconds that
     /// went by since the last call.
     pub fn advance(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
-        if now.as_nanos() >= self.wheel.wake {
+        if self.wheel.due_at(now) {
             self.turn(now, out);
         }
     }
 
-    /// Looks at the buckets of the seconds that went by.
+    /// Looks at the buckets of the seconds that went by: each flow in them
+    /// has either timed out, or is scheduled again.
     #[inline(never)]
     fn turn(&mut self, now: Timestamp, out: &mut impl FnMut(FlowEvent)) {
         let current = now.secs();
-        self.wheel.wake = current
-            .saturating_add(1)
-            .saturating_mul(NANOS)
-            .max(self.wheel.wake);
-        let Some(next) = self.wheel.next else {
-            self.wheel.next = Some(current);
-            return;
-        };
-        if current <= next {
-            return;
-        }
-        // Re-scheduled flows land at or after `current`.
-        self.wheel.next = Some(current);
-        for second in next..current.min(next + WHEEL_SECS) {
-            let b = bucket(second);
-            let mut due = std::mem::take(&mut self.wheel.buckets[b]);
+        for second in self.wheel.turn_to(now) {
+            let mut due = self.wheel.take(second);
             for (i, ticket) in due.drain(..) {
-                let slot = self.slot(i);
+                let slot = self.slab.slot(i);
                 if !slot.live || slot.ticket != ticket {
                     continue; // rescheduled or gone since
                 }
                 if slot.due >= current {
                     // Scheduled a whole turn of the wheel later: not yet.
-                    self.wheel.buckets[b].push((i, ticket));
+                    self.wheel.keep(second, (i, ticket));
                     continue;
                 }
                 let flow = slot.flow;
                 if now.nanos_since(flow.last) > self.timeouts.of(&flow) {
-                    let ended = self.remove(i);
+                    let ended = self.slab.remove(i);
                     out(FlowEvent::End(ended, natural_end(&ended, &mut self.stats)));
                 } else {
                     self.schedule(i);
                 }
             }
-            if self.wheel.buckets[b].is_empty() {
-                // Keep the bucket's allocation for its next turn.
-                self.wheel.buckets[b] = due;
-            }
+            self.wheel.give_back(second, due);
         }
     }
 
@@ -348,28 +283,22 @@ impl FlowTable {
     pub fn finish(&mut self, now: Timestamp, reason: EndReason, out: &mut impl FnMut(FlowEvent)) {
         // The rest in start order, sorted as 24-byte (start, id, position)
         // triples rather than as copies of the flows.
-        let mut rest: Vec<(Timestamp, u64, u32)> = Vec::with_capacity(self.index.len());
-        for (p, page) in self.pages.iter().enumerate() {
-            for (k, slot) in page.iter().enumerate().filter(|(_, s)| s.live) {
-                let flow = &slot.flow;
-                if now.nanos_since(flow.last) > self.timeouts.of(flow) {
-                    out(FlowEvent::End(*flow, natural_end(flow, &mut self.stats)));
-                } else {
-                    rest.push((flow.start, flow.id, (p * PAGE + k) as u32));
-                }
+        let mut rest: Vec<(Timestamp, u64, u32)> = Vec::with_capacity(self.slab.len());
+        for (i, slot) in self.slab.slots().filter(|(_, s)| s.live) {
+            let flow = &slot.flow;
+            if now.nanos_since(flow.last) > self.timeouts.of(flow) {
+                out(FlowEvent::End(*flow, natural_end(flow, &mut self.stats)));
+            } else {
+                rest.push((flow.start, flow.id, i));
             }
         }
         rest.sort_unstable();
         for (_, _, i) in rest {
-            let flow = self.slot(i).flow;
+            let flow = self.slab.slot(i).flow;
             out(FlowEvent::End(flow, end_reason(&flow, reason)));
         }
-        self.index.clear();
-        self.pages.clear();
-        self.free.clear();
-        for b in &mut self.wheel.buckets {
-            b.clear();
-        }
+        self.slab.clear();
+        self.wheel.clear();
     }
 
     fn end(&mut self, flow: Flow, out: &mut impl FnMut(FlowEvent)) {
@@ -380,12 +309,10 @@ impl FlowTable {
     /// that a flood costs amortized constant time per new flow.
     fn evict_oldest(&mut self, out: &mut impl FnMut(FlowEvent)) {
         let n = (self.capacity / 100).max(1);
-        let mut by_age: Vec<(Timestamp, u32)> = Vec::with_capacity(self.index.len());
-        for (p, page) in self.pages.iter().enumerate() {
-            for (k, slot) in page.iter().enumerate() {
-                if slot.live {
-                    by_age.push((slot.flow.last, (p * PAGE + k) as u32));
-                }
+        let mut by_age: Vec<(Timestamp, u32)> = Vec::with_capacity(self.slab.len());
+        for (i, slot) in self.slab.slots() {
+            if slot.live {
+                by_age.push((slot.flow.last, i));
             }
         }
         let n = n.min(by_age.len());
@@ -396,32 +323,16 @@ impl FlowTable {
         by_age.truncate(n);
         by_age.sort_unstable_by_key(|(t, _)| *t);
         for (_, i) in by_age {
-            let hash = self.slot(i).hash;
-            let flow = self.remove(i);
+            let hash = self.slab.slot(i).hash;
+            let flow = self.slab.remove(i);
             self.evicted.remember(hash, &flow);
             self.stats.evicted += 1;
             out(FlowEvent::End(flow, EndReason::Evicted));
         }
     }
 
-    // ----- slab, index, wheel ---------------------------------------------
-
-    /// The flow hash mixed with this table's random seed: where the index looks.
-    fn rekey(&self, hash: u64) -> u64 {
-        fold_mul(hash ^ self.seed, 0x9e37_79b9_7f4a_7c15)
-    }
-
-    fn slot(&self, i: u32) -> &Slot {
-        let i = i as usize;
-        &self.pages[i / PAGE][i % PAGE]
-    }
-
-    fn slot_mut(&mut self, i: u32) -> &mut Slot {
-        let i = i as usize;
-        &mut self.pages[i / PAGE][i % PAGE]
-    }
-
     /// The slab position of the flow between `a` and `b` (either way round).
+    #[inline]
     fn find(
         &self,
         hash: u64,
@@ -430,87 +341,23 @@ impl FlowTable {
         b: Endpoint,
         vlan: Option<u16>,
     ) -> Option<u32> {
-        let pages = &self.pages;
-        let vlan_key = self.vlan_key;
-        self.index
-            .find(hash, |&i| {
-                let i = i as usize;
-                let f = &pages[i / PAGE][i % PAGE].flow;
-                f.transport == transport
-                    && (!vlan_key || f.vlan == vlan)
-                    && ((f.client == a && f.server == b) || (f.client == b && f.server == a))
-            })
-            .copied()
-    }
-
-    fn insert(&mut self, hash: u64, flow: Flow) -> u32 {
-        let slot = Slot {
-            flow,
-            hash,
-            due: 0,
-            ticket: 0,
-            live: true,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                let old = self.slot_mut(i);
-                *old = Slot {
-                    ticket: old.ticket.wrapping_add(1),
-                    ..slot
-                };
-                i
-            }
-            None => {
-                if self.pages.last().is_none_or(|p| p.len() == PAGE) {
-                    self.pages.push(Vec::with_capacity(PAGE));
-                }
-                let p = self.pages.len() - 1;
-                let page = &mut self.pages[p];
-                page.push(slot);
-                (p * PAGE + page.len() - 1) as u32
-            }
-        };
-        let pages = &self.pages;
-        self.index.insert_unique(hash, i, |&j| {
-            let j = j as usize;
-            pages[j / PAGE][j % PAGE].hash
-        });
-        i
-    }
-
-    /// Takes flow `i` out of the index and the slab (its wheel entry goes stale).
-    fn remove(&mut self, i: u32) -> Flow {
-        let hash = self.slot(i).hash;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
-            entry.remove();
-        }
-        let slot = self.slot_mut(i);
-        slot.live = false;
-        slot.ticket = slot.ticket.wrapping_add(1);
-        let flow = slot.flow;
-        self.free.push(i);
-        flow
+        self.slab.find(hash, transport, a, b, vlan, self.vlan_key)
     }
 
     /// (Re)schedules flow `i` for the second its timeout runs out.
     fn schedule(&mut self, i: u32) {
         let timeouts = self.timeouts;
-        let next = self.wheel.next;
-        let slot = self.slot_mut(i);
+        let slot = self.slab.slot_mut(i);
         let deadline = slot
             .flow
             .last
             .as_nanos()
             .saturating_add(timeouts.of(&slot.flow));
-        let mut due = Timestamp::from_nanos(deadline).secs();
-        if let Some(next) = next {
-            // Never behind the wheel, never more than a turn ahead.
-            due = due.clamp(next, next + WHEEL_SECS - 1);
-        }
+        let due = self.wheel.due(deadline);
         slot.due = due;
         slot.ticket = slot.ticket.wrapping_add(1);
         let ticket = slot.ticket;
-        self.wheel.buckets[bucket(due)].push((i, ticket));
+        self.wheel.schedule(due, (i, ticket));
     }
 
     /// A new flow from its first packet: its ends (those it had before, if
@@ -593,11 +440,6 @@ impl FlowTable {
     }
 }
 
-/// The wheel bucket of a packet-time second.
-fn bucket(second: i64) -> usize {
-    second.rem_euclid(WHEEL_SECS) as usize
-}
-
 /// A closed TCP flow ends as `closed` whatever ended it; others with `otherwise`.
 fn end_reason(flow: &Flow, otherwise: EndReason) -> EndReason {
     if flow.tcp_state == Some(TcpState::Closed) {
@@ -638,51 +480,12 @@ fn account(flow: &mut Flow, ts: Timestamp, meta: &PacketMeta, sender: Endpoint, 
         flow.bytes_toclient += u64::from(wire_len);
         flow.flags_toclient |= meta.tcp_flags;
     }
-    let Some(state) = flow.tcp_state else {
-        return;
-    };
-    let f = meta.tcp_flags;
-    let (syn, ack, fin, rst) = (
-        f & tcp_flags::SYN != 0,
-        f & tcp_flags::ACK != 0,
-        f & tcp_flags::FIN != 0,
-        f & tcp_flags::RST != 0,
-    );
-    let first = flow.pkts_toserver + flow.pkts_toclient == 1;
-    let mut next = state;
-    if first && syn {
-        next = if ack {
-            TcpState::SynRecv
-        } else {
-            TcpState::SynSent
-        };
-    } else if syn && ack && state == TcpState::SynSent && !to_server {
-        next = TcpState::SynRecv;
-    } else if ack && state == TcpState::SynRecv && to_server {
-        next = TcpState::Established;
-    }
-    if fin {
-        if to_server {
-            flow.fin_from_client = true;
-        } else {
-            flow.fin_from_server = true;
-        }
-        next = if flow.fin_from_client && flow.fin_from_server {
-            TcpState::Closed
-        } else {
-            TcpState::Closing
-        };
-    }
-    if rst {
-        next = TcpState::Closed;
-    }
-    if state != TcpState::Closed {
-        flow.tcp_state = Some(next);
-    }
+    tcp::follow(flow, meta.tcp_flags, to_server);
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::slab::Slot;
     use super::*;
 
     #[test]
