@@ -8,10 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cmd::exit::{self, Exit};
 
+use portmatrix::evidence::ExtractBy;
 use portmatrix::filter::{parse_verdict, Cidr, Focus, TimeBound, VerdictSet};
 use portmatrix::flow::Timeouts;
 use portmatrix::matrix::{MatrixSources, Product};
-use portmatrix::output::evidence::ExtractBy;
 use portmatrix::output::Format;
 use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::transport::Transport;

@@ -22,7 +22,8 @@
 //! - [`printable`]: text from files shown on a terminal, control characters escaped.
 //! - [`filter`]: the focus of a run (time window, hosts, ports, BPF), applied
 //!   before flows are counted, and the verdict sets of `--verdict` / `--fail-on`.
-//! - [`pipeline::extract`]: the packets of flagged flows written as pcapng evidence.
+//! - [`evidence`]: the packets of flagged flows written as pcapng evidence
+//!   (`--extract`): which are kept, the files, their names and comments.
 //! - [`site`]: the site inventory (which address is which system), its
 //!   severities and accepted deviations; with it, rules check roles too.
 //! - [`report`]: the events read back into one self-contained HTML report,
@@ -47,6 +48,7 @@ pub mod capture;
 pub mod classify;
 pub mod config_file;
 pub mod decode;
+pub mod evidence;
 pub mod filter;
 pub mod flow;
 pub mod matrix;

@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
     &["classify"],
     &["flow", "filter"],
     &["output"],
+    // The evidence files of `--extract`: filled by the pipeline's workers.
+    &["evidence"],
     &["pipeline", "report"],
     // Reads events files through `report` and writes firewall rules.
     &["policy"],

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use portmatrix::evidence::Extraction;
 use portmatrix::output::{write_summary, EventWriter};
-use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, Stop};
 
 use super::report::Draft;

@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::ArgMatches;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
+use portmatrix::evidence::Extraction;
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
-use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::live_config::{self, Resolved};

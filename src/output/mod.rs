@@ -1,16 +1,14 @@
 //! Events out: the EVE-style JSON contract (`event.rs`), the writer that takes
 //! each alert and ended flow through storm control and the tally to the
 //! printers (`writer.rs`), one printer per format ([`print`]: JSON lines, text
-//! lines for people, CSV rows for spreadsheets, and the summary on stderr);
-//! and the pcapng evidence files' format, names and comments.
+//! lines for people, CSV rows for spreadsheets, and the summary on stderr).
+//! The evidence files are `crate::evidence`'s.
 
 mod community_id;
 pub mod create;
 mod event;
-pub mod evidence;
 mod file;
 mod latency;
-pub mod pcapng;
 pub mod print;
 mod storm;
 pub mod suggest;

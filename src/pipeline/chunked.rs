@@ -46,12 +46,12 @@ use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 use crate::timestamp::Timestamp;
 
-use super::extract;
 use super::ingest::IngestCounts;
 use super::payload_gate::PayloadGate;
 use super::{
     account, shard, spawn_outputs, FlowSettings, FrameRef, Frames, Outlet, Record, Sink, Stop,
 };
+use crate::evidence as extract;
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;

@@ -29,11 +29,11 @@ use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 use crate::timestamp::Timestamp;
 
-use super::extract::Extraction;
 use super::ingest::{Ingest, IngestCounts, Screen};
 use super::{
     active_filters, fill_table_stats, run_stages, FlowSettings, Outlet, OutputMsg, Stages, Stop,
 };
+use crate::evidence::Extraction;
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.

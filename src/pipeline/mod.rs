@@ -17,7 +17,6 @@
 
 mod chunked;
 mod dedup;
-pub mod extract;
 mod ingest;
 pub mod live;
 mod merge;
@@ -34,6 +33,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::classify::Classifier;
 use crate::decode::PacketMeta;
+use crate::evidence::FrameRef;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::{EndReason, FlowTable, TableStats, Timeouts};
 use crate::output::{ActiveFilters, EventWriter, Stats};
@@ -42,7 +42,7 @@ use crate::verdict::Verdict;
 
 use sink::{spawn_outputs, Outlet, OutputMsg, Sink};
 
-pub use extract::{ExtractConfig, ExtractError};
+pub use crate::evidence::{ExtractConfig, ExtractError};
 pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
 pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
 pub use stop::{Stop, WriteGate};
@@ -92,16 +92,6 @@ struct Span {
     link_type: u16,
     /// Not copied: it could not fit the `--extract-max-mb` budget anyway.
     omitted: bool,
-}
-
-/// A record's frame on its way to the evidence writer: `data` is empty when
-/// the frame was left out (it could not fit the budget); `len` is always
-/// its captured length, so the budget still sees it.
-#[derive(Debug, Clone, Copy)]
-struct FrameRef<'a> {
-    data: &'a [u8],
-    len: usize,
-    link_type: u16,
 }
 
 impl Frames {

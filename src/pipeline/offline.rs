@@ -14,9 +14,9 @@ use crate::output::{EventWriter, FileStats, Stats};
 use crate::timestamp::Timestamp;
 
 use super::chunked::{run_chunked, ChunkSource};
-use super::extract::Extraction;
 use super::ingest::{IngestCounts, Screen};
 use super::{active_filters, fill_table_stats, FlowSettings, Outlet, Stop};
+use crate::evidence::Extraction;
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]

@@ -14,8 +14,10 @@ use crate::flow::{EndReason, Flow, FlowEvent};
 use crate::output::{EventWriter, Stats};
 use crate::timestamp::Timestamp;
 
-use super::extract::{self, Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE};
 use super::stop::WriteGate;
+use crate::evidence::{
+    self as extract, Admission, EvidenceBatch, EvidenceFiles, Extraction, EXTRACT_QUEUE,
+};
 
 /// Batches of events in flight to the writer.
 const OUTPUT_QUEUE: usize = 64;

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::flow::Flow;
-use crate::pipeline::FrameRef;
 use crate::timestamp::Timestamp;
 
-use super::{Counters, EvidenceBatch, Item, Packet, Shared, FLUSH_BYTES};
+use super::{Counters, EvidenceBatch, FrameRef, Item, Packet, Shared, FLUSH_BYTES};
 
 /// What a worker remembers of a flagged flow that is still open: a few
 /// bytes, gone when the flow ends.
@@ -22,7 +21,7 @@ struct Track {
     capped: bool,
 }
 
-pub(in crate::pipeline) struct Admission {
+pub(crate) struct Admission {
     shared: Arc<Shared>,
     tx: Sender<EvidenceBatch>,
     tracked: HashMap<u64, Track>,

@@ -9,7 +9,7 @@ use crate::classify::Classifier;
 use crate::flow::Flow;
 use crate::verdict::Verdict;
 
-use super::community_id::community_id;
+use crate::output::community_id;
 
 /// How flagged flows are grouped into files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

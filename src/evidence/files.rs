@@ -25,11 +25,13 @@ use crossbeam_channel::Receiver;
 
 use crate::classify::Classifier;
 use crate::output::create::{self, Identity};
-use crate::output::evidence::{file_name, flow_comment, verdict_comment, ExtractBy};
-use crate::output::pcapng;
 use crate::verdict::Verdict;
 
-use super::{Counters, EvidenceBatch, Item, Outcome, Packet, Shared};
+use super::pcapng;
+use super::{
+    file_name, flow_comment, verdict_comment, Counters, EvidenceBatch, ExtractBy, Item, Outcome,
+    Packet, Shared,
+};
 
 /// Files kept open at once: far below the usual limit of 1024 descriptors.
 pub(super) const MAX_OPEN: usize = 64;
@@ -102,7 +104,7 @@ impl EvidenceFile {
     }
 }
 
-pub(in crate::pipeline) struct EvidenceFiles {
+pub(crate) struct EvidenceFiles {
     shared: Arc<Shared>,
     classifier: Arc<Classifier>,
     files: HashMap<FileKey, EvidenceFile>,

@@ -10,17 +10,10 @@
 
 use std::io::{self, Write};
 
+use crate::capture::pcapng::{
+    BYTE_ORDER_MAGIC, EPB, IDB, IF_TSRESOL, OPT_COMMENT, OPT_END, SHB, SHB_USERAPPL,
+};
 use crate::timestamp::Timestamp;
-
-const SHB: u32 = 0x0A0D_0D0A;
-const IDB: u32 = 0x0000_0001;
-const EPB: u32 = 0x0000_0006;
-const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
-
-const OPT_END: u16 = 0;
-const OPT_COMMENT: u16 = 1;
-const SHB_USERAPPL: u16 = 4;
-const IF_TSRESOL: u16 = 9;
 
 /// Timestamps are in nanoseconds (`if_tsresol` = 10^-9), the unit of
 /// [`Timestamp`]: nothing is rounded.

@@ -1,5 +1,10 @@
-//! `--extract`: the packets of flagged flows, written to pcapng files as the
-//! evidence of each finding.
+//! Evidence, in one place: `--extract` writes the packets of flagged flows
+//! to pcapng files, the evidence of each finding. Here: which packets a
+//! worker keeps ([`admit`]), the extract thread's files ([`files`]), what a
+//! file is called and what its comments say ([`label`]), and the few pcapng
+//! blocks it is made of ([`pcapng`], with the block numbers of the capture
+//! reader's [`crate::capture::pcapng`]). Between `output` (whose
+//! [`ExtractStats`] it fills) and `pipeline` (whose workers and threads run it).
 //!
 //! ```text
 //! front ── records + frame bytes ──▶ worker ── Admission ──▶ extract thread ──▶ DIR/*.pcapng
@@ -26,6 +31,8 @@
 
 mod admit;
 mod files;
+mod label;
+pub mod pcapng;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,24 +41,24 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::filter::VerdictSet;
 use crate::flow::Flow;
-use crate::output::evidence::ExtractBy;
 use crate::output::ExtractStats;
 use crate::timestamp::Timestamp;
 use crate::verdict::Verdict;
 
-pub(super) use admit::Admission;
-pub(super) use files::EvidenceFiles;
+pub(crate) use admit::Admission;
+pub(crate) use files::EvidenceFiles;
+pub use label::{file_name, flow_comment, verdict_comment, ExtractBy};
 
 /// Evidence batches in flight to the extract thread (at most
 /// [`MAX_IN_FLIGHT`] bytes of them).
-pub(super) const EXTRACT_QUEUE: usize = 16;
+pub(crate) const EXTRACT_QUEUE: usize = 16;
 /// Bytes of evidence batches in flight to the extract thread: a worker
 /// waits for room before it sends. One batch is always let through, so a
 /// single frame larger than this still goes (alone).
-pub(super) const MAX_IN_FLIGHT: usize = 16 << 20;
+const MAX_IN_FLIGHT: usize = 16 << 20;
 /// A worker sends its evidence batch when it holds this many bytes (or at
 /// the end of each batch of records, whichever comes first).
-pub(super) const FLUSH_BYTES: usize = 1 << 20;
+const FLUSH_BYTES: usize = 1 << 20;
 
 /// What `--extract` asks for.
 #[derive(Debug, Clone)]
@@ -69,6 +76,16 @@ pub struct ExtractConfig {
     pub snaplen: u32,
     /// The flagged verdicts whose flows are extracted (`--verdict`).
     pub verdicts: VerdictSet,
+}
+
+/// A record's frame on its way to the evidence writer: `data` is empty when
+/// the frame was left out (it could not fit the budget); `len` is always
+/// its captured length, so the budget still sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameRef<'a> {
+    pub data: &'a [u8],
+    pub len: usize,
+    pub link_type: u16,
 }
 
 /// Why extraction cannot start.
@@ -122,14 +139,14 @@ impl Extraction {
         self.shared.counters.snapshot()
     }
 
-    pub(super) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 }
 
 /// What the workers and the extract thread share.
 #[derive(Debug)]
-pub(super) struct Shared {
+pub(crate) struct Shared {
     config: ExtractConfig,
     /// Flagged verdicts to extract (`documented` never is).
     verdicts: VerdictSet,
@@ -138,7 +155,7 @@ pub(super) struct Shared {
     budget: Budget,
     counters: Counters,
     /// What the files of ended flows became, for their flow events.
-    pub(super) outcomes: Outcomes,
+    outcomes: Outcomes,
     in_flight: InFlight,
 }
 
@@ -148,7 +165,7 @@ impl Shared {
     /// nothing when no packet of the flow reached the disk. Waits for the
     /// extract thread to get there (the worker sent the flow's end to it
     /// before its event to the writer).
-    pub(in crate::pipeline) fn evidence_written(&self, id: u64, path: String) -> Option<String> {
+    pub(crate) fn evidence_written(&self, id: u64, path: String) -> Option<String> {
         match self.outcomes.wait(id) {
             Outcome::Whole => Some(path),
             Outcome::Partial => Some(format!("{path}.partial")),
@@ -158,7 +175,7 @@ impl Shared {
 
     /// Whether a frame of `len` captured bytes could still be extracted: if
     /// not, the fronts need not copy it.
-    pub(in crate::pipeline) fn may_keep(&self, len: usize) -> bool {
+    pub(crate) fn may_keep(&self, len: usize) -> bool {
         let b = &self.budget;
         !b.exhausted.load(Ordering::Relaxed)
             && b.used.load(Ordering::Relaxed).saturating_add(len as u64) <= b.max
@@ -166,7 +183,7 @@ impl Shared {
 
     /// The `evidence` path of a flow's file: the folder as given, then the name.
     fn evidence_path(&self, flow: &Flow) -> String {
-        let name = crate::output::evidence::file_name(self.config.by, flow);
+        let name = file_name(self.config.by, flow);
         if self.dir_text.is_empty() || self.dir_text.ends_with('/') {
             format!("{}{name}", self.dir_text)
         } else {
@@ -202,7 +219,7 @@ impl Budget {
 
 /// What became of an ended flow's evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
+enum Outcome {
     /// Every packet of the flow is in its file.
     Whole,
     /// The file was cut short by a write error and renamed `NAME.partial`;
@@ -215,7 +232,7 @@ pub(super) enum Outcome {
 /// Outcomes posted by the extract thread, taken by the writer (so the map
 /// holds only the flows between the two, a bounded few).
 #[derive(Debug, Default)]
-pub(super) struct Outcomes {
+struct Outcomes {
     state: Mutex<OutcomeState>,
     posted: Condvar,
 }
@@ -232,12 +249,12 @@ impl Outcomes {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn post(&self, id: u64, outcome: Outcome) {
+    fn post(&self, id: u64, outcome: Outcome) {
         self.lock().ready.insert(id, outcome);
         self.posted.notify_all();
     }
 
-    pub(super) fn close(&self) {
+    fn close(&self) {
         self.lock().closed = true;
         self.posted.notify_all();
     }
@@ -318,7 +335,7 @@ impl Counters {
 /// Packets of flagged flows on their way to the extract thread, in the
 /// order the worker counted them, with the end of each flow that has a file.
 #[derive(Debug, Default)]
-pub(super) struct EvidenceBatch {
+pub(crate) struct EvidenceBatch {
     bytes: Vec<u8>,
     items: Vec<Item>,
     /// The flows whose first packet is in this batch (for names and comments).
