@@ -694,3 +694,87 @@ fn an_oversized_record_is_refused_with_the_limit_it_broke() {
     );
     assert!(!text.contains("snaplen 4294967295 allows"), "{text}");
 }
+
+/// A framer's view of `bytes` at file offset `offset`, the file having
+/// `remaining` bytes from there.
+fn view(bytes: &[u8], offset: u64, remaining: usize, complete: bool) -> frame::View<'_> {
+    frame::View {
+        bytes,
+        offset,
+        remaining: remaining as u64,
+        complete,
+    }
+}
+
+#[test]
+fn the_pcap_framer_asks_for_bytes_while_the_file_goes_on_and_calls_them_cut_at_its_end() {
+    let st = pcap::PcapState::from_magic(0xa1b2_c3d4).expect("a pcap magic");
+    let header = pcap_header(0xa1b2_c3d4, false, 65_535, 1);
+    assert!(matches!(
+        st.file_header(view(&header[..10], 0, 24, false)),
+        Ok(None)
+    ));
+    let st = st
+        .file_header(view(&header, 0, 24, false))
+        .expect("a valid header")
+        .expect("all 24 bytes");
+    let rec = pcap_record(false, 10, 5, &[1, 2, 3, 4], 60);
+    let n = rec.len();
+    let step = |bytes, complete| st.next(view(bytes, 24, n, complete));
+    assert!(matches!(step(&rec[..10], false), Ok(frame::Step::Need(16))));
+    assert!(matches!(step(&rec[..18], false), Ok(frame::Step::Need(20))));
+    match step(&rec, false) {
+        Ok(frame::Step::Packet(f)) => {
+            assert_eq!((f.data_at, f.data_len, f.orig_len), (16, 4, 60));
+            assert_eq!((f.offset, f.record_len), (24, 20));
+            assert_eq!(f.ts, Timestamp::from_secs_micros(10, 5));
+        }
+        other => panic!("not a packet: {other:?}"),
+    }
+    let cut = step(&rec[..18], true).expect_err("cut by the end of the file");
+    let err = cut.in_file(Path::new("x.pcap"));
+    assert!(
+        matches!(err, CaptureError::Truncated { offset: 24, .. }),
+        "{err}"
+    );
+    assert!(matches!(step(&[], true), Ok(frame::Step::End)));
+}
+
+#[test]
+fn the_pcapng_framer_skips_blocks_without_packets_and_leaves_untimed_ones_to_the_reader() {
+    let mut ng = pcapng::NgState::default();
+    let shb = shb(false);
+    let step = ng.section_header(view(&shb, 0, shb.len(), true));
+    assert!(matches!(step, Ok(frame::Step::Skip(n)) if n == shb.len()));
+    let idb = idb(false, 1, 0, Some(9), None);
+    let step = ng.next(view(&idb, 28, idb.len(), true));
+    assert!(matches!(step, Ok(frame::Step::Skip(n)) if n == idb.len()));
+    let other = block(false, 0x0000_0bad, &[0; 8]);
+    assert!(matches!(
+        ng.next(view(&other[..6], 60, 100, false)),
+        Ok(frame::Step::Need(8))
+    ));
+    assert!(matches!(
+        ng.next(view(&other, 60, other.len(), true)),
+        Ok(frame::Step::Skip(20))
+    ));
+    // No packet has a time yet: the reader must look ahead for one.
+    let simple = spb(&[1, 2, 3]);
+    assert!(matches!(
+        ng.next(view(&simple, 80, simple.len(), true)),
+        Ok(frame::Step::Untimed)
+    ));
+    let enhanced = epb(false, 0, 1_500_000_000, &[7; 5]);
+    match ng.next(view(&enhanced, 100, enhanced.len(), true)) {
+        Ok(frame::Step::Packet(f)) => {
+            assert_eq!((f.data_at, f.data_len, f.interface), (28, 5, 0));
+            assert_eq!(f.ts, Timestamp::from_secs_nanos(1, 500_000_000));
+        }
+        other => panic!("not a packet: {other:?}"),
+    }
+    // Now it has: the simple packet takes that time.
+    assert!(matches!(
+        ng.next(view(&simple, 80, simple.len(), true)),
+        Ok(frame::Step::Packet(f)) if f.ts == Timestamp::from_secs_nanos(1, 500_000_000)
+    ));
+}
