@@ -1,9 +1,11 @@
 //! What the user typed (clap) -> what each command needs.
 
 use std::net::IpAddr;
+use std::num::{NonZeroU16, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cmd::exit::{self, Exit};
@@ -378,8 +380,8 @@ impl ExtractArgs {
 #[derive(Debug, Args)]
 pub struct FlowArgs {
     /// Worker threads that track flows [default: the number of cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: Option<u16>,
+    #[arg(long, value_name = "N", value_parser = workers_parser())]
+    pub workers: Option<NonZeroU16>,
     /// The most flows tracked at once; beyond it the oldest idle flows are evicted (and reported).
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_flows: u64,
@@ -413,6 +415,14 @@ pub struct StopArgs {
     pub timeout: Duration,
 }
 
+/// `--workers`: 1 to 1024, as a type that cannot be zero (so nothing after
+/// the command line needs to guard against it).
+pub fn workers_parser() -> impl TypedValueParser<Value = NonZeroU16> {
+    clap::value_parser!(u16)
+        .range(1..=1024)
+        .try_map(NonZeroU16::try_from)
+}
+
 /// A dedup window: 1 ms to 10 s.
 fn parse_dedup_window(s: &str) -> Result<Duration, String> {
     duration_within(s, Duration::from_millis(1), Duration::from_secs(10))
@@ -422,8 +432,8 @@ impl FlowArgs {
     pub fn settings(&self) -> FlowSettings {
         FlowSettings {
             workers: match self.workers {
-                Some(n) => usize::from(n),
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                Some(n) => NonZeroUsize::from(n),
+                None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             },
             max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
             timeouts: Timeouts {

@@ -409,6 +409,7 @@ fn is_numeric(parser: &ValueParser) -> bool {
         ValueParser::from(clap::value_parser!(u16)).type_id(),
         ValueParser::from(clap::value_parser!(u32)).type_id(),
         ValueParser::from(clap::value_parser!(u64)).type_id(),
+        ValueParser::new(crate::cli::workers_parser()).type_id(),
     ]
     .contains(&id)
 }

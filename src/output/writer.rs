@@ -13,6 +13,7 @@
 //! printers want an event, and what a failing destination means for the run.
 
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::classify::Classifier;
@@ -103,7 +104,7 @@ impl<W> EventWriter<W> {
     /// `alert_summary` events (0: never). `workers` report their clocks;
     /// `ordered` decides alerts in packet-time order (offline), so the
     /// folded alerts do not depend on the number of workers.
-    pub fn storm_control(&mut self, burst: usize, workers: usize, ordered: bool) {
+    pub fn storm_control(&mut self, burst: usize, workers: NonZeroUsize, ordered: bool) {
         self.storm = (burst > 0).then(|| Storm::new(burst, workers, ordered));
     }
 

@@ -30,6 +30,8 @@ mod screen;
 mod sink;
 mod stop;
 
+use std::num::NonZeroUsize;
+
 use crate::decode::PacketMeta;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::{FlowTable, TableStats, Timeouts};
@@ -149,7 +151,9 @@ fn shard(hash: u64, workers: usize) -> usize {
 /// The flow-tracking settings shared by both fronts.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowSettings {
-    pub workers: usize,
+    /// Threads that track flows, each owning the flows that shard to it:
+    /// never none, so no stage has to guard against zero.
+    pub workers: NonZeroUsize,
     /// Across all workers.
     pub max_flows: usize,
     pub timeouts: Timeouts,
@@ -159,11 +163,19 @@ pub struct FlowSettings {
     pub dedup_nanos: Option<i64>,
 }
 
+impl FlowSettings {
+    /// Each worker's share of `max_flows`: at least one, should a user ask
+    /// for fewer flows than workers.
+    fn per_worker_flows(&self) -> usize {
+        (self.max_flows / self.workers.get()).max(1)
+    }
+}
+
 impl Default for FlowSettings {
     /// One worker, a million flows, the default timeouts, nothing else.
     fn default() -> Self {
         FlowSettings {
-            workers: 1,
+            workers: NonZeroUsize::MIN,
             max_flows: 1_000_000,
             timeouts: Timeouts::default(),
             vlan_key: false,

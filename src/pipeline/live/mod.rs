@@ -179,7 +179,7 @@ pub fn run_live<W: Write + Send>(
     let halt = Halt::new();
     let mut writer = writer;
     writer.measure_latency();
-    writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
+    writer.storm_control(config.alert_burst, config.flow.workers, false);
     let fronts = captures.len();
     let extraction = extraction.as_ref();
     let outlet = Outlet {

@@ -77,8 +77,8 @@ pub(super) fn run_stages<W: Write + Send, R>(
     outlet: Outlet<'_, W>,
     front: impl FnOnce(Stages<'_>) -> R,
 ) -> (R, TableStats, EventWriter<W>, bool) {
-    let workers = settings.workers.max(1);
-    let per_worker_flows = (settings.max_flows / workers).max(1);
+    let workers = settings.workers.get();
+    let per_worker_flows = settings.per_worker_flows();
     let closed = AtomicBool::new(false);
     let tables: Vec<Mutex<TableStats>> = (0..workers).map(|_| Mutex::default()).collect();
 

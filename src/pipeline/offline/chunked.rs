@@ -160,8 +160,8 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     addresses: Option<AddressFilter>,
     source: S,
 ) -> (ChunkTotals<S>, EventWriter<W>) {
-    let n = settings.workers.max(1);
-    let per_worker_flows = (settings.max_flows / n).max(1);
+    let n = settings.workers.get();
+    let per_worker_flows = settings.per_worker_flows();
     let closed = AtomicBool::new(false);
     let shared = Shared {
         reading: Mutex::new(Reading {

@@ -89,7 +89,7 @@ pub fn run_offline<W: Write + Send>(
     let files = list_inputs(&config.inputs)?;
     let mut writer = writer;
     // Offline, alerts are folded in packet-time order: the same whatever --workers.
-    writer.storm_control(config.alert_burst, config.flow.workers.max(1), true);
+    writer.storm_control(config.alert_burst, config.flow.workers, true);
     let screen = Screen::new(&config.focus, config.flow.dedup_nanos);
     let addresses = screen.addresses();
     let source = Files {
