@@ -474,10 +474,10 @@ verdict = [\"undocumented,wrong_transport\"]\nstats-interval = \"5m\"\n";
                 "--interface=eth2",
                 "--snaplen=128",
                 "--no-promisc",
+                "--stats-interval=5m",
                 "--port=5060",
                 "--port=1972",
                 "--verdict=undocumented,wrong_transport",
-                "--stats-interval=5m",
                 "--dedup",
             ]
         );
