@@ -8,6 +8,7 @@
 mod common;
 
 use std::io;
+use std::num::NonZeroUsize;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -18,11 +19,11 @@ fn bench_end_to_end(c: &mut Criterion) {
     let path = common::capture();
     let packets = common::Packets::load(&path).len() as u64;
     let classifier = common::classifier();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
     let mut group = c.benchmark_group("end_to_end");
     group.throughput(Throughput::Elements(packets));
     group.sample_size(10);
-    let mut counts = vec![1, cores];
+    let mut counts = vec![NonZeroUsize::MIN, cores];
     counts.dedup();
     for workers in counts {
         let config = AnalyzeConfig::new(

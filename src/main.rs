@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(err) => {
             if cmd::is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
+                return cmd::Exit::Success.into();
             }
             if let Some(output) = err.downcast_ref::<cmd::OutputError>() {
                 portmatrix::diag!("portmatrix: {output}");

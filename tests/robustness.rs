@@ -9,6 +9,7 @@ use common::{run_bounded, Finished};
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -201,7 +202,7 @@ fn the_writer_keeps_the_first_error_and_stops_the_run() {
                     fixture("tunnels.pcap"),
                 ],
                 FlowSettings {
-                    workers: 2,
+                    workers: NonZeroUsize::new(2).expect("two"),
                     max_flows: 1000,
                     ..FlowSettings::default()
                 },

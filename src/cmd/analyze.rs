@@ -23,7 +23,7 @@ pub fn run(args: AnalyzeArgs) -> Result<Exit> {
     let _signals = signals::install(signals::Wiring {
         stop: &stop,
         hangup: None,
-        stop_timeout: args.stop.timeout,
+        stop_timeout: args.run.stop.timeout,
         quiet: args.quiet,
     })?;
     let focus = args.focus();
@@ -38,9 +38,9 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         );
         return Ok(Exit::Usage);
     }
-    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
-    let verdicts = args.select.verdicts();
-    let extraction = match args.extract.config(verdicts, 0) {
+    let classifier = super::site::classifier(&args.run.matrix, &args.run.site, args.quiet)?;
+    let verdicts = args.run.select.verdicts();
+    let extraction = match args.run.extract.config(verdicts, 0) {
         Some(config) => Some(Extraction::new(config)?),
         None => None,
     };
@@ -50,9 +50,14 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         on_closed_pipe: args.report.is_some(),
         closed: false,
     };
-    let format = args.events.format();
-    let mut writer = EventWriter::new(stdout, format, args.events.flows(), Arc::clone(&classifier))
-        .select(verdicts);
+    let format = args.run.events.format();
+    let mut writer = EventWriter::new(
+        stdout,
+        format,
+        args.run.events.flows(),
+        Arc::clone(&classifier),
+    )
+    .select(verdicts);
     let draft = match &args.report {
         Some(path) => {
             let (draft, events) = Draft::create(path)?;
@@ -63,11 +68,11 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     };
     let config = AnalyzeConfig {
         inputs: args.captures,
-        flow: args.flow.settings(),
+        flow: args.run.flow.settings(),
         progress: !args.quiet,
         focus,
         verdicts,
-        alert_burst: args.events.alert_burst as usize,
+        alert_burst: args.run.events.alert_burst as usize,
         stop: stop.clone(),
     };
     let (outcome, mut writer) = run_offline(&config, Arc::clone(&classifier), writer, extraction)?;
@@ -106,7 +111,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         let written = match tee {
             Some(Ok(events)) => {
                 drop(events);
-                let (matrix, profile) = (classifier.matrix(), args.matrix.profile);
+                let (matrix, profile) = (classifier.matrix(), args.run.matrix.profile);
                 draft.finish("portmatrix report", matrix, profile, !args.quiet)
             }
             Some(Err(e)) => {
@@ -119,7 +124,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             failed = true;
         }
     }
-    let exit = gate(&outcome.stats, args.select.fail_on()).or_incomplete(failed);
+    let exit = gate(&outcome.stats, args.run.select.fail_on()).or_incomplete(failed);
     // A stop signal wins over 1 and 3: the input was not all read (4 wins
     // over it, above).
     Ok(match outcome.stats.interrupted {

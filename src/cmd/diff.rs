@@ -42,10 +42,10 @@ pub struct DiffArgs {
     /// Write one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Exit with code 3 when a change of these kinds is found (comma-separated or
-    /// repeated): new-host, new-port, new-flow, gone-flow, gone-rule, or new-VERDICT
-    /// (new-undocumented, new-role-mismatch, new-wrong-transport…).
-    #[arg(long = "fail-on", value_name = "KIND[,KIND…]", value_delimiter = ',', value_parser = FailOn::parse)]
+    #[arg(long = "fail-on", value_name = "KIND[,KIND…]", value_delimiter = ',', value_parser = FailOn::parse,
+          help = format!("Exit with code {} when a change of these kinds is found \
+(comma-separated or repeated): new-host, new-port, new-flow, gone-flow, gone-rule, or \
+new-VERDICT (new-undocumented, new-role-mismatch, new-wrong-transport…)", Exit::GateFailed.code()))]
     pub fail_on: Vec<FailOn>,
 }
 

@@ -22,9 +22,9 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         Resolved::Run(args) => *args,
         Resolved::Done(exit) => return Ok(exit),
     };
-    let classifier = super::site::classifier(&args.matrix, &args.site, args.quiet)?;
-    let focus = args.select.focus();
-    let verdicts = args.select.verdicts();
+    let classifier = super::site::classifier(&args.run.matrix, &args.run.site, args.quiet)?;
+    let focus = args.run.select.focus();
+    let verdicts = args.run.select.verdicts();
     let control = LiveControl::default();
 
     let options = LiveOptions {
@@ -45,7 +45,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             }
         }
     }
-    let format = args.events.format();
+    let format = args.run.events.format();
     // Opened before the privileges go, so the files may live where only root writes.
     let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => {
@@ -60,7 +60,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
-    let extraction = match args.extract.config(verdicts, args.snaplen) {
+    let extraction = match args.run.extract.config(verdicts, args.snaplen) {
         Some(config) => Some(Extraction::new(config)?),
         None => None,
     };
@@ -83,7 +83,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     let _signals = signals::install(signals::Wiring {
         stop: &control.stop,
         hangup: Some(&control.hangup),
-        stop_timeout: args.stop.timeout,
+        stop_timeout: args.run.stop.timeout,
         quiet: args.quiet,
     })?;
     if !args.quiet {
@@ -101,17 +101,22 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     }
 
     let config = LiveConfig {
-        flow: args.flow.settings(),
+        flow: args.run.flow.settings(),
         format,
         stats_interval: args.stats_interval,
         focus,
         verdicts,
         retry: args.retry,
         options,
-        alert_burst: args.events.alert_burst as usize,
+        alert_burst: args.run.events.alert_burst as usize,
     };
-    let mut writer = EventWriter::new(out, format, args.events.flows(), Arc::clone(&classifier))
-        .select(verdicts);
+    let mut writer = EventWriter::new(
+        out,
+        format,
+        args.run.events.flows(),
+        Arc::clone(&classifier),
+    )
+    .select(verdicts);
     if args.output.is_some() {
         writer = writer.without_csv_header();
     }
@@ -163,6 +168,6 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         return Err(e.into());
     }
     let evidence_failed = outcome.stats.extract.is_some_and(|x| x.errors > 0);
-    Ok(gate(&outcome.stats, args.select.fail_on())
+    Ok(gate(&outcome.stats, args.run.select.fail_on())
         .or_incomplete(outcome.failed > 0 || evidence_failed))
 }

@@ -409,6 +409,7 @@ fn is_numeric(parser: &ValueParser) -> bool {
         ValueParser::from(clap::value_parser!(u16)).type_id(),
         ValueParser::from(clap::value_parser!(u32)).type_id(),
         ValueParser::from(clap::value_parser!(u64)).type_id(),
+        ValueParser::new(crate::cli::workers_parser()).type_id(),
     ]
     .contains(&id)
 }
@@ -473,10 +474,10 @@ verdict = [\"undocumented,wrong_transport\"]\nstats-interval = \"5m\"\n";
                 "--interface=eth2",
                 "--snaplen=128",
                 "--no-promisc",
+                "--stats-interval=5m",
                 "--port=5060",
                 "--port=1972",
                 "--verdict=undocumented,wrong_transport",
-                "--stats-interval=5m",
                 "--dedup",
             ]
         );

@@ -85,9 +85,9 @@ pub fn install(wiring: Wiring<'_>) -> std::io::Result<Handling> {
                             flag.store(true, Ordering::Relaxed);
                         }
                     }
-                    SIGQUIT => force(stop.gate(), "SIGQUIT", i32::from(BY_SIGQUIT.code())),
+                    SIGQUIT => force(stop.gate(), "SIGQUIT", BY_SIGQUIT),
                     SIGINT if first.is_some_and(|t| t.elapsed() >= DUPLICATE) => {
-                        force(stop.gate(), "a second SIGINT", i32::from(BY_SIGINT.code()))
+                        force(stop.gate(), "a second SIGINT", BY_SIGINT)
                     }
                     // SIGTERM at any time, and the first SIGINT (or its copies).
                     _ if first.is_some() => {}
@@ -141,13 +141,15 @@ fn guard(disarmed: &Receiver<()>, gate: &WriteGate, timeout: Duration) {
             "the stop took longer than {} s (--stop-timeout)",
             timeout.as_secs_f64()
         );
-        force(gate, &why, i32::from(Exit::OutputFailed.code()));
+        force(gate, &why, Exit::OutputFailed);
     }
 }
 
-/// Exit now with `code`, keeping what the writer wrote (see the module
-/// documentation). Exits even if stderr blocks.
-fn force(gate: &WriteGate, why: &str, code: i32) -> ! {
+/// Exit now with `exit`'s code, keeping what the writer wrote (see the
+/// module documentation). Exits even if stderr blocks. (`ExitCode` cannot
+/// be returned from here: the other threads are still running.)
+fn force(gate: &WriteGate, why: &str, exit_with: Exit) -> ! {
+    let code = i32::from(exit_with.code());
     gate.shut();
     let deadline = Instant::now() + FLUSH_GRACE;
     thread::spawn(move || {

@@ -1,17 +1,19 @@
 //! `portmatrix site suggest | check`, and `--site` for the other commands.
 
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Result;
 
-use portmatrix::capture::{list_inputs, CaptureFile};
+use portmatrix::capture::list_inputs;
 use portmatrix::classify::Classifier;
 use portmatrix::config_file::ConfigError;
-use portmatrix::decode::{decode_frame, Decoded, Defragmenter};
 use portmatrix::matrix::PortMatrix;
 use portmatrix::output::suggest::Evidence;
+use portmatrix::output::{EventWriter, Format};
+use portmatrix::pipeline::{run_offline, AnalyzeConfig, FlowSettings};
 use portmatrix::printable::Printable;
 use portmatrix::site::{read_site_file, Site};
 use portmatrix::timestamp::Timestamp;
@@ -84,44 +86,37 @@ fn check(args: SiteCheckArgs) -> Result<Exit> {
     })
 }
 
-/// Read every capture once, keep who answered on documented ports, and
-/// write the draft.
+/// Run the pipeline `analyze` runs over every capture, keep the flows whose
+/// server answered on documented ports, and write the draft.
 fn suggest(args: SuggestArgs) -> Result<Exit> {
-    let classifier = Classifier::new(
+    let classifier = Arc::new(Classifier::new(
         Arc::new(PortMatrix::load(&args.matrix.sources())?),
         args.matrix.profile,
-    );
+    ));
     let files = list_inputs(&args.captures)?;
-    let mut evidence = Evidence::new(&classifier);
-    let mut defrag = Defragmenter::new();
-    let mut failed = false;
-    for path in &files {
-        let mut capture = match CaptureFile::open(path) {
-            Ok(c) => c,
-            Err(e) => {
-                portmatrix::diag!("portmatrix: error: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        loop {
-            match capture.next_packet() {
-                Ok(Some(p)) => {
-                    if let Decoded::Packet(meta) =
-                        defrag.resolve(decode_frame(p.link_type, p.data).0)
-                    {
-                        evidence.packet(p.ts, &meta);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    portmatrix::diag!("portmatrix: error: {e}");
-                    failed = true;
-                    break;
-                }
-            }
-        }
-    }
+    let evidence = Arc::new(Mutex::new(Evidence::new(Arc::clone(&classifier))));
+    let watch = Arc::clone(&evidence);
+    // Nothing is written: the flows are all the draft needs.
+    let writer = EventWriter::new(io::sink(), Format::Json, false, Arc::clone(&classifier))
+        .watch_flows(Box::new(move |flow| {
+            watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .flow(flow);
+        }));
+    let workers = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let config = AnalyzeConfig::new(
+        files.clone(),
+        FlowSettings {
+            workers,
+            ..FlowSettings::default()
+        },
+    );
+    let (outcome, writer) = run_offline(&config, classifier, writer, None)?;
+    drop(writer);
+    let mut evidence = evidence.lock().unwrap_or_else(PoisonError::into_inner);
+    evidence.set_packets(outcome.stats.tcp_udp_packets);
+    let failed = outcome.input_errors > 0;
     let draft = evidence.render(&files);
     match &args.output {
         Some(path) => AtomicFile::create(path)

@@ -109,6 +109,12 @@ impl EndReason {
 }
 
 impl Flow {
+    /// The TCP flags the server sent, OR-ed over its packets (`site suggest`
+    /// looks for its SYN-ACK).
+    pub fn flags_toclient(&self) -> u8 {
+        self.flags_toclient
+    }
+
     /// Only one direction of a TCP connection was seen although the packets
     /// seen acknowledge the other: the capture is asymmetric (a SPAN that
     /// mirrors one direction only, or a path that returns another way). An

@@ -27,4 +27,4 @@ pub use print::csv_text_cell;
 pub use print::{write_summary, Format, CSV_HEADER};
 pub use storm::{Storm, StormOut, MAX_HELD, WINDOW_NANOS};
 pub use tally::Summary;
-pub use writer::EventWriter;
+pub use writer::{EventWriter, FlowWatch};

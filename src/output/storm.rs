@@ -21,6 +21,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 
 use crate::flow::{EndReason, Flow};
 use crate::timestamp::Timestamp;
@@ -202,11 +203,11 @@ impl Storm {
     /// `burst`: alerts a source may produce in a minute before folding (at
     /// least 1). `workers`: how many report their clocks. `ordered`: hold
     /// alerts to decide them in packet-time order (offline).
-    pub fn new(burst: usize, workers: usize, ordered: bool) -> Storm {
+    pub fn new(burst: usize, workers: NonZeroUsize, ordered: bool) -> Storm {
         Storm {
             burst: burst.max(1),
             order: ordered.then(Order::default),
-            clocks: vec![None; workers.max(1)],
+            clocks: vec![None; workers.get()],
             watermark: None,
             sources: HashMap::new(),
             due: BinaryHeap::new(),
@@ -428,7 +429,7 @@ mod tests {
         let alerts: Vec<Flow> = (0..25)
             .map(|i| alert(i, "10.9.9.9", 1000 + i as u16, i as i64 * 1000))
             .collect();
-        let (written, summaries) = run(&mut Storm::new(10, 1, false), &alerts);
+        let (written, summaries) = run(&mut Storm::new(10, NonZeroUsize::MIN, false), &alerts);
         assert_eq!(written, (0..10).collect::<Vec<u64>>());
         assert_eq!(summaries.len(), 1);
         let s = &summaries[0];
@@ -442,7 +443,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_sources_is_forgotten_quietest_first() {
-        let mut storm = Storm::new(10, 1, false);
+        let mut storm = Storm::new(10, NonZeroUsize::MIN, false);
         let mut out = Vec::new();
         // A storm under way: 20 alerts in 2 s, 10 of them folded.
         for i in 0..20 {
@@ -476,7 +477,7 @@ mod tests {
             .map(|i| alert(i, "10.9.9.9", 80, i as i64 * 7000))
             .collect();
         alerts.extend((100..110).map(|i| alert(i, "10.8.8.8", 80, 1)));
-        let (written, summaries) = run(&mut Storm::new(10, 1, false), &alerts);
+        let (written, summaries) = run(&mut Storm::new(10, NonZeroUsize::MIN, false), &alerts);
         assert_eq!(written.len(), 50);
         assert!(summaries.is_empty());
     }
@@ -487,7 +488,7 @@ mod tests {
         let alerts: Vec<Flow> = (0..1500)
             .map(|i| alert(i, "10.9.9.9", (i % 3000) as u16, i as i64 * 100))
             .collect();
-        let (written, summaries) = run(&mut Storm::new(100, 1, false), &alerts);
+        let (written, summaries) = run(&mut Storm::new(100, NonZeroUsize::MIN, false), &alerts);
         assert_eq!(written.len(), 100);
         assert_eq!(
             summaries.len(),
@@ -508,8 +509,8 @@ mod tests {
         let alerts: Vec<Flow> = (0..30)
             .map(|i| alert(i, "10.9.9.9", 2000 + i as u16, i as i64 * 10))
             .collect();
-        let sorted = run(&mut Storm::new(10, 1, true), &alerts).0;
-        let mut storm = Storm::new(10, 2, true);
+        let sorted = run(&mut Storm::new(10, NonZeroUsize::MIN, true), &alerts).0;
+        let mut storm = Storm::new(10, NonZeroUsize::new(2).expect("non-zero"), true);
         let mut out = Vec::new();
         let (even, odd): (Vec<Flow>, Vec<Flow>) = alerts.iter().partition(|f| f.id % 2 == 0);
         // Worker 1 runs ahead of worker 0.
@@ -536,7 +537,7 @@ mod tests {
 
     #[test]
     fn a_flow_event_waits_for_its_held_alert() {
-        let mut storm = Storm::new(10, 1, true);
+        let mut storm = Storm::new(10, NonZeroUsize::MIN, true);
         let mut out = Vec::new();
         let a = alert(7, "10.9.9.9", 80, 5);
         storm.alert(a, &mut out);

@@ -6,31 +6,24 @@
 //! most of a host's ports is the guess: a host answering on 5060, 1972 and
 //! 29373 is the AACC server. The draft carries its evidence as comments and
 //! parses with `--site` as it is; people review it before use.
+//!
+//! The evidence is the flows of the pipeline `analyze` runs (the same
+//! decoding, flow tracking and orientation, so the draft names the server
+//! that `analyze` classifies, and a flow's first packet is the one its flow
+//! event starts at), handed over as they end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::classify::{Classifier, FlowQuery, PortClaim};
-use crate::decode::{tcp_flags, PacketMeta};
-use crate::flow::{endpoints, Endpoint, FlowKey};
+use crate::decode::tcp_flags;
+use crate::flow::Flow;
 use crate::matrix::{RuleIdx, System, SYSTEMS};
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
-
-/// Conversations remembered at most (memory bound); beyond, new ones are
-/// not followed and the draft says how many were missed.
-pub const MAX_TRACKED: usize = 1_000_000;
-
-/// Where a conversation got to.
-#[derive(Debug, Clone, Copy)]
-enum Conv {
-    /// UDP: only `sender` has spoken so far.
-    OneWay { sender: Endpoint },
-    /// The listener answered (counted once).
-    Answered,
-}
 
 /// A host's answers on one documented port.
 #[derive(Debug, Clone, Copy)]
@@ -40,54 +33,53 @@ struct PortSeen {
 }
 
 /// What the captures show about who listens where.
-pub struct Evidence<'a> {
-    classifier: &'a Classifier,
-    convs: HashMap<FlowKey, Conv>,
-    untracked: u64,
+pub struct Evidence {
+    classifier: Arc<Classifier>,
     hosts: BTreeMap<IpAddr, BTreeMap<(Transport, u16), PortSeen>>,
     packets: u64,
     span: Option<(Timestamp, Timestamp)>,
 }
 
-impl<'a> Evidence<'a> {
+impl Evidence {
     /// `classifier` (by port alone) says which ports are documented.
-    pub fn new(classifier: &'a Classifier) -> Evidence<'a> {
+    pub fn new(classifier: Arc<Classifier>) -> Evidence {
         Evidence {
             classifier,
-            convs: HashMap::new(),
-            untracked: 0,
             hosts: BTreeMap::new(),
             packets: 0,
             span: None,
         }
     }
 
-    /// Look at one TCP or UDP packet.
-    pub fn packet(&mut self, ts: Timestamp, meta: &PacketMeta) {
-        self.packets += 1;
-        self.span = Some(self.span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-        let (src, dst) = endpoints(meta);
-        if dst.ip.is_multicast() || src.ip.is_multicast() {
+    /// The TCP/UDP packets the captures held (the run's stats count them).
+    pub fn set_packets(&mut self, packets: u64) {
+        self.packets = packets;
+    }
+
+    /// Look at one ended flow: its server answered (a SYN-ACK, or a UDP
+    /// datagram back) on a documented port, or it did not.
+    pub fn flow(&mut self, flow: &Flow) {
+        let span = (flow.start, flow.last);
+        self.span = Some(
+            self.span
+                .map_or(span, |(a, b)| (a.min(span.0), b.max(span.1))),
+        );
+        // Its first part was counted before it was evicted (--max-flows).
+        if flow.resumed || flow.client.ip.is_multicast() || flow.server.ip.is_multicast() {
             return;
         }
-        let key = FlowKey::new(meta.transport, src, dst);
-        let answered_by = match (meta.transport, self.convs.get(&key).copied()) {
-            (Transport::Tcp, None) => {
+        let answered = match flow.transport {
+            Transport::Tcp => {
                 let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
-                (meta.tcp_flags & syn_ack == syn_ack).then_some(src)
+                flow.flags_toclient() & syn_ack == syn_ack
             }
-            (Transport::Udp, None) => {
-                self.remember(key, Conv::OneWay { sender: src });
-                None
-            }
-            (Transport::Udp, Some(Conv::OneWay { sender })) if sender != src => Some(src),
-            _ => None,
+            Transport::Udp => flow.pkts_toserver > 0 && flow.pkts_toclient > 0,
         };
-        let Some(server) = answered_by else {
+        if !answered {
             return;
-        };
-        self.remember(key, Conv::Answered);
-        let claim = self.classifier.port_claim(meta.transport, server.port);
+        }
+        let server = flow.server;
+        let claim = self.classifier.port_claim(flow.transport, server.port);
         if !matches!(claim, PortClaim::Documented | PortClaim::WideRange) {
             return;
         }
@@ -95,21 +87,13 @@ impl<'a> Evidence<'a> {
             .hosts
             .entry(server.ip)
             .or_default()
-            .entry((meta.transport, server.port))
+            .entry((flow.transport, server.port))
             .or_insert(PortSeen {
                 flows: 0,
-                first: ts,
+                first: flow.start,
             });
         seen.flows += 1;
-        seen.first = seen.first.min(ts);
-    }
-
-    fn remember(&mut self, key: FlowKey, conv: Conv) {
-        if self.convs.len() < MAX_TRACKED || self.convs.contains_key(&key) {
-            self.convs.insert(key, conv);
-        } else {
-            self.untracked += 1;
-        }
+        seen.first = seen.first.min(flow.start);
     }
 
     /// The draft site file, evidence as comments.
@@ -137,13 +121,6 @@ impl<'a> Evidence<'a> {
 # other clients by subnet, e.g. agent_desktop = [\"10.0.20.0/24\"] under [systems].\n\
 # A host running several systems (a single-server AACC) may list them all."
         );
-        if self.untracked > 0 {
-            let _ = writeln!(
-                out,
-                "# {} conversations were not followed (more than {MAX_TRACKED} at once).",
-                self.untracked
-            );
-        }
         let _ = writeln!(out, "\nschema = 1");
         if self.hosts.is_empty() {
             let _ = writeln!(out, "\n# No host answered on a documented port.");

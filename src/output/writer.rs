@@ -13,6 +13,7 @@
 //! printers want an event, and what a failing destination means for the run.
 
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::classify::Classifier;
@@ -54,7 +55,12 @@ pub struct EventWriter<W> {
     rules: Vec<RuleIdx>,
     /// The first write to `out` that failed; nothing is written after it.
     error: Option<io::Error>,
+    /// Sees every ended flow (`site suggest` takes its evidence from them).
+    watch: Option<FlowWatch>,
 }
+
+/// What [`EventWriter::watch_flows`] hands every ended flow to.
+pub type FlowWatch = Box<dyn FnMut(&Flow) + Send>;
 
 /// The `--report` copy: JSON to a second destination, whose first error is
 /// kept, not fatal to the run (the events on stdout go on).
@@ -86,7 +92,16 @@ impl<W: Write + Send + 'static> EventWriter<W> {
             latency: None,
             rules: Vec::new(),
             error: None,
+            watch: None,
         }
+    }
+
+    /// Also hand every ended flow to `watch`, whatever is written: a
+    /// command that needs the flows themselves (`site suggest`) takes them
+    /// from the pipeline `analyze` runs, rather than from a loop of its own.
+    pub fn watch_flows(mut self, watch: FlowWatch) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     /// Do not write the CSV header: the destination writes it itself (an
@@ -103,7 +118,7 @@ impl<W> EventWriter<W> {
     /// `alert_summary` events (0: never). `workers` report their clocks;
     /// `ordered` decides alerts in packet-time order (offline), so the
     /// folded alerts do not depend on the number of workers.
-    pub fn storm_control(&mut self, burst: usize, workers: usize, ordered: bool) {
+    pub fn storm_control(&mut self, burst: usize, workers: NonZeroUsize, ordered: bool) {
         self.storm = (burst > 0).then(|| Storm::new(burst, workers, ordered));
     }
 
@@ -269,6 +284,9 @@ impl<W> EventWriter<W> {
         reason: EndReason,
         evidence: Option<&str>,
     ) -> io::Result<()> {
+        if let Some(watch) = &mut self.watch {
+            watch(flow);
+        }
         self.gather_rules(flow);
         self.summary.flow_ended(flow, &self.rules);
         let to_out = self.flows && self.verdicts.contains(flow.verdict);

@@ -40,18 +40,18 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
 use crate::capture::Chunk;
 use crate::classify::Classifier;
-use crate::decode::{self, Decoded, Defragmenter, FragmentMeta};
+use crate::decode::{self, Decoded, Defragmenter};
 use crate::filter::AddressFilter;
 use crate::flow::{packet_hash, EndReason, FlowTable, TableStats};
 use crate::output::EventWriter;
 use crate::timestamp::Timestamp;
 
-use super::ingest::IngestCounts;
-use super::payload_gate::PayloadGate;
-use super::{
-    account, shard, spawn_outputs, FlowSettings, FrameRef, Frames, Outlet, Record, Sink, Stop,
-};
+use super::part::{place, AbortPeers, Fragment, Msg, Part};
 use crate::evidence as extract;
+use crate::pipeline::payload_gate::PayloadGate;
+use crate::pipeline::screen::IngestCounts;
+use crate::pipeline::sink::{spawn_outputs, Outlet, Sink};
+use crate::pipeline::{account, shard, spawn_named, FlowSettings, FrameRef, Frames, Record, Stop};
 
 /// Chunks read ahead of the oldest one not yet applied by every worker.
 const AHEAD: u64 = 8;
@@ -61,62 +61,11 @@ const SPARE_PARTS: usize = 8;
 /// Frame bytes (`--extract`) read ahead of the oldest chunk not yet applied:
 /// beyond it, no further chunk is read until workers catch up.
 const MAX_AHEAD_FRAME_BYTES: usize = 32 << 20;
-/// Frame bytes a spare part keeps room for (`--extract`).
-const SPARE_FRAME_BYTES: usize = 4 << 20;
 
 /// Where the chunks come from (the capture files, in time order).
 pub(super) trait ChunkSource {
     /// Fills `chunk` with the next packets; `false` when the input is over.
     fn next_chunk(&mut self, chunk: &mut Chunk) -> bool;
-}
-
-/// A fragment of a TCP/UDP datagram, for every worker's defragmenter.
-#[derive(Debug, Clone, Copy)]
-struct Fragment {
-    /// It came before record `at` of its part.
-    at: u32,
-    ts: Timestamp,
-    meta: FragmentMeta,
-    wire_len: u32,
-}
-
-/// What one chunk holds for one worker: the records of its flows, in capture
-/// order, and every fragment; with `--extract`, their frames (record `i`'s
-/// is span `i` of `frames`, fragment `j`'s span `j` of `fragment_frames`).
-#[derive(Debug, Default)]
-struct Part {
-    records: Vec<Record>,
-    fragments: Vec<Fragment>,
-    frames: Option<Frames>,
-    fragment_frames: Option<Frames>,
-    /// The chunk's newest packet time: the worker's clock once applied.
-    clock: Timestamp,
-    /// This worker decoded the chunk: it counts what the fragments turn out to be.
-    decoded_here: bool,
-}
-
-enum Msg {
-    /// The part of chunk `seq` for the receiving worker.
-    Part(u64, Part),
-    /// The input ended after this many chunks.
-    End(u64),
-    /// A peer panicked: stop waiting for it (the panic is passed on when
-    /// the threads are joined).
-    Abort,
-}
-
-/// Tells the peers when this worker's thread unwinds from a panic, so that
-/// none of them waits for it for ever.
-struct AbortPeers(Vec<Sender<Msg>>);
-
-impl Drop for AbortPeers {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for tx in &self.0 {
-                let _ = tx.try_send(Msg::Abort);
-            }
-        }
-    }
 }
 
 /// The source and the chunk numbering, behind the lock.
@@ -211,8 +160,8 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
     addresses: Option<AddressFilter>,
     source: S,
 ) -> (ChunkTotals<S>, EventWriter<W>) {
-    let n = settings.workers.max(1);
-    let per_worker_flows = (settings.max_flows / n).max(1);
+    let n = settings.workers.get();
+    let per_worker_flows = settings.per_worker_flows();
     let closed = AtomicBool::new(false);
     let shared = Shared {
         reading: Mutex::new(Reading {
@@ -268,7 +217,7 @@ pub(super) fn run_chunked<W: Write + Send, S: ChunkSource + Send>(
                         .collect(),
                     sink: outputs.sink(),
                 };
-                super::spawn_named(scope, format!("pm-worker-{me}"), move || {
+                spawn_named(scope, format!("pm-worker-{me}"), move || {
                     worker.run(shared, end)
                 })
             })
@@ -587,45 +536,4 @@ impl Worker {
             account(&mut self.table, &mut self.sink, &record, frame);
         }
     }
-}
-
-impl Part {
-    /// Empty, its buffers kept for the next chunk.
-    fn clear(&mut self) {
-        self.records.clear();
-        self.fragments.clear();
-        for frames in [&mut self.frames, &mut self.fragment_frames]
-            .into_iter()
-            .flatten()
-        {
-            frames.bytes.clear();
-            frames.spans.clear();
-            // A spare part must not keep a huge frame's buffer for ever.
-            frames.bytes.shrink_to(SPARE_FRAME_BYTES);
-        }
-    }
-
-    /// The frame bytes it carries (`--extract`).
-    fn frame_bytes(&self) -> usize {
-        [&self.frames, &self.fragment_frames]
-            .into_iter()
-            .flatten()
-            .map(|f| f.bytes.len())
-            .sum()
-    }
-
-    /// Fragment `j`'s frame, with `--extract`.
-    fn fragment_frame(&self, j: usize) -> Option<FrameRef<'_>> {
-        self.fragment_frames.as_ref().and_then(|f| f.get(j))
-    }
-}
-
-/// Puts the part of chunk `seq` where the reorder buffer (starting at chunk
-/// `next`) keeps it.
-fn place(pending: &mut VecDeque<Option<Part>>, next: u64, seq: u64, part: Part) {
-    let at = (seq - next) as usize;
-    if pending.len() <= at {
-        pending.resize_with(at + 1, || None);
-    }
-    pending[at] = Some(part);
 }

@@ -29,11 +29,17 @@ use crate::flow::EndReason;
 use crate::output::{EventWriter, Format, InterfaceStats, Stats};
 use crate::timestamp::Timestamp;
 
-use super::ingest::{Ingest, IngestCounts, Screen};
-use super::{
-    active_filters, fill_table_stats, run_stages, FlowSettings, Outlet, OutputMsg, Stages, Stop,
-};
 use crate::evidence::Extraction;
+use crate::pipeline::screen::{IngestCounts, Screen};
+use crate::pipeline::sink::{Outlet, OutputMsg};
+use crate::pipeline::{active_filters, fill_table_stats, FlowSettings, Stop};
+
+use ingest::Ingest;
+use workers::{run_stages, Stages};
+
+mod ingest;
+mod merge;
+mod workers;
 
 /// Packet time between clock ticks and batch flushes: well under the 100 ms
 /// an alert may take from capture to output.
@@ -173,7 +179,7 @@ pub fn run_live<W: Write + Send>(
     let halt = Halt::new();
     let mut writer = writer;
     writer.measure_latency();
-    writer.storm_control(config.alert_burst, config.flow.workers.max(1), false);
+    writer.storm_control(config.alert_burst, config.flow.workers, false);
     let fronts = captures.len();
     let extraction = extraction.as_ref();
     let outlet = Outlet {
@@ -209,9 +215,11 @@ pub fn run_live<W: Write + Send>(
                             Duration::from_nanos(TICK_NANOS.unsigned_abs())
                         });
                         let (halt, closed) = (&halt, stages.closed);
-                        super::spawn_named(scope, format!("pm-capture-{front}"), move || {
-                            capture_loop(capture, ingest, slot, halt, closed, config)
-                        })
+                        crate::pipeline::spawn_named(
+                            scope,
+                            format!("pm-capture-{front}"),
+                            move || capture_loop(capture, ingest, slot, halt, closed, config),
+                        )
                     })
                     .collect();
                 supervise(&stages, &names, &slots, &halt, control, config, extraction);
@@ -327,7 +335,7 @@ const DRAIN_AT_MOST: Duration = Duration::from_secs(2);
 
 /// The clock of an idle front: packets captured up to a ring timeout ago
 /// may still sit in a ring block the kernel has not handed over, so the
-/// front cannot promise anything newer (see [`super::merge`]).
+/// front cannot promise anything newer (see [`merge`]).
 fn idle_clock() -> Timestamp {
     let lag = 2 * i64::from(RING_TIMEOUT_MS) * 1_000_000;
     Timestamp::from_nanos(Timestamp::now().as_nanos().saturating_sub(lag))

@@ -1,7 +1,7 @@
 //! The file input: every capture in time order, read in chunks by the
 //! workers themselves (see `chunked`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,10 +13,17 @@ use crate::flow::EndReason;
 use crate::output::{EventWriter, FileStats, Stats};
 use crate::timestamp::Timestamp;
 
-use super::chunked::{run_chunked, ChunkSource};
-use super::ingest::{IngestCounts, Screen};
-use super::{active_filters, fill_table_stats, FlowSettings, Outlet, Stop};
 use crate::evidence::Extraction;
+use crate::pipeline::screen::{IngestCounts, Screen};
+use crate::pipeline::sink::Outlet;
+use crate::pipeline::{active_filters, fill_table_stats, FlowSettings, Stop};
+
+use chunked::{run_chunked, ChunkSource};
+use progress::Progress;
+
+mod chunked;
+mod part;
+mod progress;
 
 /// What `analyze` needs to run.
 #[derive(Debug, Clone)]
@@ -82,7 +89,7 @@ pub fn run_offline<W: Write + Send>(
     let files = list_inputs(&config.inputs)?;
     let mut writer = writer;
     // Offline, alerts are folded in packet-time order: the same whatever --workers.
-    writer.storm_control(config.alert_burst, config.flow.workers.max(1), true);
+    writer.storm_control(config.alert_burst, config.flow.workers, true);
     let screen = Screen::new(&config.focus, config.flow.dedup_nanos);
     let addresses = screen.addresses();
     let source = Files {
@@ -224,56 +231,5 @@ impl Files<'_> {
         }
         self.progress.finish();
         (self.stats, self.errors)
-    }
-}
-
-/// A progress bar on stderr (bytes read of the total), only for a terminal.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn new(enabled: bool, files: &[PathBuf]) -> Progress {
-        if !enabled || !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let total: u64 = files
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        // Appear only if the work takes more than a moment.
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-        Progress(Some(bar))
-    }
-
-    fn position(&self) -> u64 {
-        self.0.as_ref().map_or(0, |b| b.position())
-    }
-
-    fn set(&self, pos: u64) {
-        if let Some(b) = &self.0 {
-            b.set_position(pos);
-        }
-    }
-
-    /// A line on stderr; if stderr cannot be written the line is lost (the
-    /// file's error is also in the stats event), rather than panicking.
-    fn println(&self, msg: &str) {
-        let print = || crate::diag!("{msg}");
-        match &self.0 {
-            Some(b) => b.suspend(print),
-            None => print(),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish_and_clear();
-        }
     }
 }

@@ -1,21 +1,21 @@
 //! What the user typed (clap) -> what each command needs.
 
+mod run;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::cmd::exit::{self, Exit};
 
-use portmatrix::evidence::ExtractBy;
-use portmatrix::filter::{parse_verdict, Cidr, Focus, TimeBound, VerdictSet};
-use portmatrix::flow::Timeouts;
+use portmatrix::filter::{Focus, TimeBound};
 use portmatrix::matrix::{MatrixSources, Product};
-use portmatrix::output::Format;
-use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::transport::Transport;
-use portmatrix::verdict::Verdict;
+
+use run::parse_duration;
+pub use run::{workers_parser, RunArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -166,13 +166,18 @@ reported), or an evidence file or the report could not be written"),
 or a stop took longer than --stop-timeout"),
         (&[exit::BY_SIGINT, exit::BY_SIGTERM], "stopped by SIGINT or SIGTERM before the end of the input (see Signals)"),
         (&[exit::BY_SIGQUIT], "SIGQUIT"),
-    ]) + "\n\n\
+    ]) + &format!("\n\n\
 Signals: SIGTERM or SIGINT stops the reading between chunks: every open flow is closed \
 (reason \"shutdown\"), the final stats (with \"interrupted\": \"SIGTERM\" or \"SIGINT\") and \
-the summary report what was read, and the exit code is 143 (SIGTERM) or 130 (SIGINT). \
+the summary report what was read, and the exit code is {term} (SIGTERM) or {int} (SIGINT). \
 Further SIGTERMs change nothing. A second SIGINT (half a second or more after the first stop \
-signal) exits at once with code 130, SIGQUIT with 131, and a stop that takes longer than \
---stop-timeout (default 10s) with code 4; the events already written are kept, as for live.\n\n\
+signal) exits at once with code {int}, SIGQUIT with {quit}, and a stop that takes longer than \
+--stop-timeout (default 10s) with code {out}; the events already written are kept, as for live.\n\n",
+        term = exit::BY_SIGTERM.code(),
+        int = exit::BY_SIGINT.code(),
+        quit = exit::BY_SIGQUIT.code(),
+        out = Exit::OutputFailed.code(),
+    ) + "\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
 event with --format json); errors, progress and the summary go to stderr.\n\n\
 Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
@@ -183,31 +188,19 @@ pub struct AnalyzeArgs {
     #[arg(value_name = "CAPTURE", required = true)]
     pub captures: Vec<PathBuf>,
     #[command(flatten)]
-    pub events: EventArgs,
-    #[command(flatten)]
     pub window: WindowArgs,
     /// Only packets matching this BPF expression (tcpdump syntax), on the
     /// outer headers as captured.
     #[arg(long, value_name = "EXPR", help_heading = "Focus")]
     pub bpf: Option<String>,
     #[command(flatten)]
-    pub select: SelectArgs,
-    #[command(flatten)]
-    pub extract: ExtractArgs,
+    pub run: RunArgs,
     /// Also write the HTML report of this run to FILE (as `portmatrix report` would
     /// from the run's JSON events with --flows).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report: Option<PathBuf>,
-    #[command(flatten)]
-    pub flow: FlowArgs,
-    #[command(flatten)]
-    pub stop: StopArgs,
-    #[command(flatten)]
-    pub matrix: MatrixArgs,
-    #[command(flatten)]
-    pub site: SiteArgs,
     /// No progress bar and no summary on stderr (errors are still printed).
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = None::<&str>)]
     pub quiet: bool,
 }
 
@@ -217,51 +210,8 @@ impl AnalyzeArgs {
             since: self.window.since,
             until: self.window.until,
             bpf: self.bpf.clone(),
-            ..self.select.focus()
+            ..self.run.select.focus()
         }
-    }
-}
-
-/// What to write.
-#[derive(Debug, Args)]
-pub struct EventArgs {
-    /// How to write events: text (one line a person reads), json (one EVE-style
-    /// object per line, with a final stats event) or csv (a header row and one row
-    /// per flow event; implies --flows).
-    #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
-    pub format: Option<FormatArg>,
-    /// The same as --format json.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write a flow event for every flow when it ends (documented ones included).
-    #[arg(long)]
-    pub flows: bool,
-    /// Storm control: beyond N alerts a minute from one source, fold its
-    /// alerts into one alert_summary event a minute (flow events keep every
-    /// verdict); 0 turns it off.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub alert_burst: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    Text,
-    Json,
-    Csv,
-}
-
-impl EventArgs {
-    pub fn format(&self) -> Format {
-        match (self.json, self.format) {
-            (true, _) | (false, Some(FormatArg::Json)) => Format::Json,
-            (false, Some(FormatArg::Csv)) => Format::Csv,
-            (false, Some(FormatArg::Text) | None) => Format::Text,
-        }
-    }
-
-    /// Flow events are written with --flows, and always in CSV (which holds nothing else).
-    pub fn flows(&self) -> bool {
-        self.flows || self.format() == Format::Csv
     }
 }
 
@@ -278,167 +228,6 @@ pub struct WindowArgs {
     pub until: Option<TimeBound>,
 }
 
-/// Which packets and flows matter, and which verdicts fail the run.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Focus")]
-pub struct SelectArgs {
-    /// Only packets to or from this address or block (repeatable: any of them).
-    #[arg(long = "host", value_name = "IP|CIDR")]
-    pub hosts: Vec<Cidr>,
-    /// Only packets to or from this port (repeatable: any of them).
-    #[arg(long = "port", value_name = "N")]
-    pub ports: Vec<u16>,
-    /// Report only flows with these verdicts (comma-separated or repeated); every
-    /// flow is still counted in the stats and the summary.
-    #[arg(long = "verdict", value_name = "V[,V…]", value_delimiter = ',', value_parser = parse_verdict)]
-    pub verdicts: Vec<Verdict>,
-    /// Exit with code 3 when any flow has one of these verdicts (comma-separated or
-    /// repeated), e.g. --fail-on undocumented,wrong_transport for a scheduled audit.
-    #[arg(long = "fail-on", value_name = "V[,V…]", value_delimiter = ',', value_parser = parse_verdict)]
-    pub fail_on: Vec<Verdict>,
-}
-
-impl SelectArgs {
-    /// The packet filters of these options (hosts and ports).
-    pub fn focus(&self) -> Focus {
-        Focus {
-            hosts: self.hosts.clone(),
-            ports: self.ports.clone(),
-            ..Focus::default()
-        }
-    }
-
-    /// The verdicts to report: all when none is named.
-    pub fn verdicts(&self) -> VerdictSet {
-        if self.verdicts.is_empty() {
-            VerdictSet::ALL
-        } else {
-            self.verdicts.iter().copied().collect()
-        }
-    }
-
-    pub fn fail_on(&self) -> VerdictSet {
-        self.fail_on.iter().copied().collect()
-    }
-}
-
-/// Evidence: the packets of flagged flows as pcapng files.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Evidence")]
-pub struct ExtractArgs {
-    /// Write the packets of every flagged flow (verdict not documented; see
-    /// --verdict) to pcapng files in DIR, created if missing; each file says in
-    /// comments why its flows were flagged. Flow events name their file in `evidence`.
-    #[arg(long = "extract", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// One file per flow (`<flow_id>-<verdict>-<proto>-<client>_<port>-<server>_<port>.pcapng`)
-    /// or one per verdict (`<verdict>.pcapng`).
-    #[arg(
-        long = "extract-by",
-        value_name = "BY",
-        value_enum,
-        default_value = "flow"
-    )]
-    pub by: ExtractByArg,
-    /// Packets written per flow, from its first.
-    #[arg(long = "extract-max-packets", value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_packets: u64,
-    /// Captured bytes written in all, in MiB; extraction stops there (the stats count what it left out).
-    #[arg(long = "extract-max-mb", value_name = "N", default_value_t = 1024,
-          value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
-    pub max_mb: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExtractByArg {
-    Flow,
-    Verdict,
-}
-
-impl ExtractArgs {
-    /// `None` without --extract. `snaplen`: the capture's, if known (0 otherwise).
-    pub fn config(&self, verdicts: VerdictSet, snaplen: u32) -> Option<ExtractConfig> {
-        let dir = self.dir.clone()?;
-        Some(ExtractConfig {
-            dir,
-            by: match self.by {
-                ExtractByArg::Flow => ExtractBy::Flow,
-                ExtractByArg::Verdict => ExtractBy::Verdict,
-            },
-            max_packets: self.max_packets,
-            max_bytes: self.max_mb.saturating_mul(1 << 20),
-            snaplen,
-            verdicts,
-        })
-    }
-}
-
-/// How flows are tracked.
-#[derive(Debug, Args)]
-pub struct FlowArgs {
-    /// Worker threads that track flows [default: the number of cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: Option<u16>,
-    /// The most flows tracked at once; beyond it the oldest idle flows are evicted (and reported).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    pub max_flows: u64,
-    /// Seconds a TCP connection may stay idle before its flow ends.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub tcp_timeout: u32,
-    /// Seconds a closed (FIN/RST) TCP connection is kept for late packets.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub tcp_closed_timeout: u32,
-    /// Seconds a UDP flow may stay idle before it ends.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
-    pub udp_timeout: u32,
-    /// Drop the second copy of a packet seen again within the window (a SPAN
-    /// mirroring both sides of a routed path); TTL and IP checksum are ignored.
-    /// `--dedup` alone uses a 10 ms window; `--dedup=50ms` another.
-    #[arg(long, value_name = "WINDOW", num_args = 0..=1, require_equals = true, default_missing_value = "10ms", value_parser = parse_dedup_window)]
-    pub dedup: Option<Duration>,
-    /// Keep flows of different VLANs apart (overlapping address spaces); by
-    /// default the VLAN id is not part of a flow's identity.
-    #[arg(long)]
-    pub vlan_key: bool,
-}
-
-/// How long a stop may take (see the Signals paragraph of the command's help).
-#[derive(Debug, Args)]
-pub struct StopArgs {
-    /// The longest a clean stop (after SIGTERM or SIGINT) may take: closing the
-    /// open flows, writing the final stats and the summary. Beyond it portmatrix
-    /// says so and exits with code 4, keeping the events written so far.
-    #[arg(long = "stop-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
-}
-
-/// A dedup window: 1 ms to 10 s.
-fn parse_dedup_window(s: &str) -> Result<Duration, String> {
-    duration_within(s, Duration::from_millis(1), Duration::from_secs(10))
-}
-
-impl FlowArgs {
-    pub fn settings(&self) -> FlowSettings {
-        FlowSettings {
-            workers: match self.workers {
-                Some(n) => usize::from(n),
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
-            max_flows: usize::try_from(self.max_flows).unwrap_or(usize::MAX),
-            timeouts: Timeouts {
-                tcp_secs: self.tcp_timeout,
-                tcp_closed_secs: self.tcp_closed_timeout,
-                udp_secs: self.udp_timeout,
-            },
-            vlan_key: self.vlan_key,
-            dedup_nanos: self
-                .dedup
-                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 #[command(
     after_help = exit::help(&[
@@ -453,15 +242,22 @@ that could not be dropped)"),
 capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
         (&[exit::BY_SIGINT], "a second SIGINT"),
         (&[exit::BY_SIGQUIT], "SIGQUIT"),
-    ]) + "\n\n\
+    ]) + &format!("\n\n\
 Signals: SIGTERM stops the capture cleanly, however many times it comes: every open flow is \
 closed (reason \"shutdown\"), the final stats and the summary are written, and the exit code \
-is 0, or 1, 3 or 4 as listed under Exit codes. SIGINT does the same; a second SIGINT, half a \
-second or more after the first stop signal, exits at once with code 130 (a copy that comes \
-sooner, as from timeout -s INT, is the same request). SIGQUIT exits at once with code 131. A stop that takes longer than \
---stop-timeout (default 10s) ends the same way, with code 4. Exiting at once flushes the events \
+is {ok}, or {inc}, {gate} or {out} as listed under Exit codes. SIGINT does the same; a second SIGINT, half a \
+second or more after the first stop signal, exits at once with code {int} (a copy that comes \
+sooner, as from timeout -s INT, is the same request). SIGQUIT exits at once with code {quit}. A stop that takes longer than \
+--stop-timeout (default 10s) ends the same way, with code {out}. Exiting at once flushes the events \
 already written, as whole lines unless the output itself is stuck; the flows still open and \
-the final stats are not written. SIGHUP reopens -o FILE (for logrotate).\n\n\
+the final stats are not written. SIGHUP reopens -o FILE (for logrotate).\n\n",
+        ok = Exit::Success.code(),
+        inc = Exit::Incomplete.code(),
+        gate = Exit::GateFailed.code(),
+        out = Exit::OutputFailed.code(),
+        int = exit::BY_SIGINT.code(),
+        quit = exit::BY_SIGQUIT.code(),
+    ) + "\
 Privileges: capturing needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN: \
 `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v portmatrix)`. As root, --user \
 drops to that user once the capture is open: no capabilities left, none that can come \
@@ -499,19 +295,6 @@ pub struct LiveArgs {
     /// Do not put the interface in promiscuous mode (a SPAN port does not need it).
     #[arg(long)]
     pub no_promisc: bool,
-    /// Write events to FILE (appending) instead of stdout; SIGHUP reopens it.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub events: EventArgs,
-    #[command(flatten)]
-    pub select: SelectArgs,
-    #[command(flatten)]
-    pub extract: ExtractArgs,
-    /// Write a stats event (and, without --json, a status line on stderr) this often:
-    /// e.g. 60s, 5m, 1h.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub stats_interval: Duration,
     /// After opening the capture, switch to this user (not root) and its group, with no
     /// capabilities left; refuse to go on if that fails.
     #[arg(long, value_name = "USER")]
@@ -519,16 +302,23 @@ pub struct LiveArgs {
     /// When an interface goes down, wait for it to come back instead of stopping.
     #[arg(long)]
     pub retry: bool,
+    /// Write events to FILE (appending) instead of stdout; SIGHUP reopens it.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub output: Option<PathBuf>,
+    /// Write a stats event (and, without --json, a status line on stderr) this often:
+    /// e.g. 60s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
+          help_heading = "Output")]
+    pub stats_interval: Duration,
     #[command(flatten)]
-    pub flow: FlowArgs,
-    #[command(flatten)]
-    pub stop: StopArgs,
-    #[command(flatten)]
-    pub matrix: MatrixArgs,
-    #[command(flatten)]
-    pub site: SiteArgs,
+    pub run: RunArgs,
     /// No summary and no status lines on stderr (errors and drop warnings are still printed).
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = None::<&str>)]
     pub quiet: bool,
 }
 
@@ -627,56 +417,4 @@ fn parse_target(s: &str) -> Result<(Transport, u16), String> {
         .parse::<u16>()
         .map_err(|_| format!("`{p}`: a port is a number from 0 to 65535"))?;
     Ok((transport, port))
-}
-
-/// `60s`, `5m`, `1h`, `500ms`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    duration_within(s, Duration::from_millis(100), Duration::MAX)
-}
-
-/// `60s`, `5m`, `1h`, `500ms` or plain seconds, between `min` and `max`.
-fn duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let usage = || format!("`{s}`: expected a duration such as 60s, 5m, 1h or 500ms");
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().map_err(|_| usage())?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(usage()),
-    };
-    if d < min || d > max {
-        return Err(format!(
-            "`{s}`: must be at least {min:?}{}",
-            if max == Duration::MAX {
-                String::new()
-            } else {
-                format!(" and at most {max:?}")
-            }
-        ));
-    }
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_the_usual_units() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 m").is_err());
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("10ms").is_err());
-        assert!(parse_duration("").is_err());
-        assert_eq!(parse_dedup_window("10ms"), Ok(Duration::from_millis(10)));
-        assert!(parse_dedup_window("0ms").is_err());
-        assert!(parse_dedup_window("1m").is_err());
-    }
 }
