@@ -17,6 +17,9 @@ use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::transport::Transport;
 use portmatrix::verdict::Verdict;
 
+mod sensor;
+pub use sensor::SensorArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portmatrix",
@@ -519,6 +522,8 @@ pub struct LiveArgs {
     /// When an interface goes down, wait for it to come back instead of stopping.
     #[arg(long)]
     pub retry: bool,
+    #[command(flatten)]
+    pub sensor: SensorArgs,
     #[command(flatten)]
     pub flow: FlowArgs,
     #[command(flatten)]

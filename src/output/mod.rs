@@ -10,10 +10,12 @@ mod event;
 pub mod evidence;
 mod file;
 mod latency;
+pub mod metrics;
 pub mod pcapng;
 pub mod print;
 mod storm;
 pub mod suggest;
+pub mod syslog;
 mod tally;
 mod writer;
 

@@ -24,8 +24,10 @@ use crate::verdict::Verdict;
 
 use super::event::{AlertSummaryJson, FlowEventJson, Stats, StatsEventJson};
 use super::latency::{LatencyHistogram, LatencySummary};
+use super::metrics::{Board, Snapshot};
 use super::print::{Format, Json, Printer};
 use super::storm::{Storm, StormOut};
+use super::syslog::{SyslogCounters, SyslogLines};
 use super::tally::Summary;
 
 /// Receives every alert and every ended flow, writes what was asked for, and
@@ -54,6 +56,13 @@ pub struct EventWriter<W> {
     rules: Vec<RuleIdx>,
     /// The first write to `out` that failed; nothing is written after it.
     error: Option<io::Error>,
+    /// `--syslog`: the events `out` is given, as JSON lines (or the run's
+    /// format, if it is a JSON one), each sent as one message.
+    syslog: Option<(Box<dyn Printer<SyslogLines>>, Arc<SyslogCounters>)>,
+    /// `--metrics`: where [`EventWriter::publish_metrics`] leaves the counters.
+    metrics: Option<Arc<Board>>,
+    /// Alerts written, per verdict (for the metrics).
+    alerts: [u64; Verdict::ALL.len()],
 }
 
 /// The `--report` copy: JSON to a second destination, whose first error is
@@ -86,7 +95,22 @@ impl<W: Write + Send + 'static> EventWriter<W> {
             latency: None,
             rules: Vec::new(),
             error: None,
+            syslog: None,
+            metrics: None,
+            alerts: [0; Verdict::ALL.len()],
         }
+    }
+
+    /// Also send what `out` is given to syslog (`--syslog`): in the run's
+    /// format if it writes JSON lines, else as JSON lines (text and CSV
+    /// rows are not what a SIEM parses, and CSV has no alerts).
+    pub fn syslog(mut self, lines: SyslogLines, counters: Arc<SyslogCounters>) -> Self {
+        let format = match self.format {
+            Format::Text | Format::Csv => Format::Json,
+            other => other,
+        };
+        self.syslog = Some((format.printer(lines, false), counters));
+        self
     }
 
     /// Do not write the CSV header: the destination writes it itself (an
@@ -116,6 +140,34 @@ impl<W> EventWriter<W> {
     /// Alert latency so far, if measured.
     pub fn latency(&self) -> Option<LatencySummary> {
         self.latency.as_ref().map(LatencyHistogram::summary)
+    }
+
+    /// Leave the counters in `board` at each [`EventWriter::publish_metrics`].
+    pub fn metrics(&mut self, board: Arc<Board>) {
+        self.metrics = Some(board);
+    }
+
+    /// Stop sending to syslog: its queue is closed once this returns, so
+    /// its thread can finish.
+    pub fn close_syslog(&mut self) {
+        self.syslog = None;
+    }
+
+    /// With `--metrics`: complete `stats` with the writer's counters and
+    /// leave them for the metrics threads.
+    pub fn publish_metrics(&self, stats: &Stats) {
+        let Some(board) = &self.metrics else { return };
+        board.publish(Snapshot {
+            stats: self.complete_stats(stats),
+            alerts: Verdict::ALL
+                .iter()
+                .map(|v| (v.as_str(), self.alerts[v.index()]))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+            latency: self.latency.clone(),
+            syslog: self.syslog.as_ref().map(|(_, c)| c.get()),
+            events_failed: self.error.is_some(),
+        });
     }
 
     /// Write only the flows with these verdicts (`--verdict`).
@@ -244,8 +296,13 @@ impl<W> EventWriter<W> {
     }
 
     fn write_alert(&mut self, flow: &Flow) -> io::Result<()> {
-        let to_out = self.out.prints_alerts() && self.verdicts.contains(flow.verdict);
-        if !to_out && self.copy.is_none() {
+        let selected = self.verdicts.contains(flow.verdict);
+        if selected {
+            self.alerts[flow.verdict.index()] += 1;
+        }
+        let to_out = self.out.prints_alerts() && selected;
+        let to_syslog = self.syslog.is_some() && selected;
+        if !to_out && !to_syslog && self.copy.is_none() {
             return Ok(());
         }
         self.gather_rules(flow);
@@ -253,10 +310,15 @@ impl<W> EventWriter<W> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.alert(&event));
         }
-        if !to_out {
+        if let (Some((syslog, _)), true) = (&mut self.syslog, to_syslog) {
+            let _ = syslog.alert(&event);
+        }
+        if !to_out && !to_syslog {
             return Ok(());
         }
-        self.out.alert(&event)?;
+        if to_out {
+            self.out.alert(&event)?;
+        }
         if let Some(h) = &mut self.latency {
             h.record(flow.start, Timestamp::now());
         }
@@ -279,6 +341,9 @@ impl<W> EventWriter<W> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.flow(&event));
         }
+        if let (Some((syslog, _)), true) = (&mut self.syslog, to_out) {
+            let _ = syslog.flow(&event);
+        }
         if to_out {
             self.out.flow(&event)?;
         }
@@ -288,6 +353,9 @@ impl<W> EventWriter<W> {
     fn write_alert_summary(&mut self, s: &AlertSummaryJson) -> io::Result<()> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.alert_summary(s));
+        }
+        if let Some((syslog, _)) = &mut self.syslog {
+            let _ = syslog.alert_summary(s);
         }
         self.out.alert_summary(s)
     }
@@ -300,6 +368,7 @@ impl<W> EventWriter<W> {
             alert_latency: self.latency(),
             one_sided_flows: self.summary.one_sided,
             alert_storms: self.storm.as_ref().and_then(Storm::stats),
+            syslog: self.syslog.as_ref().map(|(_, c)| c.get()),
             ..stats.clone()
         };
         if let Some(site) = self.classifier.site() {
@@ -321,6 +390,9 @@ impl<W> EventWriter<W> {
         };
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.stats(&event));
+        }
+        if let Some((syslog, _)) = &mut self.syslog {
+            let _ = syslog.stats(&event);
         }
         self.out.stats(&event)
     }
