@@ -42,3 +42,18 @@ fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
         format!("`{s}` is not a PORT or an IP:PORT (e.g. 9911, 127.0.0.1:9911, [::1]:9911)")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_alone_listens_on_loopback_and_an_address_where_it_says() {
+        let local = parse_metrics_addr("9911").expect("a port");
+        assert_eq!(local, "127.0.0.1:9911".parse().expect("addr"));
+        let any = parse_metrics_addr("0.0.0.0:9911").expect("an address");
+        assert!(any.ip().is_unspecified());
+        assert!(parse_metrics_addr("[::1]:9911").is_ok());
+        assert!(parse_metrics_addr("localhost:9911").is_err());
+    }
+}
