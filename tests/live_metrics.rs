@@ -117,7 +117,8 @@ fn prometheus_scrapes_the_packets_the_final_stats_give() {
     let dir = temp_dir(&format!("metrics-{}", lab.ns));
     let file = fixture("sample-contact-center.pcapng");
     let (_, packets) = offline_flows(&file);
-    let live = lab.live(&["--json", "--metrics", METRICS]);
+    // As the service runs: the port is bound as root, served as another user.
+    let live = lab.live(&["--json", "--metrics", METRICS, "--user", "nobody"]);
     let _prometheus = prometheus(&lab, &dir);
     lab.replay(&file, &["--multiplier", "20"]);
     // Prometheus has scraped the whole replay once its count stops at the file's.

@@ -62,7 +62,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
     // Before the privileges go: a port below 1024, a folder only root writes.
-    let mut sensor = match Sensor::start(&args.sensor) {
+    let mut sensor = match Sensor::prepare(&args.sensor) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
@@ -122,7 +122,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     if args.output.is_some() {
         writer = writer.without_csv_header();
     }
-    let writer = match sensor.wire(&args.sensor, writer) {
+    let writer = match sensor.start(&args.sensor, writer) {
         Ok(w) => w,
         Err(exit) => return Ok(exit),
     };

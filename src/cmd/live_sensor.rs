@@ -1,11 +1,14 @@
-//! `live --syslog`, `--metrics`, `--metrics-file`: started before the
-//! privileges go (a port below 1024, a root-only socket), finished after
-//! the final stats so that those reach them too.
+//! `live --syslog`, `--metrics`, `--metrics-file`: what needs privileges (a
+//! port below 1024, a folder only root writes) is done before they go, the
+//! threads are started after (`--user` refuses to drop privileges while
+//! other threads hold them); finished after the final stats so that those
+//! reach them too.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portmatrix::output::metrics::file::MetricsFile;
+use portmatrix::output::metrics::file::{self, MetricsFile};
 use portmatrix::output::metrics::http::MetricsServer;
 use portmatrix::output::metrics::Board;
 use portmatrix::output::syslog::Syslog;
@@ -18,25 +21,30 @@ use crate::cli::SensorArgs;
 /// The longest the end of a run waits for syslog to take what is queued.
 const SYSLOG_DRAIN: Duration = Duration::from_secs(2);
 
-/// The running sensor outputs.
+/// The sensor outputs: prepared, then running.
 #[derive(Default)]
 pub struct Sensor {
-    syslog: Option<Syslog>,
     board: Option<Arc<Board>>,
+    /// `--metrics`, bound and not served yet.
+    listener: Option<TcpListener>,
+    syslog: Option<Syslog>,
     server: Option<MetricsServer>,
     file: Option<MetricsFile>,
 }
 
 impl Sensor {
-    /// Start what `args` asks for; `Err` with the exit code after saying why.
-    pub fn start(args: &SensorArgs) -> Result<Sensor, Exit> {
+    /// Bind the metrics port and write the metrics file once, with the
+    /// privileges the process starts with; `Err` with the exit code after
+    /// saying why.
+    pub fn prepare(args: &SensorArgs) -> Result<Sensor, Exit> {
         let mut sensor = Sensor::default();
-        if args.metrics.is_some() || args.metrics_file.is_some() {
-            sensor.board = Some(Arc::new(Board::default()));
+        if args.metrics.is_none() && args.metrics_file.is_none() {
+            return Ok(sensor);
         }
-        if let (Some(addr), Some(board)) = (args.metrics, &sensor.board) {
-            match MetricsServer::start(addr, Arc::clone(board)) {
-                Ok(s) => sensor.server = Some(s),
+        let board = Arc::new(Board::default());
+        if let Some(addr) = args.metrics {
+            match TcpListener::bind(addr) {
+                Ok(l) => sensor.listener = Some(l),
                 Err(e) => {
                     portmatrix::diag!(
                         "portmatrix: error: --metrics: cannot listen on {addr}: {e}; choose another port"
@@ -45,45 +53,57 @@ impl Sensor {
                 }
             }
         }
-        if let (Some(path), Some(board)) = (&args.metrics_file, &sensor.board) {
-            match MetricsFile::start(path.clone(), args.metrics_interval, Arc::clone(board)) {
-                Ok(f) => sensor.file = Some(f),
-                Err(e) => {
-                    portmatrix::diag!(
-                        "portmatrix: error: --metrics-file: cannot write {}: {e}; give a file in a \
+        if let Some(path) = &args.metrics_file {
+            if let Err(e) = file::write(path, &board) {
+                portmatrix::diag!(
+                    "portmatrix: error: --metrics-file: cannot write {}: {e}; give a file in a \
 folder this user may write (node_exporter's textfile folder)",
-                        Printable(&path.display().to_string())
-                    );
-                    return Err(Exit::Usage);
-                }
+                    Printable(&path.display().to_string())
+                );
+                return Err(Exit::Usage);
             }
         }
+        sensor.board = Some(board);
         Ok(sensor)
     }
 
-    /// Plug syslog and the metrics into the run's writer.
-    pub fn wire<W: std::io::Write + Send + 'static>(
+    /// Start the threads and plug syslog and the metrics into the run's writer.
+    pub fn start<W: std::io::Write + Send + 'static>(
         &mut self,
         args: &SensorArgs,
         writer: EventWriter<W>,
     ) -> Result<EventWriter<W>, Exit> {
         let mut writer = writer;
-        if let Some(target) = &args.syslog {
-            match Syslog::start(target) {
-                Ok((syslog, lines)) => {
-                    writer = writer.syslog(lines, syslog.counters());
-                    self.syslog = Some(syslog);
-                }
-                Err(e) => {
-                    portmatrix::diag!("portmatrix: error: --syslog: cannot start its thread: {e}");
-                    return Err(Exit::Incomplete);
-                }
-            }
-        }
-        if let Some(board) = &self.board {
-            writer.metrics(Arc::clone(board));
+        let started = self.start_threads(args, &mut writer);
+        if let Err(e) = started {
+            portmatrix::diag!("portmatrix: error: cannot start the syslog or metrics thread: {e}");
+            return Err(Exit::Incomplete);
         }
         Ok(writer)
+    }
+
+    fn start_threads<W: std::io::Write + Send + 'static>(
+        &mut self,
+        args: &SensorArgs,
+        writer: &mut EventWriter<W>,
+    ) -> std::io::Result<()> {
+        if let Some(target) = &args.syslog {
+            let (syslog, lines) = Syslog::start(target)?;
+            writer.syslog(lines, syslog.counters());
+            self.syslog = Some(syslog);
+        }
+        let Some(board) = &self.board else {
+            return Ok(());
+        };
+        writer.metrics(Arc::clone(board));
+        if let Some(listener) = self.listener.take() {
+            self.server = Some(MetricsServer::start(listener, Arc::clone(board))?);
+        }
+        if let Some(path) = &args.metrics_file {
+            let every = args.metrics_interval;
+            self.file = Some(MetricsFile::start(path.clone(), every, Arc::clone(board))?);
+        }
+        Ok(())
     }
 
     /// Whether the pipeline should hand over counters for the metrics.

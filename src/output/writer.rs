@@ -104,13 +104,12 @@ impl<W: Write + Send + 'static> EventWriter<W> {
     /// Also send what `out` is given to syslog (`--syslog`): in the run's
     /// format if it writes JSON lines, else as JSON lines (text and CSV
     /// rows are not what a SIEM parses, and CSV has no alerts).
-    pub fn syslog(mut self, lines: SyslogLines, counters: Arc<SyslogCounters>) -> Self {
+    pub fn syslog(&mut self, lines: SyslogLines, counters: Arc<SyslogCounters>) {
         let format = match self.format {
             Format::Text | Format::Csv => Format::Json,
             other => other,
         };
         self.syslog = Some((format.printer(lines, false), counters));
-        self
     }
 
     /// Do not write the CSV header: the destination writes it itself (an

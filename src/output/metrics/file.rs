@@ -29,10 +29,10 @@ pub fn write(path: &Path, board: &Board) -> io::Result<()> {
 }
 
 impl MetricsFile {
-    /// Write `path` now (so a path that cannot be written is an error at
-    /// the start), then every `every` on a thread of its own.
+    /// Rewrite `path` every `every` on a thread of its own (the caller
+    /// wrote it once already with [`write`], so that a path that cannot be
+    /// written is an error at the start).
     pub fn start(path: PathBuf, every: Duration, board: Arc<Board>) -> io::Result<MetricsFile> {
-        write(&path, &board)?;
         let (stop, stopped) = channel::<()>();
         let thread = std::thread::Builder::new()
             .name("pm-metrics-file".into())

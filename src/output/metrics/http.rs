@@ -31,9 +31,9 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listen on `addr` (bound here, before privileges are dropped) and serve `board`.
-    pub fn start(addr: SocketAddr, board: Arc<Board>) -> io::Result<MetricsServer> {
-        let listener = TcpListener::bind(addr)?;
+    /// Serve `board` on `listener` (bound by the caller before privileges
+    /// are dropped, when threads may not exist yet).
+    pub fn start(listener: TcpListener, board: Arc<Board>) -> io::Result<MetricsServer> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -145,8 +145,8 @@ mod tests {
     fn it_answers_metrics_and_refuses_the_rest() {
         let board = Arc::new(Board::default());
         board.publish(Snapshot::default());
-        let server =
-            MetricsServer::start("127.0.0.1:0".parse().expect("addr"), board).expect("server");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let server = MetricsServer::start(listener, board).expect("server");
         let addr = server.addr();
         let ok = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");

@@ -165,6 +165,7 @@ messages are dropped and counted (stats.syslog.dropped) meanwhile"
         let lines = SyslogLines {
             tx,
             partial: Vec::new(),
+            overlong: false,
             header: Header::new(),
             counters: Arc::clone(&counters),
         };
@@ -248,6 +249,9 @@ pub struct SyslogLines {
     tx: SyncSender<Vec<u8>>,
     /// The start of a line whose newline has not come yet.
     partial: Vec<u8>,
+    /// The line being written is longer than any message: it is dropped
+    /// whole at its newline, never sent cut.
+    overlong: bool,
     header: Header,
     counters: Arc<SyslogCounters>,
 }
@@ -272,7 +276,11 @@ impl Write for SyslogLines {
         let mut rest = buf;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             let (line, after) = rest.split_at(end);
-            if self.partial.is_empty() {
+            if self.overlong || self.partial.len() + line.len() > MAX_MESSAGE {
+                self.counters.drop_some(1);
+                self.partial.clear();
+                self.overlong = false;
+            } else if self.partial.is_empty() {
                 self.queue(line);
             } else {
                 let mut whole = std::mem::take(&mut self.partial);
@@ -283,8 +291,10 @@ impl Write for SyslogLines {
             }
             rest = &after[1..];
         }
-        // A line longer than any message is cut off here and dropped at send.
-        if self.partial.len() <= MAX_MESSAGE {
+        if self.partial.len() + rest.len() > MAX_MESSAGE {
+            self.overlong = true;
+            self.partial.clear();
+        } else if !self.overlong {
             self.partial.extend_from_slice(rest);
         }
         Ok(buf.len())
@@ -345,6 +355,7 @@ mod tests {
         let mut lines = SyslogLines {
             tx,
             partial: Vec::new(),
+            overlong: false,
             header: Header {
                 rest: "h a 1 - -".into(),
             },
@@ -360,5 +371,17 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(got[0].ends_with(" - - {\"a\":1}") && got[1].ends_with(" - - {\"b\":2}"));
         assert_eq!(counters.get().dropped, 1, "the third found the queue full");
+
+        // A line longer than a message is dropped whole, in pieces or not.
+        let _ = rx.try_iter().count();
+        lines.write_all(&vec![b'x'; MAX_MESSAGE]).expect("write");
+        lines.write_all(b"yy\n{\"d\":4}\n").expect("write");
+        lines
+            .write_all(&[vec![b'z'; MAX_MESSAGE + 1], b"\n".to_vec()].concat())
+            .expect("write");
+        let got: Vec<Vec<u8>> = rx.try_iter().collect();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].ends_with(b" - - {\"d\":4}"));
+        assert_eq!(counters.get().dropped, 3);
     }
 }
