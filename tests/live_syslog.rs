@@ -18,7 +18,8 @@ use common::lab::*;
 
 const TCP_PORT: &str = "16514";
 
-/// rsyslogd's configuration: both inputs, each into its own file as
+/// rsyslogd's configuration: the three inputs (UDP on the TCP port's
+/// number), each into its own file as
 /// `APP-NAME TAB PROCID TAB HOSTNAME TAB MSG`.
 fn rsyslog_conf(dir: &Path) -> String {
     let d = dir.display();
@@ -26,9 +27,12 @@ fn rsyslog_conf(dir: &Path) -> String {
         r#"global(workDirectory="{d}" maxMessageSize="64k")
 module(load="imuxsock" SysSock.Use="off")
 module(load="imtcp")
+module(load="imudp")
 template(name="fields" type="string" string="%app-name%\t%procid%\t%hostname%\t%msg%\n")
 ruleset(name="tcp") {{ action(type="omfile" file="{d}/tcp.log" template="fields") }}
 ruleset(name="unix") {{ action(type="omfile" file="{d}/unix.log" template="fields") }}
+ruleset(name="udp") {{ action(type="omfile" file="{d}/udp.log" template="fields") }}
+input(type="imudp" address="127.0.0.1" port="{TCP_PORT}" ruleset="udp")
 input(type="imtcp" address="127.0.0.1" port="{TCP_PORT}" ruleset="tcp")
 input(type="imuxsock" Socket="{d}/log.sock" useSpecialParser="off" parseHostname="on" ruleset="unix")
 "#
@@ -93,14 +97,19 @@ fn setup(test: &str) -> Option<(Lab, PathBuf)> {
 }
 
 #[test]
-fn every_alert_reaches_rsyslog_in_order_and_once_over_tcp_and_a_unix_socket() {
+fn every_alert_reaches_rsyslog_in_order_and_once_over_tcp_udp_and_a_unix_socket() {
     let Some((lab, dir)) = setup("every_alert_reaches_rsyslog") else {
         return;
     };
     let _rsyslogd = rsyslogd(&lab, &dir);
     let sock = format!("unix:{}", dir.join("log.sock").display());
     let tcp = format!("tcp://127.0.0.1:{TCP_PORT}");
-    for (target, file) in [(tcp.as_str(), "tcp.log"), (sock.as_str(), "unix.log")] {
+    let udp = format!("udp://127.0.0.1:{TCP_PORT}");
+    for (target, file) in [
+        (tcp.as_str(), "tcp.log"),
+        (sock.as_str(), "unix.log"),
+        (udp.as_str(), "udp.log"),
+    ] {
         let live = lab.live(&["--json", "--syslog", target]);
         lab.replay(
             &fixture("sample-contact-center.pcapng"),

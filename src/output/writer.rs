@@ -463,6 +463,35 @@ mod tests {
     }
 
     #[test]
+    fn syslog_gets_what_stdout_gets_as_json_lines_whatever_the_format() {
+        for format in [Format::Json, Format::Text, Format::Csv] {
+            let (tx, rx) = std::sync::mpsc::sync_channel(16);
+            let counters = Arc::new(SyslogCounters::default());
+            let lines = SyslogLines::into_queue(tx, Arc::clone(&counters));
+            let mut w = EventWriter::new(Vec::new(), format, false, classifier());
+            w.syslog(lines, counters);
+            let flagged = flow(1, 4444, Verdict::Undocumented);
+            w.alert(&flagged).expect("alert");
+            // Not written with --flows off: not sent either.
+            w.flow_ended(&flagged, EndReason::Closed, None)
+                .expect("flow");
+            w.stats(Timestamp::EPOCH, &Stats::default()).expect("stats");
+            let types: Vec<String> = rx
+                .try_iter()
+                .map(|m| {
+                    let m = String::from_utf8(m).expect("utf-8");
+                    let json = &m[m.find(" - - ").expect("header") + 5..];
+                    let v: serde_json::Value = serde_json::from_str(json).expect("JSON");
+                    v["event_type"].as_str().unwrap_or_default().to_string()
+                })
+                .collect();
+            assert_eq!(types, ["alert", "stats"], "{format:?}");
+            let stats = w.complete_stats(&Stats::default());
+            assert_eq!(stats.syslog.map(|s| s.dropped), Some(0));
+        }
+    }
+
+    #[test]
     fn a_csv_holds_its_header_once_and_the_flows_alone() {
         let c = classifier();
         let mut w = EventWriter::new(Vec::new(), Format::Csv, true, Arc::clone(&c));

@@ -257,6 +257,18 @@ pub struct SyslogLines {
 }
 
 impl SyslogLines {
+    /// Lines into `tx` as messages, counted in `counters`, without a thread (tests).
+    #[cfg(test)]
+    pub(crate) fn into_queue(tx: SyncSender<Vec<u8>>, counters: Arc<SyslogCounters>) -> Self {
+        SyslogLines {
+            tx,
+            partial: Vec::new(),
+            overlong: false,
+            header: Header::new(),
+            counters,
+        }
+    }
+
     fn queue(&mut self, line: &[u8]) {
         if line.is_empty() {
             return;
