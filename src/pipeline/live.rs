@@ -394,9 +394,12 @@ fn supervise(
         }
         if config.metrics && Instant::now() >= next_metrics {
             next_metrics = Instant::now() + crate::output::metrics::REFRESH;
-            let _ = stages.events.send(vec![OutputMsg::Metrics(Box::new(current(
-                stages, names, slots, config, extraction,
-            )))]);
+            // Never waits for a writer that is behind: the next refresh comes in a second.
+            let _ = stages
+                .events
+                .try_send(vec![OutputMsg::Metrics(Box::new(current(
+                    stages, names, slots, config, extraction,
+                )))]);
         }
         if Instant::now() >= next_stats {
             next_stats += config.stats_interval;
