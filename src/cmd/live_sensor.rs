@@ -35,7 +35,9 @@ pub struct Sensor {
 impl Sensor {
     /// Bind the metrics port and write the metrics file once, with the
     /// privileges the process starts with; `Err` with the exit code after
-    /// saying why.
+    /// saying why: 1, as for an interface that is missing, since a port
+    /// taken or a folder not there yet may be fine at the next start (the
+    /// unit restarts after 1, not after wrong usage).
     pub fn prepare(args: &SensorArgs) -> Result<Sensor, Exit> {
         let mut sensor = Sensor::default();
         if args.metrics.is_none() && args.metrics_file.is_none() {
@@ -47,9 +49,9 @@ impl Sensor {
                 Ok(l) => sensor.listener = Some(l),
                 Err(e) => {
                     portmatrix::diag!(
-                        "portmatrix: error: --metrics: cannot listen on {addr}: {e}; choose another port"
+                        "portmatrix: error: --metrics: cannot listen on {addr}: {e}; stop what listens there or choose another port"
                     );
-                    return Err(Exit::Usage);
+                    return Err(Exit::Incomplete);
                 }
             }
         }
@@ -60,7 +62,7 @@ impl Sensor {
 folder this user may write (node_exporter's textfile folder)",
                     Printable(&path.display().to_string())
                 );
-                return Err(Exit::Usage);
+                return Err(Exit::Incomplete);
             }
         }
         sensor.board = Some(board);
