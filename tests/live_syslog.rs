@@ -156,18 +156,36 @@ fn every_alert_reaches_rsyslog_in_order_and_once_over_tcp_udp_and_a_unix_socket(
 }
 
 #[test]
-fn a_receiver_that_goes_away_is_counted_and_capture_goes_on() {
-    let Some((lab, dir)) = setup("a_receiver_that_goes_away") else {
+fn a_tcp_receiver_that_goes_away_is_counted_and_capture_goes_on() {
+    receiver_goes_away("a_tcp_receiver_that_goes_away", |_| {
+        (format!("tcp://127.0.0.1:{TCP_PORT}"), "tcp.log")
+    });
+}
+
+#[test]
+fn a_unix_socket_receiver_that_goes_away_is_counted_and_capture_goes_on() {
+    receiver_goes_away("a_unix_socket_receiver_that_goes_away", |dir| {
+        (
+            format!("unix:{}", dir.join("log.sock").display()),
+            "unix.log",
+        )
+    });
+}
+
+/// rsyslogd killed mid-run, capture goes on, rsyslogd started again: the
+/// messages lost are counted and portmatrix connects again by itself.
+fn receiver_goes_away(test: &str, target: impl Fn(&Path) -> (String, &'static str)) {
+    let Some((lab, dir)) = setup(test) else {
         return;
     };
     let mut rsyslogd = rsyslogd(&lab, &dir);
     let file = fixture("sample-contact-center.pcapng");
     let (_, packets) = offline_flows(&file);
-    let target = format!("tcp://127.0.0.1:{TCP_PORT}");
+    let (target, log) = target(&dir);
     // Stats every 200 ms: messages keep coming after the receiver is gone.
     let live = lab.live(&["--json", "--syslog", &target, "--stats-interval", "200ms"]);
     lab.replay(&file, &["--multiplier", "20"]);
-    let log = dir.join("tcp.log");
+    let log = dir.join(log);
     let first = wait_for(Duration::from_secs(10), || {
         let n = received(&log)
             .iter()
@@ -183,8 +201,19 @@ fn a_receiver_that_goes_away_is_counted_and_capture_goes_on() {
     thread::sleep(Duration::from_millis(1000));
     // The receiver comes back: portmatrix connects again by itself.
     let _again = rsyslogd_again(&lab, &dir);
-    // Attempts come at growing pauses (up to 5 s); 3.5 s covers the next one.
-    thread::sleep(Duration::from_millis(3500));
+    // Attempts come at growing pauses (up to 5 s): the periodic stats
+    // arrive again once one succeeded.
+    let back = wait_for(Duration::from_secs(20), || {
+        received(&log)
+            .iter()
+            .any(|(_, _, e)| e["event_type"] == "stats" && e["stats"]["packets"] == 2 * packets)
+            .then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "no message after the receiver came back: {}",
+        live.stderr()
+    );
     let run = live.stop();
     assert!(run.status.success(), "{}", run.stderr);
     let stats = run.final_stats();
@@ -200,7 +229,8 @@ fn a_receiver_that_goes_away_is_counted_and_capture_goes_on() {
         "{syslog}"
     );
     assert!(
-        run.stderr.contains("syslog: sending to tcp://"),
+        run.stderr
+            .contains(&format!("syslog: sending to {target} failed")),
         "{}",
         run.stderr
     );

@@ -92,10 +92,12 @@ impl Conn {
         }
     }
 
-    /// A failed datagram loses that message only; a failed stream may
-    /// have sent part of it, so it is not written to again.
-    fn is_stream(&self) -> bool {
-        matches!(self, Conn::Tcp(_) | Conn::UnixStream(_))
+    /// Whether a failure means connecting again: a failed stream may have
+    /// sent part of a message, so it is not written to again; a unix
+    /// datagram socket stays tied to the receiver's old socket, which a
+    /// restarted daemon replaced. UDP has nothing to connect again to.
+    fn reconnects(&self) -> bool {
+        !matches!(self, Conn::Udp(_))
     }
 }
 
@@ -168,7 +170,7 @@ are dropped and counted (stats.syslog.dropped) until it takes them again",
                             );
                             warned = true;
                         }
-                        if conn.is_stream() {
+                        if conn.reconnects() {
                             self.conn = None;
                             next_try = Instant::now();
                         }
