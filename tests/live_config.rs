@@ -59,6 +59,39 @@ fn assert_lines(lines: &[String], expected: &[&str]) {
 }
 
 #[test]
+fn the_sensor_outputs_are_keys_of_the_file_checked_as_options() {
+    let dir = common::work_dir("live-config", "sensor");
+    let cfg = file(
+        &dir,
+        "live.toml",
+        "schema = 1\ninterface = [\"eth1\"]\nsyslog = \"unix:/dev/log\"\nmetrics = \"9911\"\n\
+metrics-file = \"/var/lib/node_exporter/portmatrix.prom\"\nmetrics-interval = \"30s\"\n",
+    );
+    assert_lines(
+        &printed(&["--config", text(&cfg)]),
+        &[
+            "syslog = \"unix:/dev/log\"",
+            // As written: a port alone is loopback's (see live_metrics.rs).
+            "metrics = \"9911\"",
+            "metrics-file = \"/var/lib/node_exporter/portmatrix.prom\"",
+            "metrics-interval = \"30s\"",
+        ],
+    );
+    let bad = file(
+        &dir,
+        "bad.toml",
+        "schema = 1\ninterface = [\"eth1\"]\nsyslog = \"/dev/log\"\nmetrics = \"localhost\"\n",
+    );
+    let out = live(&["--config", text(&bad), "--print-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("bad.toml:3:10: field `syslog`") && e.contains("bad.toml:4:11: field `metrics`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_command_line_wins_over_the_file() {
     let dir = common::work_dir("live-config", "precedence");
     let cfg = file(

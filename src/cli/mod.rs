@@ -17,6 +17,9 @@ use portmatrix::transport::Transport;
 use run::parse_duration;
 pub use run::{workers_parser, RunArgs};
 
+mod sensor;
+pub use sensor::SensorArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portmatrix",
@@ -315,6 +318,8 @@ pub struct LiveArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
           help_heading = "Output")]
     pub stats_interval: Duration,
+    #[command(flatten)]
+    pub sensor: SensorArgs,
     #[command(flatten)]
     pub run: RunArgs,
     /// No summary and no status lines on stderr (errors and drop warnings are still printed).

@@ -12,6 +12,7 @@ use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEAD
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::live_config::{self, Resolved};
+use super::live_sensor::Sensor;
 use super::OutputError;
 use super::{gate, signals, Exit};
 use crate::cli::LiveArgs;
@@ -59,6 +60,11 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
         }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+    };
+    // Before the privileges go: a port below 1024, a folder only root writes.
+    let mut sensor = match Sensor::prepare(&args.sensor) {
+        Ok(s) => s,
+        Err(exit) => return Ok(exit),
     };
     let extraction = match args.run.extract.config(verdicts, args.snaplen) {
         Some(config) => Some(Extraction::new(config)?),
@@ -109,6 +115,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         retry: args.retry,
         options,
         alert_burst: args.run.events.alert_burst as usize,
+        metrics: sensor.wants_counters(),
     };
     let mut writer = EventWriter::new(
         out,
@@ -120,6 +127,10 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     if args.output.is_some() {
         writer = writer.without_csv_header();
     }
+    let writer = match sensor.start(&args.sensor, writer) {
+        Ok(w) => w,
+        Err(exit) => return Ok(exit),
+    };
     let (outcome, mut writer) = run_live(
         &config,
         captures,
@@ -140,6 +151,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             .and_then(|()| writer.flush()),
     };
     output_gate.flushed();
+    sensor.finish(&mut writer, &outcome.stats, args.quiet);
     // A closed pipe is a normal end, as a signal is; anything else is an
     // error, but after the summary: what was seen is still reported.
     let output_error = written

@@ -6,6 +6,7 @@ pub mod exit;
 pub mod generate;
 pub mod live;
 pub mod live_config;
+mod live_sensor;
 pub mod policy;
 mod privileges;
 pub mod report;

@@ -17,6 +17,7 @@ use crate::verdict::Verdict;
 
 use super::community_id::community_id;
 use super::latency::LatencySummary;
+use super::syslog::SyslogStats;
 
 /// RFC 3339 UTC with microseconds, e.g. `2021-08-02T09:00:00.123456Z`.
 fn rfc3339<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -313,6 +314,9 @@ pub struct Stats {
     /// (`expired_flows`, alerted as usual).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<BTreeMap<String, SuppressedStats>>,
+    /// `--syslog`: messages sent, dropped and reconnections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogStats>,
 }
 
 /// What storm control folded.
@@ -344,6 +348,13 @@ pub struct InterfaceStats {
     pub kernel_dropped: u64,
     /// Packets the interface or its driver dropped.
     pub interface_dropped: u64,
+    /// Bytes read from the interface (metrics only: the stats event has the sum).
+    #[serde(skip)]
+    pub bytes: u64,
+    /// Packets of this interface dropped at a full worker queue (metrics
+    /// only: the stats event has the sum in `queue_drops`).
+    #[serde(skip)]
+    pub queue_dropped: u64,
     /// Why the capture stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -15,6 +15,8 @@ pub struct LatencyHistogram {
     counts: [u64; BUCKETS],
     count: u64,
     max_micros: u64,
+    /// For the metrics' histogram (`_sum`).
+    sum_micros: u64,
 }
 
 /// Percentiles for the stats event, in milliseconds. A percentile is the
@@ -33,6 +35,7 @@ impl Default for LatencyHistogram {
             counts: [0; BUCKETS],
             count: 0,
             max_micros: 0,
+            sum_micros: 0,
         }
     }
 }
@@ -45,6 +48,24 @@ impl LatencyHistogram {
         self.counts[bucket.min(BUCKETS - 1)] += 1;
         self.count += 1;
         self.max_micros = self.max_micros.max(micros);
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// Each bucket but the open-ended last one: its upper bound in
+    /// microseconds (exclusive) and its count, fastest first.
+    pub fn finite_buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts[..BUCKETS - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (1u64 << i, n))
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn sum_micros(&self) -> u64 {
+        self.sum_micros
     }
 
     pub fn summary(&self) -> LatencySummary {

@@ -9,9 +9,11 @@ pub mod create;
 mod event;
 mod file;
 mod latency;
+pub mod metrics;
 pub mod print;
 mod storm;
 pub mod suggest;
+pub mod syslog;
 mod tally;
 mod writer;
 

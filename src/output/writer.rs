@@ -25,8 +25,10 @@ use crate::verdict::Verdict;
 
 use super::event::{AlertSummaryJson, FlowEventJson, Stats, StatsEventJson};
 use super::latency::{LatencyHistogram, LatencySummary};
+use super::metrics::{Board, Snapshot};
 use super::print::{Format, Json, Printer};
 use super::storm::{Storm, StormOut};
+use super::syslog::{SyslogCounters, SyslogLines};
 use super::tally::Summary;
 
 /// Receives every alert and every ended flow, writes what was asked for, and
@@ -57,6 +59,13 @@ pub struct EventWriter<W> {
     error: Option<io::Error>,
     /// Sees every ended flow (`site suggest` takes its evidence from them).
     watch: Option<FlowWatch>,
+    /// `--syslog`: the events `out` is given, as JSON lines (or the run's
+    /// format, if it is a JSON one), each sent as one message.
+    syslog: Option<(Box<dyn Printer<SyslogLines>>, Arc<SyslogCounters>)>,
+    /// `--metrics`: where [`EventWriter::publish_metrics`] leaves the counters.
+    metrics: Option<Arc<Board>>,
+    /// Alerts written, per verdict (for the metrics).
+    alerts: [u64; Verdict::ALL.len()],
 }
 
 /// What [`EventWriter::watch_flows`] hands every ended flow to.
@@ -93,7 +102,21 @@ impl<W: Write + Send + 'static> EventWriter<W> {
             rules: Vec::new(),
             error: None,
             watch: None,
+            syslog: None,
+            metrics: None,
+            alerts: [0; Verdict::ALL.len()],
         }
+    }
+
+    /// Also send what `out` is given to syslog (`--syslog`): in the run's
+    /// format if it writes JSON lines, else as JSON lines (text and CSV
+    /// rows are not what a SIEM parses, and CSV has no alerts).
+    pub fn syslog(&mut self, lines: SyslogLines, counters: Arc<SyslogCounters>) {
+        let format = match self.format {
+            Format::Text | Format::Csv => Format::Json,
+            other => other,
+        };
+        self.syslog = Some((format.printer(lines, false), counters));
     }
 
     /// Also hand every ended flow to `watch`, whatever is written: a
@@ -131,6 +154,34 @@ impl<W> EventWriter<W> {
     /// Alert latency so far, if measured.
     pub fn latency(&self) -> Option<LatencySummary> {
         self.latency.as_ref().map(LatencyHistogram::summary)
+    }
+
+    /// Leave the counters in `board` at each [`EventWriter::publish_metrics`].
+    pub fn metrics(&mut self, board: Arc<Board>) {
+        self.metrics = Some(board);
+    }
+
+    /// Stop sending to syslog: its queue is closed once this returns, so
+    /// its thread can finish.
+    pub fn close_syslog(&mut self) {
+        self.syslog = None;
+    }
+
+    /// With `--metrics`: complete `stats` with the writer's counters and
+    /// leave them for the metrics threads.
+    pub fn publish_metrics(&self, stats: &Stats) {
+        let Some(board) = &self.metrics else { return };
+        board.publish(Snapshot {
+            stats: self.complete_stats(stats),
+            alerts: Verdict::ALL
+                .iter()
+                .map(|v| (v.as_str(), self.alerts[v.index()]))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+            latency: self.latency.clone(),
+            syslog: self.syslog.as_ref().map(|(_, c)| c.get()),
+            events_failed: self.error.is_some(),
+        });
     }
 
     /// Write only the flows with these verdicts (`--verdict`).
@@ -259,8 +310,13 @@ impl<W> EventWriter<W> {
     }
 
     fn write_alert(&mut self, flow: &Flow) -> io::Result<()> {
-        let to_out = self.out.prints_alerts() && self.verdicts.contains(flow.verdict);
-        if !to_out && self.copy.is_none() {
+        let selected = self.verdicts.contains(flow.verdict);
+        if selected {
+            self.alerts[flow.verdict.index()] += 1;
+        }
+        let to_out = self.out.prints_alerts() && selected;
+        let to_syslog = self.syslog.is_some() && selected;
+        if !to_out && !to_syslog && self.copy.is_none() {
             return Ok(());
         }
         self.gather_rules(flow);
@@ -268,10 +324,15 @@ impl<W> EventWriter<W> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.alert(&event));
         }
-        if !to_out {
+        if let (Some((syslog, _)), true) = (&mut self.syslog, to_syslog) {
+            let _ = syslog.alert(&event);
+        }
+        if !to_out && !to_syslog {
             return Ok(());
         }
-        self.out.alert(&event)?;
+        if to_out {
+            self.out.alert(&event)?;
+        }
         if let Some(h) = &mut self.latency {
             h.record(flow.start, Timestamp::now());
         }
@@ -297,6 +358,9 @@ impl<W> EventWriter<W> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.flow(&event));
         }
+        if let (Some((syslog, _)), true) = (&mut self.syslog, to_out) {
+            let _ = syslog.flow(&event);
+        }
         if to_out {
             self.out.flow(&event)?;
         }
@@ -306,6 +370,9 @@ impl<W> EventWriter<W> {
     fn write_alert_summary(&mut self, s: &AlertSummaryJson) -> io::Result<()> {
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.alert_summary(s));
+        }
+        if let Some((syslog, _)) = &mut self.syslog {
+            let _ = syslog.alert_summary(s);
         }
         self.out.alert_summary(s)
     }
@@ -318,6 +385,7 @@ impl<W> EventWriter<W> {
             alert_latency: self.latency(),
             one_sided_flows: self.summary.one_sided,
             alert_storms: self.storm.as_ref().and_then(Storm::stats),
+            syslog: self.syslog.as_ref().map(|(_, c)| c.get()),
             ..stats.clone()
         };
         if let Some(site) = self.classifier.site() {
@@ -339,6 +407,9 @@ impl<W> EventWriter<W> {
         };
         if let Some(copy) = &mut self.copy {
             copy.print(|p| p.stats(&event));
+        }
+        if let Some((syslog, _)) = &mut self.syslog {
+            let _ = syslog.stats(&event);
         }
         self.out.stats(&event)
     }
@@ -407,6 +478,35 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn syslog_gets_what_stdout_gets_as_json_lines_whatever_the_format() {
+        for format in [Format::Json, Format::Text, Format::Csv] {
+            let (tx, rx) = std::sync::mpsc::sync_channel(16);
+            let counters = Arc::new(SyslogCounters::default());
+            let lines = SyslogLines::into_queue(tx, Arc::clone(&counters));
+            let mut w = EventWriter::new(Vec::new(), format, false, classifier());
+            w.syslog(lines, counters);
+            let flagged = flow(1, 4444, Verdict::Undocumented);
+            w.alert(&flagged).expect("alert");
+            // Not written with --flows off: not sent either.
+            w.flow_ended(&flagged, EndReason::Closed, None)
+                .expect("flow");
+            w.stats(Timestamp::EPOCH, &Stats::default()).expect("stats");
+            let types: Vec<String> = rx
+                .try_iter()
+                .map(|m| {
+                    let m = String::from_utf8(m).expect("utf-8");
+                    let json = &m[m.find(" - - ").expect("header") + 5..];
+                    let v: serde_json::Value = serde_json::from_str(json).expect("JSON");
+                    v["event_type"].as_str().unwrap_or_default().to_string()
+                })
+                .collect();
+            assert_eq!(types, ["alert", "stats"], "{format:?}");
+            let stats = w.complete_stats(&Stats::default());
+            assert_eq!(stats.syslog.map(|s| s.dropped), Some(0));
+        }
     }
 
     #[test]

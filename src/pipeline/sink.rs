@@ -35,6 +35,8 @@ pub(super) enum OutputMsg {
     },
     /// A periodic stats event (live mode).
     Stats(Timestamp, Box<Stats>),
+    /// The counters for the metrics (live mode, `--metrics`): nothing is written.
+    Metrics(Box<Stats>),
     /// Nothing to write: wakes the writer so it flushes (and, for a file,
     /// reopens it after SIGHUP).
     Flush,
@@ -211,6 +213,10 @@ fn write_events<W: Write>(
                 OutputMsg::End(f, r, evidence) => writer.flow_ended(&f, r, evidence),
                 OutputMsg::Clock { worker, ts } => writer.clock(worker, ts),
                 OutputMsg::Stats(ts, stats) => writer.stats(ts, &stats),
+                OutputMsg::Metrics(stats) => {
+                    writer.publish_metrics(&stats);
+                    Ok(())
+                }
                 OutputMsg::Flush => writer.flush(),
             };
             if let Err(e) = result {

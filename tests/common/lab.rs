@@ -363,3 +363,95 @@ impl Lab {
             .expect("an RX packet counter")
     }
 }
+
+/// A server a test started in its lab (rsyslogd, prometheus): stopped by
+/// its PID when dropped, and never left running after the test.
+pub struct Daemon {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Daemon {
+    /// Kill it now (SIGKILL to its PID) and reap it: a receiver that goes away.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Lab {
+    /// Bring up the namespace's loopback, for servers the test runs in it.
+    pub fn loopback_up(&self) {
+        self.ip(&["link", "set", "lo", "up"]);
+    }
+
+    /// Start `argv` in the namespace, its output to `log` (`ip netns exec`
+    /// execs it, so the child's PID is the server's own).
+    pub fn daemon(&self, name: &'static str, argv: &[&str], log: &Path) -> Daemon {
+        let out = std::fs::File::create(log).expect("daemon log");
+        let err = out.try_clone().expect("daemon log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Daemon { child, name }
+    }
+
+    /// GET `url` from inside the namespace (python3's urllib): the body, or
+    /// `None` while nothing answers.
+    pub fn http_get(&self, url: &str) -> Option<String> {
+        let out = self.exec_status(&[
+            "python3",
+            "-c",
+            "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
+            url,
+        ]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Whether `tool` is on the PATH; with `PORTMATRIX_LIVE_TESTS=require` its
+/// absence is a failure, otherwise the test says SKIPPED.
+pub fn have_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
+            "{test}: `{tool}` is not installed (scripts/setup --test installs it)"
+        );
+        eprintln!("SKIPPED {test}: `{tool}` is not installed (scripts/setup --test installs it)");
+    }
+    found
+}
+
+/// Wait up to `within` for `check` to give something.
+pub fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(t) = check() {
+            return Some(t);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}

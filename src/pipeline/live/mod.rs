@@ -83,6 +83,9 @@ pub struct LiveConfig {
     pub options: LiveOptions,
     /// Storm control, as offline; live alerts are decided as they arrive.
     pub alert_burst: usize,
+    /// `--metrics`, `--metrics-file`: hand the writer the counters every
+    /// [`crate::output::metrics::REFRESH`].
+    pub metrics: bool,
 }
 
 /// Flags set by signal handlers.
@@ -387,6 +390,7 @@ fn supervise(
     extraction: Option<&Extraction>,
 ) {
     let mut next_stats = Instant::now() + config.stats_interval;
+    let mut next_metrics = Instant::now();
     let mut dropped_before = (0, 0);
     while !halt.is_raised() && !stages.closed.load(Ordering::Relaxed) {
         if control.stop.is_requested() {
@@ -396,12 +400,18 @@ fn supervise(
             control.reopen.store(true, Ordering::Relaxed);
             let _ = stages.events.send(vec![OutputMsg::Flush]);
         }
+        if config.metrics && Instant::now() >= next_metrics {
+            next_metrics = Instant::now() + crate::output::metrics::REFRESH;
+            // Never waits for a writer that is behind: the next refresh comes in a second.
+            let _ = stages
+                .events
+                .try_send(vec![OutputMsg::Metrics(Box::new(current(
+                    stages, names, slots, config, extraction,
+                )))]);
+        }
         if Instant::now() >= next_stats {
             next_stats += config.stats_interval;
-            let mut stats = gather(names, slots, config, extraction);
-            let tables = stages.table_stats();
-            fill_table_stats(&mut stats, &tables);
-            stats.active_flows = Some(tables.active);
+            let stats = current(stages, names, slots, config, extraction);
             dropped_before = warn_drops(&stats, dropped_before, config.stats_interval);
             if config.format == Format::Text {
                 crate::diag!("portmatrix: {}", status_line(&stats));
@@ -412,6 +422,21 @@ fn supervise(
         }
         std::thread::sleep(SUPERVISE_EVERY);
     }
+}
+
+/// The counters now: the capture threads' and the workers'.
+fn current(
+    stages: &Stages<'_>,
+    names: &[String],
+    slots: &[Mutex<Published>],
+    config: &LiveConfig,
+    extraction: Option<&Extraction>,
+) -> Stats {
+    let mut stats = gather(names, slots, config, extraction);
+    let tables = stages.table_stats();
+    fill_table_stats(&mut stats, &tables);
+    stats.active_flows = Some(tables.active);
+    stats
 }
 
 /// Sum what the capture threads published into one stats record, with the
@@ -433,6 +458,8 @@ fn gather(
             kernel_received: p.kernel.received,
             kernel_dropped: p.kernel.dropped,
             interface_dropped: p.kernel.interface_dropped,
+            bytes: p.counts.bytes,
+            queue_dropped: p.counts.queue_dropped,
             error: p.error,
         });
     }
