@@ -713,6 +713,17 @@ fn site_suggest_drafts_a_site_file_that_parses_back() {
         !text.contains("\"10.10.99.5\"") && !text.contains("\"10.10.20.52\""),
         "{text}"
     );
+    // The flows are analyze's: the AAMS's media port is its own even though
+    // the AAMS sent the stream's first packet, and a port's first flow is
+    // given by the start analyze reports for it (the SYN, not the SYN-ACK).
+    assert!(
+        text.contains("#   udp/31002     1 flow  first 2021-08-02T09:00:22.000000Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#   tcp/1972      1 flow  first 2021-08-02T09:00:41.150000Z"),
+        "{text}"
+    );
     let site = parse_site("draft.toml", &text).expect("the draft parses");
     let roles = |ip: &str| site.roles_of(ip.parse().expect("ip"), None).names();
     assert_eq!(roles("10.10.1.10"), ["aacc_server"]);

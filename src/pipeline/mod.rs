@@ -17,7 +17,7 @@
 //!
 //! What only one front uses lives in its folder; here, and in the modules
 //! beside this one, is only what both use: the record a packet becomes and
-//! its frame ([`Record`], [`Frames`]), the shard a flow falls to, the screen
+//! its frame (`Record`, `Frames`), the shard a flow falls to, the screen
 //! before decoding (`screen`, `dedup`), the payload gate, the sink and
 //! writer after the workers (`sink`), the stop, and the stats both fill.
 
