@@ -23,6 +23,7 @@ mod events;
 mod graph;
 mod html;
 mod model;
+mod servers;
 mod theme;
 mod timeline;
 mod units;

@@ -16,6 +16,7 @@ use crate::transport::Transport;
 use crate::verdict::Verdict;
 
 use super::events::{Event, FlowRecord};
+use super::servers::Servers;
 use super::{LineError, ReportError};
 
 /// A line longer than this is refused (and skipped) instead of being buffered
@@ -68,6 +69,8 @@ pub struct Model {
     pub rules: BTreeMap<String, Usage>,
     /// First packet to last packet over every flow.
     pub span: Option<(Timestamp, Timestamp)>,
+    /// The hosts that accepted documented flows, and on which ports.
+    pub servers: Servers,
 }
 
 /// One input file (or stdin) and what was read from it.
@@ -361,9 +364,18 @@ impl ModelBuilder {
                 self.model.alert_events += 1;
                 self.pending.insert((record.flow_id, record.first), record);
             }
-            Event::Flow(line) => {
+            Event::Flow(mut line) => {
+                let roles = line.dest_roles.take();
                 let mut record = line.into_record(true)?;
                 self.model.flow_events += 1;
+                if record.verdict == Verdict::Documented {
+                    self.model.servers.add(
+                        record.server.0,
+                        (record.transport, record.server.1),
+                        &record.rule_ids,
+                        roles,
+                    );
+                }
                 if let Some(alert) = self.pending.remove(&(record.flow_id, record.first)) {
                     if record.evidence.is_none() {
                         record.evidence = alert.evidence;

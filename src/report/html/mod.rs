@@ -31,7 +31,7 @@ pub struct Page<'a> {
 }
 
 pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
-    let graph = Graph::build(&p.model.edges);
+    let graph = Graph::build(&p.model.edges, &p.model.servers.kept(p.matrix));
     let coverage = p.model.coverage(p.matrix, p.product);
     let mut out = String::with_capacity(128 * 1024);
     let css = theme::stylesheet();
