@@ -24,6 +24,7 @@ mod graph;
 mod html;
 mod model;
 mod servers;
+mod stats;
 mod theme;
 mod timeline;
 mod units;

@@ -85,6 +85,40 @@ fn chosen_limits_and_evidence_counters_are_not_losses() {
 }
 
 #[test]
+fn folded_alerts_and_one_sided_flows_are_notes_not_losses() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{},"encapsulated":{},"evictions":0,"timeouts":0,"one_sided_flows":4,"resumed_flows":2,"duplicates":9,"alert_storms":{"alerts_folded":1395,"summaries":1},"alert_latency":{"count":3,"p99_us":1200},"files":[]}}"#;
+    let html = page(&model(stats));
+    assert!(html.contains("The data is complete"), "nothing was lost");
+    assert!(!html.contains("The data is incomplete"));
+    assert!(
+        html.contains("<div class=\"note\">alert_storms.alerts_folded: 1,395 alerts"),
+        "the folding is a note"
+    );
+    assert!(html.contains("every flow kept its verdict"));
+    assert!(html.contains("<div class=\"note\">one_sided_flows: 4 TCP flows"));
+    assert!(!html.contains("warnv\">1,395"), "not shown as a warning");
+}
+
+#[test]
+fn the_alarm_names_each_loss() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{"truncated":2},"encapsulated":{},"evictions":3,"timeouts":0,"queue_drops":{"worker_queue_full":7},"alert_storms":{"alerts_folded":10,"summaries":1},"interfaces":[{"name":"eth0","packets":5,"kernel_received":9,"kernel_dropped":4,"interface_dropped":1,"error":"the interface went down"}],"files":[]}}"#;
+    let html = page(&model(stats));
+    let start = html.find("The data is incomplete:").expect("the alarm");
+    let alarm = &html[start..start + html[start..].find("</div>").expect("its end")];
+    for loss in [
+        "2 packets could not be decoded",
+        "3 flows were evicted (the flow table was full)",
+        "7 packets dropped inside portmatrix (worker_queue_full)",
+        "4 packets dropped by the kernel",
+        "1 packets dropped by the interface",
+        "1 capture interface(s) stopped with an error",
+    ] {
+        assert!(alarm.contains(loss), "{loss} in {alarm}");
+    }
+    assert!(!alarm.contains("alert"), "folding is not a loss: {alarm}");
+}
+
+#[test]
 fn only_the_last_stats_event_of_an_input_counts() {
     let later = STATS.replace("\"packets\":780", "\"packets\":900");
     let m = model(&[STATS, later.as_str()].join("\n"));
