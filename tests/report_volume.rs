@@ -104,8 +104,20 @@ fn every_busy_server_is_its_own_labelled_node_and_a_scan_is_one_edge() {
 
     let mut documented: BTreeMap<String, u64> = BTreeMap::new();
     let mut clients: BTreeSet<String> = BTreeSet::new();
+    // The scanner's verdicts: of its flows, of its alerts.
+    let (mut scan_flows, mut scan_alerts) = (BTreeMap::new(), BTreeSet::new());
     for line in events.lines() {
         let e: Head = serde_json::from_str(line).expect("an event");
+        if e.src_ip.as_deref() == Some(SCANNER) {
+            let v = e.verdict.clone().unwrap_or_default();
+            match e.event_type.as_str() {
+                "flow" => *scan_flows.entry(v).or_insert(0u64) += 1,
+                "alert" => {
+                    scan_alerts.insert(v);
+                }
+                _ => {}
+            }
+        }
         if e.event_type != "flow" {
             continue;
         }

@@ -331,3 +331,45 @@ fn a_flood_of_spoofed_sources_is_folded_keeping_the_busiest_hosts_exact() {
         "the page says hosts were folded"
     );
 }
+
+#[test]
+fn top_undocumented_ports_rank_by_distinct_clients_then_servers() {
+    use super::graph::tests::{key, usage};
+    let mut m = Model::default();
+    // A scanner probes ports 1-30 once each (earlier and more flows in all
+    // than any one service); three clients use 4444 on one server, two use
+    // 8080 on two servers.
+    for port in 1..=30 {
+        m.edges.insert(
+            key("10.9.9.9", "10.0.0.1", port, Verdict::Undocumented),
+            usage(2),
+        );
+    }
+    for c in ["10.1.0.1", "10.1.0.2", "10.1.0.3"] {
+        m.edges
+            .insert(key(c, "10.0.0.1", 4444, Verdict::Undocumented), usage(1));
+    }
+    for (c, s) in [("10.1.0.1", "10.0.0.1"), ("10.1.0.2", "10.0.0.2")] {
+        m.edges
+            .insert(key(c, s, 8080, Verdict::Undocumented), usage(1));
+    }
+    m.edges.insert(
+        key("10.1.0.9", "10.0.0.1", 443, Verdict::Documented),
+        usage(50),
+    );
+    let html = page(&m);
+    let start = html.find("id=\"top-ports-table\"").expect("the table");
+    let table = &html[start..start + html[start..].find("</table>").expect("end")];
+    let order: Vec<&str> = table
+        .split("<td class=\"mono\">")
+        .skip(1)
+        .map(|r| &r[..r.find('<').expect("cell end")])
+        .collect();
+    assert_eq!(order.len(), 20, "the top 20");
+    assert_eq!(&order[..3], ["tcp/4444", "tcp/8080", "tcp/1"]);
+    assert!(
+        !order.contains(&"tcp/443"),
+        "documented ports are not listed"
+    );
+    assert!(html.contains("32 undocumented ports"));
+}

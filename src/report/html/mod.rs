@@ -57,6 +57,7 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     pictures::diagram_section(&mut out, &graph)?;
     pictures::timeline_section(&mut out, p.model)?;
     tables::flagged_section(&mut out, p)?;
+    tables::top_ports_section(&mut out, p.model)?;
     tables::coverage_section(&mut out, p, &coverage)?;
     if let Some(drift) = p.drift {
         super::drift_html::section(&mut out, drift)?;

@@ -1,8 +1,12 @@
 //! The page's two tables: the flagged flows, most severe first, and the
 //! matrix's coverage, every rule with the traffic it saw.
 
+use std::cmp::Reverse;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
+
+use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::Page;
 use crate::report::escape::{href_for_path, Esc};
@@ -129,6 +133,61 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
         }
     }
     out.push_str("</td></tr>\n");
+    Ok(())
+}
+
+/// Undocumented ports listed, the most widely used first.
+const TOP_PORTS: usize = 20;
+
+/// The undocumented ports by how many distinct clients, then servers, used
+/// them, then by flows: a service that many hosts use comes before a port
+/// that one scanner probed once, whichever was seen first.
+pub(super) fn top_ports_section(out: &mut String, m: &crate::report::Model) -> fmt::Result {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Seen = (BTreeSet<Option<IpAddr>>, BTreeSet<Option<IpAddr>>, u64);
+    let mut ports: BTreeMap<(Transport, u16), Seen> = BTreeMap::new();
+    for (k, u) in m
+        .edges
+        .iter()
+        .filter(|(k, _)| k.verdict == Verdict::Undocumented)
+    {
+        let p = ports.entry((k.transport, k.port)).or_default();
+        p.0.insert(k.client);
+        p.1.insert(k.server);
+        p.2 += u.flows;
+    }
+    out.push_str("<h2 id=\"top-ports\">Top undocumented ports</h2>\n");
+    if ports.is_empty() {
+        out.push_str("<p class=\"muted\">No undocumented flows.</p>\n");
+        return Ok(());
+    }
+    let mut ranked: Vec<_> = ports.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        let key = |(p, (c, s, f)): &((Transport, u16), Seen)| (Reverse((c.len(), s.len(), *f)), *p);
+        key(a).cmp(&key(b))
+    });
+    writeln!(
+        out,
+        "<p class=\"muted\">{} undocumented ports; the {} used by the most distinct clients, \
+         then servers (a scan's probes, one client each, come last).</p>",
+        Count(ranked.len() as u64),
+        TOP_PORTS.min(ranked.len())
+    )?;
+    out.push_str(
+        "<table class=\"sortable\" id=\"top-ports-table\"><thead><tr><th>Port</th>\
+         <th class=\"n\" data-type=\"num\">Clients</th><th class=\"n\" data-type=\"num\">Servers</th>\
+         <th class=\"n\" data-type=\"num\">Flows</th></tr></thead><tbody>\n",
+    );
+    for ((t, port), (clients, servers, flows)) in ranked.iter().take(TOP_PORTS) {
+        writeln!(
+            out,
+            r#"<tr><td class="mono">{t}/{port}</td><td class="n">{}</td><td class="n">{}</td><td class="n" data-sort="{flows}">{}</td></tr>"#,
+            Count(clients.len() as u64),
+            Count(servers.len() as u64),
+            Count(*flows)
+        )?;
+    }
+    out.push_str("</tbody></table>\n");
     Ok(())
 }
 
