@@ -85,12 +85,30 @@ fn node_labels(html: &str) -> Vec<String> {
     let svg = &html[start..];
     let svg = &svg[..svg.find("</svg>").expect("end of the diagram")];
     let mut labels = Vec::new();
-    for part in svg.split("class=\"node\"").skip(1) {
-        let text = &part[part.find("<text").expect("a label")..];
+    // A client is `<g class="node" …><circle …/><text …>label`, a server
+    // `<text class="node" …>label`.
+    for (i, part) in svg.match_indices("class=\"node\"") {
+        let text = &svg[i + part.len()..];
+        let text = if svg[..i].ends_with("<g ") {
+            &text[text.find("<text").expect("a label")..]
+        } else {
+            text
+        };
         let text = &text[text.find('>').expect("text opens") + 1..];
         labels.push(text[..text.find('<').expect("text ends")].to_string());
     }
     labels
+}
+
+/// The servers' column's labels only.
+fn server_labels(html: &str) -> Vec<String> {
+    html.split("<text class=\"node\"")
+        .skip(1)
+        .map(|t| {
+            let t = &t[t.find('>').expect("text opens") + 1..];
+            t[..t.find('<').expect("text ends")].to_string()
+        })
+        .collect()
 }
 
 #[test]
@@ -139,7 +157,14 @@ fn every_busy_server_is_its_own_labelled_node_and_a_scan_is_one_edge() {
     assert!(busy.len() >= 3, "the AACC, CCMA and CCMM servers at least");
 
     let labels = node_labels(&html);
+    let servers = server_labels(&html);
     for ip in &busy {
+        assert!(
+            servers
+                .iter()
+                .any(|l| l.starts_with(&format!("{ip} \u{b7} "))),
+            "{ip} is not a server node of its own: {servers:?}"
+        );
         let label = labels
             .iter()
             .find(|l| l.starts_with(&format!("{ip} \u{b7} ")))

@@ -162,6 +162,15 @@ pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
     Ok(())
 }
 
+/// A host node's address, for the page's drill-down (a click filters the
+/// flagged flows on it); subnets and "other" have none.
+fn host_attr(node: Node) -> String {
+    match node {
+        Node::Host(ip) => format!(r#" data-host="{ip}""#),
+        _ => String::new(),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
     Left,
@@ -231,7 +240,8 @@ fn draw_column(
                 let label = g.label(*node, true);
                 write!(
                     items,
-                    r##"<g class="node"><circle cx="{LEFT_X}" cy="{cy:.1}" r="4.5" fill="#1d2330"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{}</text></g>"##,
+                    r##"<g class="node"{}><circle cx="{LEFT_X}" cy="{cy:.1}" r="4.5" fill="#1d2330"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{}</text></g>"##,
+                    host_attr(*node),
                     Esc(&label),
                     tx = LEFT_X - 10.0,
                     ty = cy + 4.0
@@ -243,7 +253,8 @@ fn draw_column(
                 let label = g.label(s.node, false);
                 writeln!(
                     items,
-                    r##"<text class="node" x="{tx}" y="{ty:.1}" font-size="12" font-weight="600" fill="#1d2330">{}</text>"##,
+                    r##"<text class="node"{} x="{tx}" y="{ty:.1}" font-size="12" font-weight="600" fill="#1d2330">{}</text>"##,
+                    host_attr(s.node),
                     Esc(&label),
                     tx = RIGHT_X + 2.0,
                     ty = y + ROW / 2.0 + 4.0

@@ -23,6 +23,7 @@ mod events;
 mod graph;
 mod html;
 mod model;
+mod script;
 mod servers;
 mod stats;
 mod theme;

@@ -52,6 +52,7 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
         title = Esc(p.title),
     )?;
     subtitle(&mut out, p)?;
+    toc(&mut out, p)?;
     overview(&mut out, p, &graph, &coverage)?;
     health::health(&mut out, p.model)?;
     pictures::diagram_section(&mut out, &graph)?;
@@ -70,6 +71,33 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
         theme::SCRIPT
     )?;
     Ok(out)
+}
+
+/// Links to every section; matrix coverage, what a firewall audit reads
+/// first, stands out. Sticky, so any section is one click away.
+fn toc(out: &mut String, p: &Page<'_>) -> fmt::Result {
+    out.push_str("<nav class=\"toc\" aria-label=\"Sections\">");
+    let mut sections = vec![
+        ("coverage", "Matrix coverage", true),
+        ("overview", "Overview", false),
+        ("health", "Capture health", false),
+        ("diagram", "Who talked to whom", false),
+        ("timeline", "Timeline", false),
+        ("flagged", "Flagged flows", false),
+        ("top-ports", "Top undocumented ports", false),
+    ];
+    if p.drift.is_some() {
+        sections.push(("drift", "Changes since the baseline", false));
+    }
+    for (id, name, key) in sections {
+        write!(
+            out,
+            r##"<a href="#{id}"{}>{name}</a>"##,
+            if key { r#" class="key""# } else { "" }
+        )?;
+    }
+    out.push_str("</nav>\n");
+    Ok(())
 }
 
 fn subtitle(out: &mut String, p: &Page<'_>) -> fmt::Result {

@@ -12,6 +12,7 @@ use super::Page;
 use crate::report::escape::{href_for_path, Esc};
 use crate::report::events::FlowRecord;
 use crate::report::model::{Coverage, MAX_FLAGGED};
+use crate::report::script::PAGE_ROWS;
 use crate::report::theme::status_text;
 use crate::report::units::{ByteSize, Count, TimeText};
 
@@ -47,7 +48,10 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
     }
     write!(
         out,
-        "<p class=\"muted\">{} flows the matrix does not allow, most severe first. Click a header to sort.",
+        "<p class=\"muted\">{} flows the matrix does not allow, most severe first. Click a \
+         header to sort; filter by words, verdict, host (a prefix such as <code>10.10.1.</code> \
+         is enough) or server port; {PAGE_ROWS} rows a page (all of them when printed). \
+         Click a host in the diagram to see its flows.",
         Count(m.flagged_total)
     )?;
     if m.flagged_total > m.flagged.len() as u64 {
@@ -58,8 +62,9 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
         )?;
     }
     out.push_str("</p>\n");
+    toolbar(out, m)?;
     out.push_str(
-        "<table class=\"sortable\" id=\"flagged-table\"><thead><tr>\
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"flagged-table\"><thead><tr>\
          <th data-type=\"num\">First seen</th><th data-type=\"num\">Last seen</th><th>Verdict</th>\
          <th data-type=\"num\">Severity</th><th>Proto</th><th>Client</th><th>Server</th>\
          <th>Rules</th><th>Rule description</th><th class=\"n\" data-type=\"num\">Packets</th>\
@@ -68,14 +73,44 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
     for r in &m.flagged {
         flagged_row(out, p, r)?;
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
+    Ok(())
+}
+
+/// The flagged table's filters, pager and CSV button; the page's script
+/// (`super::super::script`) gives them life.
+fn toolbar(out: &mut String, m: &crate::report::Model) -> fmt::Result {
+    out.push_str(
+        "<div class=\"toolbar\" id=\"flagged-tools\">\
+         <input type=\"search\" id=\"flagged-filter\" placeholder=\"Filter: any words\" aria-label=\"Filter the flagged flows\">\
+         <select id=\"flagged-verdict\" aria-label=\"Verdict\"><option value=\"\">every verdict</option>",
+    );
+    let verdicts: std::collections::BTreeSet<Verdict> =
+        m.flagged.iter().map(|r| r.verdict).collect();
+    for v in verdicts {
+        write!(out, r#"<option value="{}">{v}</option>"#, v.as_str())?;
+    }
+    out.push_str(
+        "</select>\
+         <input type=\"search\" class=\"narrow\" id=\"flagged-host\" placeholder=\"Host\" aria-label=\"Client or server address\">\
+         <input type=\"search\" class=\"port\" id=\"flagged-port\" inputmode=\"numeric\" placeholder=\"Port\" aria-label=\"Server port\">\
+         <button type=\"button\" id=\"flagged-clear\">Clear</button>\
+         <button type=\"button\" id=\"flagged-prev\">\u{2190} Previous</button>\
+         <button type=\"button\" id=\"flagged-next\">Next \u{2192}</button>\
+         <span class=\"info\" id=\"flagged-info\"></span>\
+         <button type=\"button\" id=\"flagged-csv\">Download CSV (filtered rows)</button></div>\n",
+    );
     Ok(())
 }
 
 fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     write!(
         out,
-        r#"<tr><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge v-{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
+        r#"<tr data-verdict="{}" data-client="{}" data-server="{}" data-port="{}"><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge v-{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
+        r.verdict.as_str(),
+        r.client.0,
+        r.server.0,
+        r.server.1,
         r.first.as_nanos(),
         Esc(&TimeText::Full.show(r.first)),
         r.last.as_nanos(),
@@ -94,7 +129,8 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     out.push_str("<td class=\"mono ids\">");
     for (i, id) in r.rule_ids.iter().enumerate() {
         if i > 0 {
-            out.push_str("<br>");
+            // The space keeps ids apart in the CSV (the cell's text).
+            out.push_str(" <br>");
         }
         write!(out, "{}", Esc(id))?;
     }
@@ -118,7 +154,7 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     };
     count(out, r.packets, &|n| Count(n).to_string())?;
     count(out, r.bytes, &|n| Count(n).to_string())?;
-    out.push_str("<td>");
+    out.push_str("<td class=\"ev\">");
     if let Some(path) = &r.evidence {
         let name = path.rsplit('/').next().unwrap_or(path);
         match href_for_path(path) {
