@@ -21,6 +21,7 @@ use crate::verdict::Verdict;
 
 use super::model::{EdgeKey, Usage};
 use super::theme::rank;
+use super::units::Count;
 
 /// Up to this many distinct hosts each host is a node.
 pub const MAX_HOSTS: usize = 100;
@@ -323,9 +324,8 @@ impl Graph {
         match node {
             Node::Host(ip) => match (self.roles.get(&ip), self.scanners.get(&ip)) {
                 (Some(Some(role)), _) => format!("{ip} \u{b7} {role}"),
-                (Some(None), _) if ip.is_multicast() => format!("{ip} \u{b7} multicast group"),
                 (Some(None), _) => format!("{ip} \u{b7} server"),
-                (None, Some(n)) => format!("{ip} \u{b7} scanner, {n} ports"),
+                (None, Some(&n)) => format!("{ip} \u{b7} scanner, {} ports", Count(n as u64)),
                 (None, None) => ip.to_string(),
             },
             Node::Subnet(s) => s.to_string(),
@@ -341,33 +341,34 @@ impl Graph {
             Service::Others => "other ports".into(),
             Service::Scan => format!(
                 "scanned: {} ports",
-                self.scanned.get(&server).copied().unwrap_or(0)
+                Count(self.scanned.get(&server).copied().unwrap_or(0) as u64)
             ),
         }
     }
 }
 
 /// Clients (not named servers) with flagged flows to at least [`SCAN_PORTS`]
-/// distinct ports, and how many.
+/// distinct ports, and how many ports they reached in all (documented too).
 fn scanners(
     traffic: &BTreeMap<EdgeKey, Usage>,
     servers: &BTreeMap<IpAddr, Option<String>>,
 ) -> BTreeMap<IpAddr, usize> {
-    let mut probed: BTreeMap<IpAddr, BTreeSet<(Option<IpAddr>, Transport, u16)>> = BTreeMap::new();
+    type Ports = BTreeSet<(Option<IpAddr>, Transport, u16)>;
+    // Per client: (flagged ports, every port).
+    let mut probed: BTreeMap<IpAddr, (Ports, Ports)> = BTreeMap::new();
     for k in traffic.keys() {
         if let Some(c) = k.client.filter(|c| !servers.contains_key(c)) {
+            let p = probed.entry(c).or_default();
             if k.verdict != Verdict::Documented {
-                probed
-                    .entry(c)
-                    .or_default()
-                    .insert((k.server, k.transport, k.port));
+                p.0.insert((k.server, k.transport, k.port));
             }
+            p.1.insert((k.server, k.transport, k.port));
         }
     }
     probed
         .into_iter()
-        .filter(|(_, p)| p.len() >= SCAN_PORTS)
-        .map(|(ip, p)| (ip, p.len()))
+        .filter(|(_, p)| p.0.len() >= SCAN_PORTS)
+        .map(|(ip, p)| (ip, p.1.len()))
         .collect()
 }
 

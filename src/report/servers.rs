@@ -62,7 +62,9 @@ impl Servers {
     /// The servers the diagram names: the [`MAX_SERVERS`] that accepted the
     /// most documented flows (ties by address), each with its role.
     pub fn kept(&self, matrix: &PortMatrix) -> BTreeMap<IpAddr, Option<String>> {
-        let mut ranked: Vec<(&IpAddr, &ServerSeen)> = self.0.iter().collect();
+        // A multicast group is no host: its groups fold into their subnet.
+        let mut ranked: Vec<(&IpAddr, &ServerSeen)> =
+            self.0.iter().filter(|(ip, _)| !ip.is_multicast()).collect();
         ranked.sort_by(|a, b| b.1.documented.cmp(&a.1.documented).then(a.0.cmp(b.0)));
         let mut roles = self.roles(matrix);
         ranked

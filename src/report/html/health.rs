@@ -147,7 +147,7 @@ pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
                     BENIGN_COUNTERS.contains(&key.as_str()) || BENIGN_GROUPS.contains(&group);
                 let noted = NOTED.iter().find(|(k, _)| k == key);
                 let meaning = match noted {
-                    Some((_, text)) => text,
+                    Some(_) => "not a loss: see the note above",
                     None if benign => "normal",
                     None => "lost: the analysis misses these",
                 };
