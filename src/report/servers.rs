@@ -91,7 +91,8 @@ impl Servers {
 }
 
 /// The system that listens on most of the server's documented ports (then
-/// on its busiest ones); a tie that remains is named as such ("a or b").
+/// on its busiest ones); a tie that remains is named as such ("a or b",
+/// "a or b or …" beyond two).
 fn guess(s: &ServerSeen, matrix: &PortMatrix) -> Option<String> {
     // Per system: (distinct ports explained, flows on them).
     let mut score: BTreeMap<System, (usize, u64)> = BTreeMap::new();
@@ -116,7 +117,11 @@ fn guess(s: &ServerSeen, matrix: &PortMatrix) -> Option<String> {
         .filter(|(_, v)| *v == best)
         .map(|(s, _)| s.as_str())
         .collect();
-    Some(names.join(" or "))
+    // Three or more left tied: the ports say little; two names and "…" fit the diagram.
+    Some(match names.as_slice() {
+        [a, b, _, ..] => format!("{a} or {b} or \u{2026}"),
+        _ => names.join(" or "),
+    })
 }
 
 #[cfg(test)]
