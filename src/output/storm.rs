@@ -1,8 +1,10 @@
 //! Storm control: when one source produces more than `--alert-burst` alerts
 //! within a minute of packet time (a port scan), its further alerts are folded
-//! into one `alert_summary` event per minute while the storm lasts. `flow`
-//! events still carry every flow's verdict: nothing is lost, and the console
-//! stays readable.
+//! into one `alert_summary` event per minute while the storm lasts, except
+//! the source's first alert of each verdict, which is always written: a scan
+//! of undocumented ports must not hide the one `wrong_transport` flow among
+//! them. `flow` events still carry every flow's verdict: nothing is lost, and
+//! the console stays readable.
 //!
 //! Which alerts are folded depends only on the alerts themselves, not on the
 //! order the workers deliver them in: an alert is folded when the same source
@@ -113,7 +115,11 @@ impl Ord for Held {
 struct Source {
     /// First-packet times of the source's last `burst` alerts, folded or not.
     recent: VecDeque<Timestamp>,
-    /// Boxed: most sources never storm, and a source costs 40 bytes this way.
+    /// The verdicts (bit [`Verdict::index`]) this source had an alert
+    /// written for since it was last forgotten: the first alert of each
+    /// verdict is written even in a storm, so a scan cannot hide a rarer one.
+    written: u16,
+    /// Boxed: most sources never storm, and a source costs 48 bytes this way.
     window: Option<Box<Window>>,
 }
 
@@ -335,7 +341,9 @@ impl Storm {
         if s.recent.len() > self.burst {
             s.recent.pop_front();
         }
-        if !over {
+        let bit = 1u16 << flow.verdict.index();
+        if !over || s.written & bit == 0 {
+            s.written |= bit;
             out.push(StormOut::Alert(flow));
             return;
         }
@@ -439,6 +447,25 @@ mod tests {
         assert_eq!(s.ports.len(), TOP);
         assert_eq!(s.targets[0].count, 15);
         assert_eq!(s.verdicts.get("undocumented"), Some(&15));
+    }
+
+    #[test]
+    fn a_scans_first_alert_of_each_verdict_is_written() {
+        // 40 undocumented probes, burst 10; the 30th probe is the scan's only
+        // wrong_transport flow, the 35th its second one.
+        let mut alerts: Vec<Flow> = (0..40)
+            .map(|i| alert(i, "10.9.9.9", 1000 + i as u16, i as i64 * 10))
+            .collect();
+        alerts[30].verdict = Verdict::WrongTransport;
+        alerts[35].verdict = Verdict::WrongTransport;
+        let (written, summaries) = run(&mut Storm::new(10, 1, false), &alerts);
+        let mut expected: Vec<u64> = (0..10).collect();
+        expected.push(30);
+        assert_eq!(written, expected, "the rarer verdict is alerted once");
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].count, 40 - 11);
+        assert_eq!(summaries[0].verdicts.get("wrong_transport"), Some(&1));
+        assert_eq!(summaries[0].verdicts.get("undocumented"), Some(&28));
     }
 
     #[test]

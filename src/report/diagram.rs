@@ -73,22 +73,6 @@ fn column<'g, T>(
     rows
 }
 
-fn node_label(node: Node, folded: usize, beyond: bool) -> String {
-    match node {
-        Node::Host(ip) => ip.to_string(),
-        Node::Subnet(s) => s.to_string(),
-        Node::Others if beyond => "other hosts (folded)".into(),
-        Node::Others => format!("{folded} more (folded)"),
-    }
-}
-
-fn service_label(s: Service) -> String {
-    match s {
-        Service::Port(t, p) => format!("{t}/{p}"),
-        Service::Others => "other ports".into(),
-    }
-}
-
 /// Write the diagram as one `<svg>` element.
 pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
     let left = column(&g.clients, |n| *n, |n| vec![Row::Client(*n)]);
@@ -149,19 +133,23 @@ pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
             x2 = RIGHT_X - 5.0,
             c = colour(e.verdict),
         )?;
-        let ports: Vec<String> = e
+        let mut ports: Vec<String> = e
             .ports
             .iter()
             .take(20)
             .map(|(t, p)| format!("{t}/{p}"))
             .collect();
+        if e.ports.len() > 20 {
+            ports.push(format!("\u{2026} {} ports", e.ports.len()));
+        }
+        let verdicts: Vec<String> = e.mix.iter().map(|(v, n)| format!("{v} {n}")).collect();
         write!(
             out,
             "{} \u{2192} {} {}: {}, {} flow{}, {}",
-            Esc(&node_label(e.client, g.folded_clients, g.hosts_beyond.0)),
-            Esc(&node_label(e.server, g.folded_servers, g.hosts_beyond.1)),
+            Esc(&g.label(e.client, true)),
+            Esc(&g.label(e.server, false)),
             Esc(&ports.join(" ")),
-            e.verdict,
+            Esc(&verdicts.join(", ")),
             Count(e.flows),
             if e.flows == 1 { "" } else { "s" },
             ByteSize(e.bytes)
@@ -172,6 +160,15 @@ pub fn write_svg(out: &mut String, g: &Graph) -> fmt::Result {
     out.push_str(&shapes);
     out.push_str("</svg>\n");
     Ok(())
+}
+
+/// A host node's address, for the page's drill-down (a click filters the
+/// flagged flows on it); subnets and "other" have none.
+fn host_attr(node: Node) -> String {
+    match node {
+        Node::Host(ip) => format!(r#" data-host="{ip}""#),
+        _ => String::new(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -240,10 +237,11 @@ fn draw_column(
             Row::Client(node) => {
                 let cy = y + ROW / 2.0;
                 anchors.clients.insert(*node, cy);
-                let label = node_label(*node, g.folded_clients, g.hosts_beyond.0);
+                let label = g.label(*node, true);
                 write!(
                     items,
-                    r##"<g class="node"><circle cx="{LEFT_X}" cy="{cy:.1}" r="4.5" fill="#1d2330"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{}</text></g>"##,
+                    r##"<g class="node"{}><circle cx="{LEFT_X}" cy="{cy:.1}" r="4.5" fill="#1d2330"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="12" fill="#1d2330">{}</text></g>"##,
+                    host_attr(*node),
                     Esc(&label),
                     tx = LEFT_X - 10.0,
                     ty = cy + 4.0
@@ -252,10 +250,11 @@ fn draw_column(
                 y += ROW;
             }
             Row::Server(s) => {
-                let label = node_label(s.node, g.folded_servers, g.hosts_beyond.1);
+                let label = g.label(s.node, false);
                 writeln!(
                     items,
-                    r##"<text class="node" x="{tx}" y="{ty:.1}" font-size="12" font-weight="600" fill="#1d2330">{}</text>"##,
+                    r##"<text class="node"{} x="{tx}" y="{ty:.1}" font-size="12" font-weight="600" fill="#1d2330">{}</text>"##,
+                    host_attr(s.node),
                     Esc(&label),
                     tx = RIGHT_X + 2.0,
                     ty = y + ROW / 2.0 + 4.0
@@ -268,7 +267,7 @@ fn draw_column(
                 writeln!(
                     items,
                     r##"<g class="service"><circle cx="{RIGHT_X}" cy="{cy:.1}" r="4" fill="{c}"/><text x="{tx}" y="{ty:.1}" font-size="12" fill="#1d2330"><tspan class="mono">{}</tspan><tspan fill="#5f6b7a" font-size="11"> · {} flow{}</tspan></text></g>"##,
-                    Esc(&service_label(*svc)),
+                    Esc(&g.service_label(*node, *svc)),
                     Count(*flows),
                     if *flows == 1 { "" } else { "s" },
                     c = colour(*verdict),
@@ -308,7 +307,7 @@ mod tests {
             usage(1),
         );
         let mut svg = String::new();
-        write_svg(&mut svg, &Graph::build(&t)).expect("render");
+        write_svg(&mut svg, &Graph::build(&t, &BTreeMap::new())).expect("render");
         assert_eq!(svg.matches("<path class=\"edge\"").count(), 3);
         assert!(svg.contains("tcp/135"));
         assert!(svg.contains("10.0.0.0/24 · 2 hosts"));

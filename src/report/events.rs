@@ -52,6 +52,8 @@ pub struct FlowLine {
     pub bytes_toclient: Option<u64>,
     /// A capture file holding the flow's packets (a path), when the writer kept one.
     pub evidence: Option<String>,
+    /// With `--site`: the listening side's systems (`["unknown"]` outside the inventory).
+    pub dest_roles: Option<Vec<String>>,
 }
 
 /// A flow as the report sees it, from a `flow` event or, when none came, its alert.

@@ -21,6 +21,7 @@ use crate::verdict::Verdict;
 
 use super::model::{EdgeKey, Usage};
 use super::theme::rank;
+use super::units::Count;
 
 /// Up to this many distinct hosts each host is a node.
 pub const MAX_HOSTS: usize = 100;
@@ -82,6 +83,8 @@ impl Node {
 pub enum Service {
     Port(Transport, u16),
     Others,
+    /// Every port a scanner probed on this server, as one row.
+    Scan,
 }
 
 /// A server node and its ports, with the worst verdict seen on each.
@@ -101,6 +104,8 @@ pub struct Edge {
     pub bytes: u64,
     /// The real ports behind a folded `Service::Others` edge (for its tooltip).
     pub ports: BTreeSet<(Transport, u16)>,
+    /// Flows per verdict (a scan's edge folds several).
+    pub mix: BTreeMap<Verdict, u64>,
 }
 
 /// What the diagram shows, before any coordinates.
@@ -124,22 +129,40 @@ pub struct Graph {
     pub hosts_beyond: (bool, bool),
     /// The flows of those hosts.
     pub beyond_flows: u64,
+    /// Hosts kept as their own node whatever the count, with their role.
+    pub roles: BTreeMap<IpAddr, Option<String>>,
+    /// Clients that probed at least [`SCAN_PORTS`] ports: distinct ports.
+    pub scanners: BTreeMap<IpAddr, usize>,
+    /// Per server node, the distinct ports scanners probed on it.
+    pub scanned: BTreeMap<Node, usize>,
 }
 
+/// A client with flagged flows to this many distinct ports (of any servers)
+/// is a scanner: its flows fold into one edge per server it probed.
+pub const SCAN_PORTS: usize = 64;
+
 impl Graph {
-    pub fn build(traffic: &BTreeMap<EdgeKey, Usage>) -> Graph {
+    /// `servers`: the hosts kept as their own node on either side, even
+    /// when the others become subnets (see `super::servers`), with their role.
+    pub fn build(
+        traffic: &BTreeMap<EdgeKey, Usage>,
+        servers: &BTreeMap<IpAddr, Option<String>>,
+    ) -> Graph {
         let hosts: BTreeSet<IpAddr> = traffic
             .keys()
             .flat_map(|k| [k.client, k.server])
             .flatten()
             .collect();
         let by_subnet = hosts.len() > MAX_HOSTS;
+        let scanners = scanners(traffic, servers);
+        let named = |ip: &IpAddr| servers.contains_key(ip) || scanners.contains_key(ip);
         // A host the model folded (`None`) is drawn in "other".
         let base = |ip: Option<IpAddr>| match ip {
             None => Node::Others,
-            Some(ip) if by_subnet => Node::Subnet(Subnet::of(ip)),
+            Some(ip) if by_subnet && !named(&ip) => Node::Subnet(Subnet::of(ip)),
             Some(ip) => Node::Host(ip),
         };
+        let is_scan = |k: &EdgeKey| k.client.is_some_and(|c| scanners.contains_key(&c));
         let mut client_flows: BTreeMap<Node, u64> = BTreeMap::new();
         let mut server_flows: BTreeMap<Node, u64> = BTreeMap::new();
         for (k, u) in traffic {
@@ -151,8 +174,9 @@ impl Graph {
         } else {
             MAX_NODES
         };
-        let (client_of, folded_clients) = fold_smallest(&client_flows, max_nodes);
-        let (server_of, folded_servers) = fold_smallest(&server_flows, max_nodes);
+        let kept = |n: &Node| matches!(n, Node::Host(ip) if named(ip));
+        let (client_of, folded_clients) = fold_smallest(&client_flows, max_nodes, kept);
+        let (server_of, folded_servers) = fold_smallest(&server_flows, max_nodes, kept);
         let client = |ip| *client_of.get(&base(ip)).unwrap_or(&Node::Others);
         let server = |ip| *server_of.get(&base(ip)).unwrap_or(&Node::Others);
         let beyond =
@@ -164,9 +188,18 @@ impl Graph {
             .map(|(_, u)| u.flows)
             .sum();
 
-        // Ports per server, ranked by their worst verdict and then by flows.
+        // Ports per server, ranked by their worst verdict and then by flows;
+        // a scan's probes are one row of their own, not ports.
         let mut ports: BTreeMap<Node, BTreeMap<(Transport, u16), Tally>> = BTreeMap::new();
+        let mut scanned: BTreeMap<Node, BTreeSet<(Transport, u16)>> = BTreeMap::new();
         for (k, u) in traffic {
+            if is_scan(k) {
+                scanned
+                    .entry(server(k.server))
+                    .or_default()
+                    .insert((k.transport, k.port));
+                continue;
+            }
             ports
                 .entry(server(k.server))
                 .or_default()
@@ -174,7 +207,8 @@ impl Graph {
                 .or_insert(Tally::new(k.verdict))
                 .add(k.verdict, u.flows);
         }
-        let per_server = (SERVICE_ROWS / ports.len().max(1)).clamp(2, MAX_SERVICES);
+        let rows = ports.len() + scanned.len();
+        let per_server = (SERVICE_ROWS / rows.max(1)).clamp(2, MAX_SERVICES);
         let mut folded_services = 0;
         let mut kept_ports: HashMap<Node, BTreeSet<(Transport, u16)>> = HashMap::new();
         for (node, list) in &ports {
@@ -188,20 +222,27 @@ impl Graph {
             folded_services += ranked.len() - keep;
             kept_ports.insert(*node, ranked[..keep].iter().map(|(p, _)| **p).collect());
         }
-        let service = |node: Node, p: (Transport, u16)| {
-            if kept_ports.get(&node).is_some_and(|k| k.contains(&p)) {
-                Service::Port(p.0, p.1)
+        let service = |k: &EdgeKey, node: Node| {
+            if is_scan(k) {
+                Service::Scan
+            } else if kept_ports
+                .get(&node)
+                .is_some_and(|kp| kp.contains(&(k.transport, k.port)))
+            {
+                Service::Port(k.transport, k.port)
             } else {
                 Service::Others
             }
         };
 
-        let mut edges: BTreeMap<(Node, Node, Service, Verdict), Edge> = BTreeMap::new();
+        let mut edges: BTreeMap<(Node, Node, Service, Option<Verdict>), Edge> = BTreeMap::new();
         let mut services: BTreeMap<Node, BTreeMap<Service, Tally>> = BTreeMap::new();
         for (k, u) in traffic {
             let (c, s) = (client(k.client), server(k.server));
-            let svc = service(s, (k.transport, k.port));
-            let e = edges.entry((c, s, svc, k.verdict)).or_insert_with(|| Edge {
+            let svc = service(k, s);
+            // A scan's edge holds every verdict of its probes.
+            let verdict = (svc != Service::Scan).then_some(k.verdict);
+            let e = edges.entry((c, s, svc, verdict)).or_insert_with(|| Edge {
                 client: c,
                 server: s,
                 service: svc,
@@ -209,10 +250,15 @@ impl Graph {
                 flows: 0,
                 bytes: 0,
                 ports: BTreeSet::new(),
+                mix: BTreeMap::new(),
             });
             e.flows += u.flows;
             e.bytes = e.bytes.saturating_add(u.bytes);
             e.ports.insert((k.transport, k.port));
+            *e.mix.entry(k.verdict).or_default() += u.flows;
+            if rank(k.verdict) > rank(e.verdict) {
+                e.verdict = k.verdict;
+            }
             services
                 .entry(s)
                 .or_default()
@@ -237,7 +283,7 @@ impl Graph {
         let clients: BTreeSet<Node> = edges.iter().map(|e| e.client).collect();
         let drawn: BTreeSet<(Node, Service)> =
             edges.iter().map(|e| (e.server, e.service)).collect();
-        let servers = services
+        let server_nodes = services
             .into_iter()
             .map(|(node, list)| ServerNode {
                 node,
@@ -253,7 +299,7 @@ impl Graph {
             hosts: hosts.len(),
             by_subnet,
             clients: clients.into_iter().collect(),
-            servers,
+            servers: server_nodes,
             edges,
             folded_clients,
             folded_servers,
@@ -261,8 +307,69 @@ impl Graph {
             hidden_edges,
             hosts_beyond,
             beyond_flows,
+            roles: servers.clone(),
+            scanners,
+            scanned: scanned.into_iter().map(|(n, p)| (n, p.len())).collect(),
         }
     }
+
+    /// A node's label: its address and role, a scanner's port count, a
+    /// subnet, or what "other" folds.
+    pub fn label(&self, node: Node, client_side: bool) -> String {
+        let (folded, beyond) = if client_side {
+            (self.folded_clients, self.hosts_beyond.0)
+        } else {
+            (self.folded_servers, self.hosts_beyond.1)
+        };
+        match node {
+            Node::Host(ip) => match (self.roles.get(&ip), self.scanners.get(&ip)) {
+                (Some(Some(role)), _) => format!("{ip} \u{b7} {role}"),
+                (Some(None), _) => format!("{ip} \u{b7} server"),
+                (None, Some(&n)) => format!("{ip} \u{b7} scanner, {} ports", Count(n as u64)),
+                (None, None) => ip.to_string(),
+            },
+            Node::Subnet(s) => s.to_string(),
+            Node::Others if beyond => "other hosts (folded)".into(),
+            Node::Others => format!("{folded} more (folded)"),
+        }
+    }
+
+    /// A port row's label.
+    pub fn service_label(&self, server: Node, s: Service) -> String {
+        match s {
+            Service::Port(t, p) => format!("{t}/{p}"),
+            Service::Others => "other ports".into(),
+            Service::Scan => format!(
+                "scanned: {} ports",
+                Count(self.scanned.get(&server).copied().unwrap_or(0) as u64)
+            ),
+        }
+    }
+}
+
+/// Clients (not named servers) with flagged flows to at least [`SCAN_PORTS`]
+/// distinct ports, and how many ports they reached in all (documented too).
+fn scanners(
+    traffic: &BTreeMap<EdgeKey, Usage>,
+    servers: &BTreeMap<IpAddr, Option<String>>,
+) -> BTreeMap<IpAddr, usize> {
+    type Ports = BTreeSet<(Option<IpAddr>, Transport, u16)>;
+    // Per client: (flagged ports, every port).
+    let mut probed: BTreeMap<IpAddr, (Ports, Ports)> = BTreeMap::new();
+    for k in traffic.keys() {
+        if let Some(c) = k.client.filter(|c| !servers.contains_key(c)) {
+            let p = probed.entry(c).or_default();
+            if k.verdict != Verdict::Documented {
+                p.0.insert((k.server, k.transport, k.port));
+            }
+            p.1.insert((k.server, k.transport, k.port));
+        }
+    }
+    probed
+        .into_iter()
+        .filter(|(_, p)| p.0.len() >= SCAN_PORTS)
+        .map(|(ip, p)| (ip, p.1.len()))
+        .collect()
 }
 
 /// Flows to a port or service and the worst verdict among them.
@@ -286,19 +393,30 @@ impl Tally {
 }
 
 /// Keep the `max - 1` busiest nodes (all of them if they fit) and map the
-/// rest to [`Node::Others`]; returns the map and how many were folded.
-fn fold_smallest(flows: &BTreeMap<Node, u64>, max: usize) -> (HashMap<Node, Node>, usize) {
-    if flows.len() <= max {
-        return (flows.keys().map(|&n| (n, n)).collect(), 0);
+/// rest to [`Node::Others`]; `kept` nodes stay and do not count. Returns the
+/// map and how many were folded.
+fn fold_smallest(
+    flows: &BTreeMap<Node, u64>,
+    max: usize,
+    kept: impl Fn(&Node) -> bool,
+) -> (HashMap<Node, Node>, usize) {
+    let (mut map, rest): (HashMap<Node, Node>, Vec<(&Node, &u64)>) = {
+        let (k, r): (Vec<_>, Vec<_>) = flows.iter().partition(|(n, _)| kept(n));
+        (k.into_iter().map(|(&n, _)| (n, n)).collect(), r)
+    };
+    if rest.len() <= max {
+        map.extend(rest.iter().map(|(&n, _)| (n, n)));
+        return (map, 0);
     }
-    let mut ranked: Vec<(&Node, &u64)> = flows.iter().collect();
+    let mut ranked = rest;
     ranked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let map = ranked
-        .iter()
-        .enumerate()
-        .map(|(i, (&n, _))| (n, if i + 1 < max { n } else { Node::Others }))
-        .collect();
-    (map, flows.len() + 1 - max)
+    map.extend(
+        ranked
+            .iter()
+            .enumerate()
+            .map(|(i, (&n, _))| (n, if i + 1 < max { n } else { Node::Others })),
+    );
+    (map, ranked.len() + 1 - max)
 }
 
 #[cfg(test)]
@@ -349,7 +467,7 @@ pub(super) mod tests {
             key("10.0.0.2", "10.0.1.1", 443, Verdict::Documented),
             usage(1),
         );
-        let g = Graph::build(&t);
+        let g = Graph::build(&t, &BTreeMap::new());
         assert_eq!(g.hosts, 3);
         assert!(!g.by_subnet);
         assert_eq!(g.clients.len(), 2);
@@ -370,13 +488,55 @@ pub(super) mod tests {
                 usage(1),
             );
         }
-        let g = Graph::build(&t);
+        let g = Graph::build(&t, &BTreeMap::new());
         assert!(g.by_subnet);
         assert_eq!(g.clients.len(), 3);
         assert_eq!(g.servers.len(), 1);
         assert_eq!(g.servers[0].services.len(), MAX_SERVICES);
         assert_eq!(g.folded_services, 150 - (MAX_SERVICES - 1));
         assert!(g.servers[0].services.iter().any(|s| s.0 == Service::Others));
+    }
+
+    #[test]
+    fn servers_keep_their_node_and_a_scan_is_one_edge_per_server() {
+        let mut t = BTreeMap::new();
+        for i in 0..150u32 {
+            let client = format!("10.1.{}.{}", i / 50, i % 50 + 1);
+            t.insert(key(&client, "10.9.0.1", 443, Verdict::Documented), usage(1));
+        }
+        for port in 1..=100u16 {
+            t.insert(
+                key("10.7.7.7", "10.9.0.1", port, Verdict::Undocumented),
+                usage(1),
+            );
+        }
+        t.insert(
+            key("10.7.7.7", "10.9.0.1", 1972, Verdict::WrongTransport),
+            usage(1),
+        );
+        let server: IpAddr = "10.9.0.1".parse().expect("ip");
+        let roles = BTreeMap::from([(server, Some("aacc_server".to_string()))]);
+        let g = Graph::build(&t, &roles);
+        assert!(g.by_subnet);
+        assert_eq!(g.servers.len(), 1);
+        assert_eq!(
+            g.label(g.servers[0].node, false),
+            "10.9.0.1 \u{b7} aacc_server"
+        );
+        let scanner: IpAddr = "10.7.7.7".parse().expect("ip");
+        assert_eq!(g.scanners.get(&scanner), Some(&101));
+        let scan: Vec<&Edge> = g
+            .edges
+            .iter()
+            .filter(|e| e.service == Service::Scan)
+            .collect();
+        assert_eq!(scan.len(), 1, "one edge for the whole scan");
+        assert_eq!(scan[0].flows, 101);
+        assert_eq!(scan[0].mix.get(&Verdict::WrongTransport), Some(&1));
+        // The server's own port is a row, not folded among the probes.
+        let rows: Vec<Service> = g.servers[0].services.iter().map(|s| s.0).collect();
+        assert_eq!(rows, [Service::Port(Transport::Tcp, 443), Service::Scan]);
+        assert_eq!(g.folded_services, 0);
     }
 
     #[test]
@@ -389,7 +549,7 @@ pub(super) mod tests {
                 usage(u64::from(i) + 1),
             );
         }
-        let g = Graph::build(&t);
+        let g = Graph::build(&t, &BTreeMap::new());
         assert!(!g.by_subnet);
         assert_eq!(g.servers.len(), MAX_NODES);
         assert_eq!(g.folded_servers, 11);

@@ -16,6 +16,8 @@ use crate::transport::Transport;
 use crate::verdict::Verdict;
 
 use super::events::{Event, FlowRecord};
+use super::servers::Servers;
+use super::stats::StatsTotals;
 use super::{LineError, ReportError};
 
 /// A line longer than this is refused (and skipped) instead of being buffered
@@ -68,6 +70,8 @@ pub struct Model {
     pub rules: BTreeMap<String, Usage>,
     /// First packet to last packet over every flow.
     pub span: Option<(Timestamp, Timestamp)>,
+    /// The hosts that accepted documented flows, and on which ports.
+    pub servers: Servers,
 }
 
 /// One input file (or stdin) and what was read from it.
@@ -125,82 +129,6 @@ impl Usage {
         self.bytes = self.bytes.saturating_add(r.bytes.unwrap_or(0));
         self.first = Some(self.first.map_or(r.first, |t| t.min(r.first)));
         self.last = Some(self.last.map_or(r.last, |t| t.max(r.last)));
-    }
-}
-
-/// The counters of the stats events, flattened: `decode_failures.truncated`,
-/// `evictions`, … Integer counters only; `files` is read as a list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatsTotals {
-    pub counters: BTreeMap<String, u64>,
-    pub files: Vec<FileEntry>,
-}
-
-/// One capture file named in a stats event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileEntry {
-    pub path: String,
-    pub format: String,
-    pub packets: u64,
-    pub bytes_read: u64,
-    pub error: Option<String>,
-}
-
-impl StatsTotals {
-    pub fn get(&self, key: &str) -> Option<u64> {
-        self.counters.get(key).copied()
-    }
-
-    /// The counters under `prefix.`, without the prefix.
-    pub fn group<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, u64)> + 'a {
-        self.counters.iter().filter_map(move |(k, &v)| {
-            k.strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('.'))
-                .map(|rest| (rest, v))
-        })
-    }
-
-    fn add(&mut self, stats: &Map<String, Value>) {
-        for (key, value) in stats {
-            if key == "files" {
-                if let Value::Array(files) = value {
-                    self.files.extend(files.iter().map(FileEntry::from_value));
-                }
-            } else {
-                flatten(key, value, &mut self.counters);
-            }
-        }
-    }
-}
-
-fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, u64>) {
-    match value {
-        Value::Number(n) => {
-            if let Some(n) = n.as_u64() {
-                let total = out.entry(path.to_string()).or_default();
-                *total = total.saturating_add(n);
-            }
-        }
-        Value::Object(map) => {
-            for (k, v) in map {
-                flatten(&format!("{path}.{k}"), v, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-impl FileEntry {
-    fn from_value(v: &Value) -> FileEntry {
-        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let count = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-        FileEntry {
-            path: text("path").unwrap_or_default(),
-            format: text("format").unwrap_or_default(),
-            packets: count("packets"),
-            bytes_read: count("bytes_read"),
-            error: text("error"),
-        }
     }
 }
 
@@ -361,9 +289,18 @@ impl ModelBuilder {
                 self.model.alert_events += 1;
                 self.pending.insert((record.flow_id, record.first), record);
             }
-            Event::Flow(line) => {
+            Event::Flow(mut line) => {
+                let roles = line.dest_roles.take();
                 let mut record = line.into_record(true)?;
                 self.model.flow_events += 1;
+                if record.verdict == Verdict::Documented {
+                    self.model.servers.add(
+                        record.server.0,
+                        (record.transport, record.server.1),
+                        &record.rule_ids,
+                        roles,
+                    );
+                }
                 if let Some(alert) = self.pending.remove(&(record.flow_id, record.first)) {
                     if record.evidence.is_none() {
                         record.evidence = alert.evidence;

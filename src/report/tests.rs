@@ -85,6 +85,40 @@ fn chosen_limits_and_evidence_counters_are_not_losses() {
 }
 
 #[test]
+fn folded_alerts_and_one_sided_flows_are_notes_not_losses() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{},"encapsulated":{},"evictions":0,"timeouts":0,"one_sided_flows":4,"resumed_flows":2,"duplicates":9,"alert_storms":{"alerts_folded":1395,"summaries":1},"alert_latency":{"count":3,"p99_us":1200},"files":[]}}"#;
+    let html = page(&model(stats));
+    assert!(html.contains("The data is complete"), "nothing was lost");
+    assert!(!html.contains("The data is incomplete"));
+    assert!(
+        html.contains("<div class=\"note\">alert_storms.alerts_folded: 1,395 alerts"),
+        "the folding is a note"
+    );
+    assert!(html.contains("every flow kept its verdict"));
+    assert!(html.contains("<div class=\"note\">one_sided_flows: 4 TCP flows"));
+    assert!(!html.contains("warnv\">1,395"), "not shown as a warning");
+}
+
+#[test]
+fn the_alarm_names_each_loss() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{"truncated":2},"encapsulated":{},"evictions":3,"timeouts":0,"queue_drops":{"worker_queue_full":7},"alert_storms":{"alerts_folded":10,"summaries":1},"interfaces":[{"name":"eth0","packets":5,"kernel_received":9,"kernel_dropped":4,"interface_dropped":1,"error":"the interface went down"}],"files":[]}}"#;
+    let html = page(&model(stats));
+    let start = html.find("The data is incomplete:").expect("the alarm");
+    let alarm = &html[start..start + html[start..].find("</div>").expect("its end")];
+    for loss in [
+        "2 packets could not be decoded",
+        "3 flows were evicted (the flow table was full)",
+        "7 packets dropped inside portmatrix (worker_queue_full)",
+        "4 packets dropped by the kernel",
+        "1 packets dropped by the interface",
+        "1 capture interface(s) stopped with an error",
+    ] {
+        assert!(alarm.contains(loss), "{loss} in {alarm}");
+    }
+    assert!(!alarm.contains("alert"), "folding is not a loss: {alarm}");
+}
+
+#[test]
 fn only_the_last_stats_event_of_an_input_counts() {
     let later = STATS.replace("\"packets\":780", "\"packets\":900");
     let m = model(&[STATS, later.as_str()].join("\n"));
@@ -296,4 +330,46 @@ fn a_flood_of_spoofed_sources_is_folded_keeping_the_busiest_hosts_exact() {
         html.contains("busiest per side are counted together as other hosts"),
         "the page says hosts were folded"
     );
+}
+
+#[test]
+fn top_undocumented_ports_rank_by_distinct_clients_then_servers() {
+    use super::graph::tests::{key, usage};
+    let mut m = Model::default();
+    // A scanner probes ports 1-30 once each (earlier and more flows in all
+    // than any one service); three clients use 4444 on one server, two use
+    // 8080 on two servers.
+    for port in 1..=30 {
+        m.edges.insert(
+            key("10.9.9.9", "10.0.0.1", port, Verdict::Undocumented),
+            usage(2),
+        );
+    }
+    for c in ["10.1.0.1", "10.1.0.2", "10.1.0.3"] {
+        m.edges
+            .insert(key(c, "10.0.0.1", 4444, Verdict::Undocumented), usage(1));
+    }
+    for (c, s) in [("10.1.0.1", "10.0.0.1"), ("10.1.0.2", "10.0.0.2")] {
+        m.edges
+            .insert(key(c, s, 8080, Verdict::Undocumented), usage(1));
+    }
+    m.edges.insert(
+        key("10.1.0.9", "10.0.0.1", 443, Verdict::Documented),
+        usage(50),
+    );
+    let html = page(&m);
+    let start = html.find("id=\"top-ports-table\"").expect("the table");
+    let table = &html[start..start + html[start..].find("</table>").expect("end")];
+    let order: Vec<&str> = table
+        .split("<td class=\"mono\">")
+        .skip(1)
+        .map(|r| &r[..r.find('<').expect("cell end")])
+        .collect();
+    assert_eq!(order.len(), 20, "the top 20");
+    assert_eq!(&order[..3], ["tcp/4444", "tcp/8080", "tcp/1"]);
+    assert!(
+        !order.contains(&"tcp/443"),
+        "documented ports are not listed"
+    );
+    assert!(html.contains("32 undocumented ports"));
 }

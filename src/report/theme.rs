@@ -138,46 +138,38 @@ details { margin:8px 0; }
 summary { cursor:pointer; color:var(--muted); }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
 footer { margin-top:40px; color:var(--muted); font-size:12px; }
+nav.toc { position:sticky; top:0; z-index:2; background:var(--bg); border-bottom:1px solid var(--line); padding:6px 0; margin:0 0 8px; display:flex; flex-wrap:wrap; gap:4px 14px; font-size:13px; }
+nav.toc a { color:#1f5fa8; text-decoration:none; }
+nav.toc a:hover { text-decoration:underline; }
+nav.toc a.key { font-weight:600; }
+h2 { scroll-margin-top:40px; }
+.toolbar { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; }
+.toolbar input, .toolbar select, .toolbar button { font:inherit; font-size:13px; padding:3px 6px; border:1px solid var(--line); border-radius:5px; background:#fff; }
+.toolbar input[type=search] { min-width:220px; }
+.toolbar input.narrow { width:140px; }
+.toolbar input.port { width:80px; }
+.toolbar button { cursor:pointer; }
+.toolbar button:disabled { cursor:default; opacity:.5; }
+.toolbar .info { color:var(--muted); }
+.scroll { overflow-x:auto; }
+tr.f-out, tr.p-out { display:none; }
+td.ev { max-width:200px; overflow-wrap:anywhere; font-size:12px; }
+#diagram-svg [data-host] { cursor:pointer; }
+@media print {
+  body { background:#fff; font-size:11px; }
+  main { max-width:none; padding:0; }
+  nav.toc, .toolbar { display:none; }
+  tr.p-out { display:table-row; }
+  th { position:static; }
+  .panel { overflow:visible; border:none; padding:0; }
+  .panel svg { max-width:100%; height:auto; }
+  h2 { break-after:avoid; }
+  tr, .card, .panel { break-inside:avoid; }
+  a { color:inherit; text-decoration:none; }
+}
 "#;
 
-/// Click (or Enter on) a header to sort a `table.sortable` by that column;
-/// again to reverse. Cells may carry `data-sort` (numbers, times, padded
-/// addresses); headers with `data-type="num"` sort numerically. Ties keep
-/// the previous order, so sorting by two columns in turn works.
-pub const SCRIPT: &str = r#"
-(function () {
-  'use strict';
-  function key(cell, num) {
-    var v = cell.getAttribute('data-sort');
-    if (v === null) { v = cell.textContent.trim(); }
-    return num ? (parseFloat(v) || 0) : v.toLowerCase();
-  }
-  var tables = document.querySelectorAll('table.sortable');
-  Array.prototype.forEach.call(tables, function (table) {
-    var heads = table.tHead.rows[0].cells;
-    Array.prototype.forEach.call(heads, function (th, col) {
-      th.tabIndex = 0;
-      function sort() {
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        var num = th.getAttribute('data-type') === 'num';
-        var dir = th.getAttribute('aria-sort') === 'ascending' ? -1 : 1;
-        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
-        th.setAttribute('aria-sort', dir === 1 ? 'ascending' : 'descending');
-        var keyed = rows.map(function (r, i) { return { r: r, i: i, k: key(r.cells[col], num) }; });
-        keyed.sort(function (a, b) {
-          if (a.k < b.k) { return -dir; }
-          if (a.k > b.k) { return dir; }
-          return a.i - b.i;
-        });
-        keyed.forEach(function (e) { body.appendChild(e.r); });
-      }
-      th.addEventListener('click', sort);
-      th.addEventListener('keydown', function (e) { if (e.key === 'Enter') { sort(); } });
-    });
-  });
-}());
-"#;
+pub use super::script::SCRIPT;
 
 /// The one-line meaning (README, Verdicts) of each verdict, for the legend's tooltips.
 pub fn meaning(v: Verdict) -> &'static str {

@@ -24,24 +24,65 @@ fn shown_by_name(key: &str) -> bool {
         .contains(&group)
 }
 
-/// Counters that are normal or chosen by the user (a focus, the evidence
-/// caps), not a loss. Any other counter not named here is shown as a warning
-/// when non-zero: a counter added later errs on the side of being noticed.
+/// Counters that are normal or chosen by the user (a focus, `--dedup`, the
+/// evidence caps, live mode's latency), not a loss. Any other counter not
+/// named here or in [`NOTED`] is shown as a loss when non-zero: a counter
+/// added later errs on the side of being noticed.
 const BENIGN_COUNTERS: &[&str] = &[
     "timeouts",
     "active_flows",
     "filtered",
+    "duplicates",
     "extract.files",
     "extract.packets",
     "extract.bytes",
     "extract.capped_packets",
     "extract.capped_flows",
-    "alert_latency.count",
+    "alert_storms.summaries",
 ];
+
+/// Groups of counters that are never a loss (`alert_latency.p99_us`…).
+const BENIGN_GROUPS: &[&str] = &["alert_latency"];
+
+/// Counters worth a note, not an alarm: nothing was lost, but the reader
+/// should know. With the note's text after the count.
+const NOTED: &[(&str, &str)] = &[
+    (
+        "alert_storms.alerts_folded",
+        "alerts of storming sources were folded into alert_summary events by storm control; \
+         every flow kept its verdict, and this report counts every one of them",
+    ),
+    (
+        "one_sided_flows",
+        "TCP flows were seen in one direction only (a SPAN port mirroring one direction?); \
+         they are classified all the same",
+    ),
+    (
+        "resumed_flows",
+        "flows came back after they were evicted and kept their ends",
+    ),
+];
+
+/// A loss counter in words: "5 packets dropped by the kernel"; one this
+/// version does not know by its name: "drops.kernel: 5".
+fn loss_text(key: &str, n: u64) -> String {
+    let n = Count(n);
+    match key {
+        "interfaces.kernel_dropped" => format!("{n} packets dropped by the kernel"),
+        "interfaces.interface_dropped" => format!("{n} packets dropped by the interface"),
+        "interfaces.errors" => format!("{n} capture interface(s) stopped with an error"),
+        _ => match key.strip_prefix("queue_drops.") {
+            Some(reason) => format!("{n} packets dropped inside portmatrix ({reason})"),
+            None => format!("{key}: {n}"),
+        },
+    }
+}
 
 pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
     out.push_str("<h2 id=\"health\">Capture health</h2>\n");
     let mut problems: Vec<String> = Vec::new();
+    // Already escaped: they are written as they are.
+    let mut notes: Vec<String> = Vec::new();
     let mut rows = String::new();
     // A row of the health table; `name` is indented under the row above when `sub`.
     let mut row = |name: &str, sub: bool, value: u64, warn: bool, note: &str| -> fmt::Result {
@@ -87,7 +128,10 @@ pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
                 problems.push(format!("{} packets could not be decoded", Count(failures)));
             }
             if evictions > 0 {
-                problems.push(format!("{} flows were evicted", Count(evictions)));
+                problems.push(format!(
+                    "{} flows were evicted (the flow table was full)",
+                    Count(evictions)
+                ));
             }
             if input_errors > 0 {
                 problems.push(format!(
@@ -98,20 +142,23 @@ pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
                 if shown_by_name(key) {
                     continue;
                 }
-                let benign = BENIGN_COUNTERS.contains(&key.as_str());
-                row(
-                    key,
-                    false,
-                    n,
-                    !benign,
-                    if benign {
-                        "normal"
-                    } else {
-                        "reported by the capture"
-                    },
-                )?;
-                if !benign && n > 0 {
-                    problems.push(format!("{key}: {}", Count(n)));
+                let group = key.split_once('.').map_or("", |(g, _)| g);
+                let benign =
+                    BENIGN_COUNTERS.contains(&key.as_str()) || BENIGN_GROUPS.contains(&group);
+                let noted = NOTED.iter().find(|(k, _)| k == key);
+                let meaning = match noted {
+                    Some(_) => "not a loss: see the note above",
+                    None if benign => "normal",
+                    None => "lost: the analysis misses these",
+                };
+                row(key, false, n, !benign && noted.is_none(), meaning)?;
+                if n == 0 {
+                    continue;
+                }
+                match noted {
+                    Some((_, text)) => notes.push(format!("{}: {} {text}", Esc(key), Count(n))),
+                    None if !benign => problems.push(loss_text(key, n)),
+                    None => {}
                 }
             }
         }
@@ -146,6 +193,9 @@ pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
             r#"<div class="bad"><b>The data is incomplete:</b> {}.</div>"#,
             Esc(&problems.join("; "))
         )?;
+    }
+    for note in &notes {
+        writeln!(out, r#"<div class="note">{note}.</div>"#)?;
     }
     if m.flow_events == 0 && m.alert_events > 0 {
         out.push_str(

@@ -31,7 +31,7 @@ pub struct Page<'a> {
 }
 
 pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
-    let graph = Graph::build(&p.model.edges);
+    let graph = Graph::build(&p.model.edges, &p.model.servers.kept(p.matrix));
     let coverage = p.model.coverage(p.matrix, p.product);
     let mut out = String::with_capacity(128 * 1024);
     let css = theme::stylesheet();
@@ -52,11 +52,13 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
         title = Esc(p.title),
     )?;
     subtitle(&mut out, p)?;
+    toc(&mut out, p)?;
     overview(&mut out, p, &graph, &coverage)?;
     health::health(&mut out, p.model)?;
     pictures::diagram_section(&mut out, &graph)?;
     pictures::timeline_section(&mut out, p.model)?;
     tables::flagged_section(&mut out, p)?;
+    tables::top_ports_section(&mut out, p.model)?;
     tables::coverage_section(&mut out, p, &coverage)?;
     if let Some(drift) = p.drift {
         super::drift_html::section(&mut out, drift)?;
@@ -69,6 +71,33 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
         theme::SCRIPT
     )?;
     Ok(out)
+}
+
+/// Links to every section; matrix coverage, what a firewall audit reads
+/// first, stands out. Sticky, so any section is one click away.
+fn toc(out: &mut String, p: &Page<'_>) -> fmt::Result {
+    out.push_str("<nav class=\"toc\" aria-label=\"Sections\">");
+    let mut sections = vec![
+        ("coverage", "Matrix coverage", true),
+        ("overview", "Overview", false),
+        ("health", "Capture health", false),
+        ("diagram", "Who talked to whom", false),
+        ("timeline", "Timeline", false),
+        ("flagged", "Flagged flows", false),
+        ("top-ports", "Top undocumented ports", false),
+    ];
+    if p.drift.is_some() {
+        sections.push(("drift", "Changes since the baseline", false));
+    }
+    for (id, name, key) in sections {
+        write!(
+            out,
+            r##"<a href="#{id}"{}>{name}</a>"##,
+            if key { r#" class="key""# } else { "" }
+        )?;
+    }
+    out.push_str("</nav>\n");
+    Ok(())
 }
 
 fn subtitle(out: &mut String, p: &Page<'_>) -> fmt::Result {

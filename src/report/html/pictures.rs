@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 use super::legend;
 use crate::report::diagram;
 use crate::report::escape::Esc;
-use crate::report::graph::{self, Graph, MAX_HOSTS};
+use crate::report::graph::{self, Graph, MAX_HOSTS, SCAN_PORTS};
 use crate::report::model::{Model, KEEP_HOSTS, MAX_EDGES};
 use crate::report::timeline::{self, Flagged};
 use crate::report::units::Count;
@@ -26,8 +26,19 @@ pub(super) fn diagram_section(out: &mut String, g: &Graph) -> fmt::Result {
     let mut notes: Vec<String> = Vec::new();
     if g.by_subnet {
         notes.push(format!(
-            "{} hosts are more than {MAX_HOSTS}: each node is a subnet",
-            Count(g.hosts as u64)
+            "{} hosts are more than {MAX_HOSTS}: other hosts are drawn as their subnet, \
+             but the {} servers (hosts that accepted documented flows, the busiest) keep \
+             their own node, named with their role (the site's, else the system that \
+             listens on most of their documented ports; \"a or b\" when the ports do not tell)",
+            Count(g.hosts as u64),
+            g.roles.len()
+        ));
+    }
+    if !g.scanners.is_empty() {
+        notes.push(format!(
+            "{} scanner(s) (flagged flows to {SCAN_PORTS} ports or more): each one's flows \
+             are one edge per server it probed, ending on that server's \"scanned\" row",
+            g.scanners.len()
         ));
     }
     if g.folded_clients + g.folded_servers > 0 {

@@ -1,13 +1,18 @@
 //! The page's two tables: the flagged flows, most severe first, and the
 //! matrix's coverage, every rule with the traffic it saw.
 
+use std::cmp::Reverse;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
+
+use crate::transport::Transport;
+use crate::verdict::Verdict;
 
 use super::Page;
 use crate::report::escape::{href_for_path, Esc};
 use crate::report::events::FlowRecord;
 use crate::report::model::{Coverage, MAX_FLAGGED};
+use crate::report::script::PAGE_ROWS;
 use crate::report::theme::status_text;
 use crate::report::units::{ByteSize, Count, TimeText};
 
@@ -43,7 +48,10 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
     }
     write!(
         out,
-        "<p class=\"muted\">{} flows the matrix does not allow, most severe first. Click a header to sort.",
+        "<p class=\"muted\">{} flows the matrix does not allow, most severe first. Click a \
+         header to sort; filter by words, verdict, host (a prefix such as <code>10.10.1.</code> \
+         is enough) or server port; {PAGE_ROWS} rows a page (all of them when printed). \
+         Click a host in the diagram to see its flows.",
         Count(m.flagged_total)
     )?;
     if m.flagged_total > m.flagged.len() as u64 {
@@ -54,8 +62,9 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
         )?;
     }
     out.push_str("</p>\n");
+    toolbar(out, m)?;
     out.push_str(
-        "<table class=\"sortable\" id=\"flagged-table\"><thead><tr>\
+        "<div class=\"scroll\"><table class=\"sortable\" id=\"flagged-table\"><thead><tr>\
          <th data-type=\"num\">First seen</th><th data-type=\"num\">Last seen</th><th>Verdict</th>\
          <th data-type=\"num\">Severity</th><th>Proto</th><th>Client</th><th>Server</th>\
          <th>Rules</th><th>Rule description</th><th class=\"n\" data-type=\"num\">Packets</th>\
@@ -64,14 +73,44 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
     for r in &m.flagged {
         flagged_row(out, p, r)?;
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
+    Ok(())
+}
+
+/// The flagged table's filters, pager and CSV button; the page's script
+/// (`super::super::script`) gives them life.
+fn toolbar(out: &mut String, m: &crate::report::Model) -> fmt::Result {
+    out.push_str(
+        "<div class=\"toolbar\" id=\"flagged-tools\">\
+         <input type=\"search\" id=\"flagged-filter\" placeholder=\"Filter: any words\" aria-label=\"Filter the flagged flows\">\
+         <select id=\"flagged-verdict\" aria-label=\"Verdict\"><option value=\"\">every verdict</option>",
+    );
+    let verdicts: std::collections::BTreeSet<Verdict> =
+        m.flagged.iter().map(|r| r.verdict).collect();
+    for v in verdicts {
+        write!(out, r#"<option value="{}">{v}</option>"#, v.as_str())?;
+    }
+    out.push_str(
+        "</select>\
+         <input type=\"search\" class=\"narrow\" id=\"flagged-host\" placeholder=\"Host\" aria-label=\"Client or server address\">\
+         <input type=\"search\" class=\"port\" id=\"flagged-port\" inputmode=\"numeric\" placeholder=\"Port\" aria-label=\"Server port\">\
+         <button type=\"button\" id=\"flagged-clear\">Clear</button>\
+         <button type=\"button\" id=\"flagged-prev\">\u{2190} Previous</button>\
+         <button type=\"button\" id=\"flagged-next\">Next \u{2192}</button>\
+         <span class=\"info\" id=\"flagged-info\"></span>\
+         <button type=\"button\" id=\"flagged-csv\">Download CSV (filtered rows)</button></div>\n",
+    );
     Ok(())
 }
 
 fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     write!(
         out,
-        r#"<tr><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge v-{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
+        r#"<tr data-verdict="{}" data-client="{}" data-server="{}" data-port="{}"><td data-sort="{}">{}</td><td data-sort="{}">{}</td><td><span class="badge v-{}">{}</span></td><td data-sort="{}">{}</td><td>{}{}</td><td data-sort="{}" class="mono">{}</td><td data-sort="{}" class="mono">{}</td>"#,
+        r.verdict.as_str(),
+        r.client.0,
+        r.server.0,
+        r.server.1,
         r.first.as_nanos(),
         Esc(&TimeText::Full.show(r.first)),
         r.last.as_nanos(),
@@ -90,7 +129,8 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     out.push_str("<td class=\"mono ids\">");
     for (i, id) in r.rule_ids.iter().enumerate() {
         if i > 0 {
-            out.push_str("<br>");
+            // The space keeps ids apart in the CSV (the cell's text).
+            out.push_str(" <br>");
         }
         write!(out, "{}", Esc(id))?;
     }
@@ -114,7 +154,7 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     };
     count(out, r.packets, &|n| Count(n).to_string())?;
     count(out, r.bytes, &|n| Count(n).to_string())?;
-    out.push_str("<td>");
+    out.push_str("<td class=\"ev\">");
     if let Some(path) = &r.evidence {
         let name = path.rsplit('/').next().unwrap_or(path);
         match href_for_path(path) {
@@ -129,6 +169,61 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
         }
     }
     out.push_str("</td></tr>\n");
+    Ok(())
+}
+
+/// Undocumented ports listed, the most widely used first.
+const TOP_PORTS: usize = 20;
+
+/// The undocumented ports by how many distinct clients, then servers, used
+/// them, then by flows: a service that many hosts use comes before a port
+/// that one scanner probed once, whichever was seen first.
+pub(super) fn top_ports_section(out: &mut String, m: &crate::report::Model) -> fmt::Result {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Seen = (BTreeSet<Option<IpAddr>>, BTreeSet<Option<IpAddr>>, u64);
+    let mut ports: BTreeMap<(Transport, u16), Seen> = BTreeMap::new();
+    for (k, u) in m
+        .edges
+        .iter()
+        .filter(|(k, _)| k.verdict == Verdict::Undocumented)
+    {
+        let p = ports.entry((k.transport, k.port)).or_default();
+        p.0.insert(k.client);
+        p.1.insert(k.server);
+        p.2 += u.flows;
+    }
+    out.push_str("<h2 id=\"top-ports\">Top undocumented ports</h2>\n");
+    if ports.is_empty() {
+        out.push_str("<p class=\"muted\">No undocumented flows.</p>\n");
+        return Ok(());
+    }
+    let mut ranked: Vec<_> = ports.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        let key = |(p, (c, s, f)): &((Transport, u16), Seen)| (Reverse((c.len(), s.len(), *f)), *p);
+        key(a).cmp(&key(b))
+    });
+    writeln!(
+        out,
+        "<p class=\"muted\">{} undocumented ports; the {} used by the most distinct clients, \
+         then servers (a scan's probes, one client each, come last).</p>",
+        Count(ranked.len() as u64),
+        TOP_PORTS.min(ranked.len())
+    )?;
+    out.push_str(
+        "<table class=\"sortable\" id=\"top-ports-table\"><thead><tr><th>Port</th>\
+         <th class=\"n\" data-type=\"num\">Clients</th><th class=\"n\" data-type=\"num\">Servers</th>\
+         <th class=\"n\" data-type=\"num\">Flows</th></tr></thead><tbody>\n",
+    );
+    for ((t, port), (clients, servers, flows)) in ranked.iter().take(TOP_PORTS) {
+        writeln!(
+            out,
+            r#"<tr><td class="mono">{t}/{port}</td><td class="n">{}</td><td class="n">{}</td><td class="n" data-sort="{flows}">{}</td></tr>"#,
+            Count(clients.len() as u64),
+            Count(servers.len() as u64),
+            Count(*flows)
+        )?;
+    }
+    out.push_str("</tbody></table>\n");
     Ok(())
 }
 
