@@ -458,7 +458,7 @@ mod tests {
             .collect();
         alerts[30].verdict = Verdict::WrongTransport;
         alerts[35].verdict = Verdict::WrongTransport;
-        let (written, summaries) = run(&mut Storm::new(10, 1, false), &alerts);
+        let (written, summaries) = run(&mut Storm::new(10, NonZeroUsize::MIN, false), &alerts);
         let mut expected: Vec<u64> = (0..10).collect();
         expected.push(30);
         assert_eq!(written, expected, "the rarer verdict is alerted once");
