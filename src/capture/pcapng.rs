@@ -3,9 +3,10 @@
 //! Packet Blocks. The block and option numbers are defined here once, for
 //! this reader and for the evidence files' writer (`crate::evidence`).
 //!
-//! `pcap-parser`'s block parsers are not used on the per-packet path: they
+//! Framed by hand rather than with `pcap-parser`, whose block parsers
 //! collect the options of every Enhanced Packet Block into a `Vec` (an
-//! allocation per packet) and do not know the obsolete Packet Block.
+//! allocation per packet) and do not know the obsolete Packet Block; its
+//! block-type constants were all this reader took from it.
 
 use super::endian::Endian;
 use super::frame::{Found, Have, Problem, Step, View, MAX_BLOCK};
@@ -39,7 +40,7 @@ pub const IF_TSOFFSET: u16 = 14;
 const MAX_INTERFACES: usize = 65_536;
 
 /// Timestamp units per second for an `if_tsresol` value: `10^v`, or `2^(v & 0x7f)`
-/// when the high bit is set. (`pcap_parser::build_ts_resolution` refuses every
+/// when the high bit is set. (`pcap-parser`'s `build_ts_resolution` refuses every
 /// power of two, as it compares the value with the flag bit still set.)
 pub(super) fn ts_units_per_sec(tsresol: u8) -> Option<u64> {
     let exp = u32::from(tsresol & 0x7f);
