@@ -1,7 +1,7 @@
 //! Evidence, in one place: `--extract` writes the packets of flagged flows
 //! to pcapng files, the evidence of each finding. Here: which packets a
-//! worker keeps ([`admit`]), the extract thread's files ([`files`]), what a
-//! file is called and what its comments say ([`label`]), and the few pcapng
+//! worker keeps (`admit.rs`), the extract thread's files (`files.rs`), what a
+//! file is called and what its comments say (`label.rs`), and the few pcapng
 //! blocks it is made of ([`pcapng`], with the block numbers of the capture
 //! reader's [`crate::capture::pcapng`]). Between `output` (whose
 //! [`ExtractStats`] it fills) and `pipeline` (whose workers and threads run it).

@@ -86,8 +86,8 @@ impl TableStats {
 }
 
 /// The bounded flow table of one worker: the flows in a slab, found by an
-/// index on the flow hash computed once per packet ([`super::slab`]), and
-/// their timeouts on a timer wheel ([`super::wheel`]).
+/// index on the flow hash computed once per packet (`slab.rs`), and
+/// their timeouts on a timer wheel (`wheel.rs`).
 pub struct FlowTable {
     slab: Slab,
     wheel: Wheel,
