@@ -12,7 +12,8 @@
 //! whole, so the file on disk always ends at a block boundary (`good`), and
 //! the stats count a file, a packet or a byte only once it is there. When a
 //! write fails (a full disk), the file is cut back to its last whole block
-//! and renamed `NAME.partial`, or removed if it holds no packet. Each flow
+//! and renamed `NAME.partial`, or removed if it holds no packet (a verdict's
+//! file that an event has already named keeps its name). Each flow
 //! that ends gets an [`Outcome`] saying which name, if any, its event may give.
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,9 +62,13 @@ struct EvidenceFile {
     interfaces: Vec<u16>,
     /// Its key in the open files' LRU order, while open.
     last_use: u64,
-    /// Writing failed: the file was cut back and renamed or removed, and its
-    /// later packets are counted as errors.
+    /// Writing failed: the file was cut back and renamed or removed (or kept,
+    /// see `named`), and its later packets are counted as errors.
     failed: bool,
+    /// An event already gave this name (a flow of a verdict's file ended
+    /// whole in it): a failure later cuts the file back but keeps the name,
+    /// so that the path that event gave still leads to its packets.
+    named: bool,
 }
 
 impl EvidenceFile {
@@ -96,7 +101,7 @@ impl EvidenceFile {
     fn outcome(&self, first_packet_end: u64) -> Outcome {
         if !self.failed {
             Outcome::Whole
-        } else if self.good_packets > 0 && first_packet_end <= self.good {
+        } else if !self.named && self.good_packets > 0 && first_packet_end <= self.good {
             Outcome::Partial
         } else {
             Outcome::Missing
@@ -169,9 +174,14 @@ impl EvidenceFiles {
             ExtractBy::Verdict => match self.firsts.remove(&id) {
                 Some((key, first_end)) => {
                     self.sync(key);
-                    self.files
-                        .get(&key)
-                        .map_or(Outcome::Missing, |f| f.outcome(first_end))
+                    match self.files.get_mut(&key) {
+                        Some(file) => {
+                            let outcome = file.outcome(first_end);
+                            file.named |= outcome == Outcome::Whole;
+                            outcome
+                        }
+                        None => Outcome::Missing,
+                    }
                 }
                 None => Outcome::Missing,
             },
@@ -256,6 +266,7 @@ impl EvidenceFiles {
             interfaces: Vec::new(),
             last_use: self.clock,
             failed: false,
+            named: false,
         };
         match created {
             Ok((out, identity)) => {
@@ -325,7 +336,9 @@ impl EvidenceFiles {
 
     /// Writing `key`'s file failed: count the packets that are lost, cut
     /// the file back to its last whole block, and rename it `NAME.partial`
-    /// (it holds packets) or remove it (it holds none).
+    /// (it holds packets) or remove it (it holds none). A file an event has
+    /// already named keeps its name (the flows that end later get no path:
+    /// the file may hold only their first packets, and says so nowhere).
     fn fail(&mut self, key: FileKey, e: &io::Error) {
         let Some(file) = self.files.get_mut(&key) else {
             return;
@@ -340,7 +353,9 @@ impl EvidenceFiles {
         }
         let path = file.path.clone();
         // Renaming replaces whatever has that name; it never writes through it.
-        let _ = if file.good_packets > 0 {
+        let _ = if file.named {
+            Ok(())
+        } else if file.good_packets > 0 {
             std::fs::rename(&path, partial_name(&path))
         } else {
             std::fs::remove_file(&path)
