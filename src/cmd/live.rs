@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ArgMatches;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
-use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
+use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
 use portmatrix::pipeline::extract::Extraction;
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
@@ -110,8 +110,18 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         options,
         alert_burst: args.events.alert_burst as usize,
     };
+    // EVE's in_iface is one interface: with several, a flow is not tied to one.
+    let sensor = Sensor {
+        host: super::sensor_name(args.events.sensor_name.as_deref()),
+        in_iface: match args.interfaces.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
+        pcap_filename: None,
+    };
     let mut writer = EventWriter::new(out, format, args.events.flows(), Arc::clone(&classifier))
-        .select(verdicts);
+        .select(verdicts)
+        .sensor(sensor);
     if args.output.is_some() {
         writer = writer.without_csv_header();
     }
