@@ -25,9 +25,12 @@ use crate::flow::EndReason;
 use crate::matrix::Product;
 use crate::output::event::{AlertSummaryJson, FlowEventJson, FlowFields, StatsEventJson};
 use crate::timestamp::EveTime;
-use crate::verdict::{Severity, Verdict};
+use crate::verdict::Verdict;
 
+mod signature;
 mod stats;
+
+pub use signature::{eve_severity, rule_code, signature_id, SID_ALERT_SUMMARY};
 
 /// Where the events come from, as EVE names it: `host` (the sensor's name),
 /// `in_iface` (live, one interface), `pcap_filename` (offline, one file).
@@ -36,72 +39,6 @@ pub struct Sensor {
     pub host: String,
     pub in_iface: Option<String>,
     pub pcap_filename: Option<String>,
-}
-
-/// Signature ids: `8VSSRRR`, V the verdict's code, SS the document section,
-/// RRR the row (docs/events.md, "Signature ids").
-const SID_BASE: u32 = 8_000_000;
-/// Alert summaries of storm control (the verdict digit 9, which no verdict has).
-pub const SID_ALERT_SUMMARY: u32 = SID_BASE + 9 * 100_000;
-/// Rules of other files (`--rules`): `9xxxx`, a hash of the id.
-const OTHER_RULES: u32 = 90_000;
-
-/// The verdict's digit of a signature id. Written out rather than taken from
-/// `Verdict::index`, so that a verdict added in between cannot renumber them.
-fn verdict_code(v: Verdict) -> u32 {
-    match v {
-        Verdict::Documented => 0,
-        Verdict::Undocumented => 1,
-        Verdict::WrongTransport => 2,
-        Verdict::InternalOnly => 3,
-        Verdict::ClosedByDefault => 4,
-        Verdict::Deprecated => 5,
-        Verdict::OutOfProfile => 6,
-        Verdict::ProtocolMismatch => 7,
-        Verdict::RoleMismatch => 8,
-    }
-}
-
-/// A rule's part of a signature id: the document's section and row
-/// (`2.2.2#19` -> 22019), or for a rule of another file a number from
-/// 90000 to 99999 made from its id (stable, but two ids may share it).
-pub fn rule_code(id: &str) -> u32 {
-    let document = id.split_once('#').and_then(|(section, row)| {
-        let section = match section {
-            "2.2.2" => 22,
-            "2.2.3" => 23,
-            "2.2.4" => 24,
-            "2.2.5" => 25,
-            "2.2.6" => 26,
-            "2.3.1" => 31,
-            "3-notes" => 30,
-            _ => return None,
-        };
-        let row: u32 = row.parse().ok().filter(|r| (1..1000).contains(r))?;
-        Some(section * 1000 + row)
-    });
-    // FNV-1a: fixed, unlike std's hasher, so the number is the same in every build.
-    document.unwrap_or_else(|| {
-        let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-        OTHER_RULES + hash % 10_000
-    })
-}
-
-/// The signature id of an alert with `verdict` whose deciding rule is
-/// `rule` (none for `undocumented`: no rule covers the port).
-pub fn signature_id(verdict: Verdict, rule: Option<&str>) -> u32 {
-    SID_BASE + verdict_code(verdict) * 100_000 + rule.map_or(0, rule_code)
-}
-
-/// EVE's severity: 1 is the most severe.
-pub fn eve_severity(s: Severity) -> u8 {
-    match s {
-        Severity::High => 1,
-        Severity::Medium => 2,
-        Severity::Low | Severity::Info => 3,
-    }
 }
 
 /// Writes each event as one EVE object and a newline.
@@ -527,8 +464,11 @@ impl<W: Write + Send> Printer<W> for Eve<W> {
                 targets: s,
             }),
         };
+        // Alert consoles group alerts by (signature, source, destination)
+        // and EveBox needs the destination: the most alerted target.
         let event = Record {
             src_ip: Some(s.src_ip),
+            dest_ip: s.targets.first().map(|t| t.ip),
             alert: Some(alert),
             ..self.names.record(EveTime(s.timestamp), "alert")
         };
@@ -553,4 +493,56 @@ impl<W: Write + Send> Printer<W> for Eve<W> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::matrix::PortMatrix;
+    use crate::output::event::{InterfaceStats, Stats};
+    use crate::timestamp::Timestamp;
+
+    /// Live: the interface is named on every event and the kernel's
+    /// counters are EVE's `capture` counters.
+    #[test]
+    fn live_stats_name_the_interface_and_the_kernels_counters() {
+        let classifier = Classifier::new(
+            Arc::new(PortMatrix::builtin().expect("the built-in matrix")),
+            Product::Aacc,
+        );
+        let sensor = Arc::new(Sensor {
+            host: "span-dc1".into(),
+            in_iface: Some("eth1".into()),
+            pcap_filename: None,
+        });
+        let mut eve = Eve::new(Vec::new(), &classifier, sensor);
+        let stats = Stats {
+            packets: 10,
+            bytes: 1000,
+            active_flows: Some(2),
+            interfaces: vec![InterfaceStats {
+                name: "eth1".into(),
+                packets: 10,
+                kernel_received: 12,
+                kernel_dropped: 2,
+                interface_dropped: 1,
+                error: None,
+            }],
+            ..Stats::default()
+        };
+        let event = StatsEventJson {
+            timestamp: Timestamp::from_nanos(1_627_894_800_000_000_000),
+            event_type: "stats",
+            stats,
+        };
+        eve.stats(&event).expect("written to memory");
+        let v: serde_json::Value = serde_json::from_slice(&eve.out).expect("one JSON line");
+        assert_eq!(v["timestamp"], "2021-08-02T09:00:00.000000+0000");
+        assert_eq!(v["host"], "span-dc1");
+        assert_eq!(v["in_iface"], "eth1");
+        let capture = &v["stats"]["capture"];
+        assert_eq!(capture["kernel_packets"], 12);
+        assert_eq!(capture["kernel_drops"], 2);
+        assert_eq!(capture["kernel_ifdrops"], 1);
+        assert_eq!(capture["errors"], 0);
+        assert_eq!(v["stats"]["decoder"]["avg_pkt_size"], 100);
+        assert_eq!(v["stats"]["flow"]["active"], 2);
+    }
+}
