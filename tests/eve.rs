@@ -5,13 +5,16 @@
 //! (`../shared/schemas/suricata-eve.schema.json`), checked with the Python
 //! `jsonschema` package (scripts/setup --test installs it); and its alerts
 //! are the flows the native `--json` alerts, its flow events the native flow
-//! events, its alert summaries as many as the native ones.
+//! events, its alert summaries as many as the native ones. Live (in a
+//! network namespace, as tests/live_netns.rs), every event is valid too and
+//! names the interface and the sensor.
 //!
 //! Storm control is set low (`--alert-burst 2`) so that alert summaries are
 //! written, and checked, too. Without `jsonschema` the schema test says
 //! SKIPPED, or fails with `PORTMATRIX_LIVE_TESTS=require` (scripts/test as root, CI).
 
 mod common;
+use common::lab::{fixture, Lab};
 use common::{read_tsv, run_bounded};
 
 use std::collections::BTreeMap;
@@ -24,7 +27,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 const TIMEOUT: Duration = Duration::from_secs(60);
 const PARALLEL: usize = 4;
 /// Low, so that the fixtures and the corpus fold some alerts.
@@ -73,7 +75,7 @@ struct Run {
 }
 
 fn analyze(capture: &Path, format: &str) -> Vec<Value> {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::lab::BIN);
     cmd.args([
         "analyze",
         "--format",
@@ -165,12 +167,13 @@ fn python() -> Option<PathBuf> {
         })
 }
 
-#[test]
-fn every_event_is_valid_against_suricatas_schema() {
+/// Validates the JSON Lines `files` against Suricata's schema: the
+/// validator's report, or `None` (SKIPPED said) when it cannot run here.
+fn validate(files: &[&Path]) -> Option<String> {
     let schema = shared("schemas/suricata-eve.schema.json");
     if !schema.is_file() {
         eprintln!("SKIPPED: {} is absent", schema.display());
-        return;
+        return None;
     }
     let Some(python) = python() else {
         assert!(
@@ -178,23 +181,32 @@ fn every_event_is_valid_against_suricatas_schema() {
             "python3 with jsonschema is needed (scripts/setup --test installs it)"
         );
         eprintln!("SKIPPED: python3 with jsonschema is needed (scripts/setup --test)");
-        return;
+        return None;
     };
-    let runs = runs();
-    let events: usize = runs.iter().map(|r| r.eve.len()).sum();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/validate_eve.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg(&schema)
-        .args(runs.iter().map(|r| &r.eve_file))
+        .args(files)
         .output()
         .expect("the validator runs");
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "events not valid EVE:\n{report}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Some(report)
+}
+
+#[test]
+fn every_event_is_valid_against_suricatas_schema() {
+    let runs = runs();
+    let files: Vec<&Path> = runs.iter().map(|r| r.eve_file.as_path()).collect();
+    let Some(report) = validate(&files) else {
+        return;
+    };
+    let events: usize = runs.iter().map(|r| r.eve.len()).sum();
     assert!(
         report.contains(&format!("checked {events} events, 0 invalid")),
         "{report}"
@@ -263,4 +275,47 @@ fn its_alerts_are_the_native_alerts() {
         alerts += eve.alerts.len();
     }
     assert!(alerts > 0, "no alert was compared");
+}
+
+/// Live: every event valid too, each naming the interface and the sensor,
+/// and the final stats with the kernel's counters. Needs root, ip and
+/// tcpreplay (common::lab); SKIPPED without them.
+#[test]
+fn live_events_are_valid_and_name_the_interface() {
+    let Some(lab) = Lab::new("live_events_are_valid_eve") else {
+        return;
+    };
+    let live = lab.live(&["--format", "eve", "--flows", "--sensor-name", "lab-sensor"]);
+    lab.replay(
+        &fixture("sample-contact-center.pcapng"),
+        &["--multiplier", "20"],
+    );
+    thread::sleep(Duration::from_millis(300));
+    let run = live.stop();
+    assert!(run.status.success(), "{}", run.stderr);
+    let events: Vec<&Value> = run.events.iter().map(|(_, e)| e).collect();
+    assert!(events.iter().any(|e| e["event_type"] == "alert"), "alerts");
+    assert!(events.iter().any(|e| e["event_type"] == "flow"), "flows");
+    for e in &events {
+        assert_eq!(e["in_iface"], "pm1", "{e}");
+        assert_eq!(e["host"], "lab-sensor", "{e}");
+        assert!(e.get("pcap_filename").is_none(), "{e}");
+    }
+    let stats = events.last().expect("events");
+    assert_eq!(stats["event_type"], "stats", "the last event");
+    let capture = &stats["stats"]["capture"];
+    assert!(capture["kernel_packets"].as_u64() > Some(0), "{stats}");
+    assert_eq!(capture["kernel_drops"], 0, "{stats}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eve-live");
+    fs::create_dir_all(&dir).expect("the test's folder");
+    let file = dir.join("live.jsonl");
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    fs::write(&file, lines).expect("write the events");
+    if let Some(report) = validate(&[&file]) {
+        let n = events.len();
+        assert!(
+            report.contains(&format!("checked {n} events, 0 invalid")),
+            "{report}"
+        );
+    }
 }
