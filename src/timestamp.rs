@@ -173,13 +173,37 @@ impl fmt::Display for Timestamp {
     /// RFC 3339 UTC with microseconds, e.g. `2021-08-01T12:00:00.123456Z`
     /// (sub-microsecond digits are truncated, not rounded).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_utc(f, "Z")
+    }
+}
+
+/// A timestamp as Suricata's EVE writes it: `2021-08-01T12:00:00.123456+0000`.
+/// EVE's schema takes only a numeric offset, not RFC 3339's `Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EveTime(pub Timestamp);
+
+impl fmt::Display for EveTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_utc(f, "+0000")
+    }
+}
+
+impl Serialize for EveTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl Timestamp {
+    /// Date and time to the microsecond (truncated), then `zone`.
+    fn write_utc(&self, f: &mut fmt::Formatter<'_>, zone: &str) -> fmt::Result {
         let secs = self.secs();
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
         write!(
             f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{zone}",
             year,
             month,
             day,

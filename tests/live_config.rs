@@ -141,7 +141,7 @@ verdict = [\"undocumented\", \"wrong_transport\"]\ndedup = true\n",
             "snaplen = 512",
             "host = [\"192.0.2.1\"]",
             "json = true",
-            "# format = \"text|json|csv\"",
+            "# format = \"text|json|csv|eve\"",
             "verdict = [\"role_mismatch\"]",
             // What was not typed still comes from the file.
             "no-promisc = true",

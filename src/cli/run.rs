@@ -45,8 +45,9 @@ pub struct RunArgs {
 #[command(next_help_heading = "Output")]
 pub struct EventArgs {
     /// How to write events: text (one line a person reads), json (one EVE-style
-    /// object per line, with a final stats event) or csv (a header row and one row
-    /// per flow event; implies --flows).
+    /// object per line, with a final stats event), csv (a header row and one row
+    /// per flow event; implies --flows) or eve (Suricata's EVE JSON, valid against
+    /// its schema, for Suricata tooling; see docs/events.md).
     #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
     pub format: Option<FormatArg>,
     /// The same as --format json.
@@ -60,6 +61,9 @@ pub struct EventArgs {
     /// verdict); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub alert_burst: u32,
+    /// The sensor's name in --format eve events (EVE's `host`); default: the host name.
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +71,7 @@ pub enum FormatArg {
     Text,
     Json,
     Csv,
+    Eve,
 }
 
 impl EventArgs {
@@ -74,6 +79,7 @@ impl EventArgs {
         match (self.json, self.format) {
             (true, _) | (false, Some(FormatArg::Json)) => Format::Json,
             (false, Some(FormatArg::Csv)) => Format::Csv,
+            (false, Some(FormatArg::Eve)) => Format::Eve,
             (false, Some(FormatArg::Text) | None) => Format::Text,
         }
     }

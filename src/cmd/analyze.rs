@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
-use portmatrix::output::{write_summary, EventWriter};
+use portmatrix::output::{write_summary, EventWriter, Sensor};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, Stop};
 
 use super::report::Draft;
@@ -51,13 +51,24 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         closed: false,
     };
     let format = args.run.events.format();
+    // EVE names the capture file when there is one (a flow of several files
+    // is not tied to one of them).
+    let sensor = Sensor {
+        host: super::sensor_name(args.run.events.sensor_name.as_deref()),
+        in_iface: None,
+        pcap_filename: match args.captures.as_slice() {
+            [one] if one.is_file() => Some(one.display().to_string()),
+            _ => None,
+        },
+    };
     let mut writer = EventWriter::new(
         stdout,
         format,
         args.run.events.flows(),
         Arc::clone(&classifier),
     )
-    .select(verdicts);
+    .select(verdicts)
+    .sensor(sensor);
     let draft = match &args.report {
         Some(path) => {
             let (draft, events) = Draft::create(path)?;

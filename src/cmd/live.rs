@@ -8,11 +8,11 @@ use clap::ArgMatches;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::evidence::Extraction;
-use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
+use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::live_config::{self, Resolved};
-use super::live_sensor::Sensor;
+use super::live_sensor::SensorOutputs;
 use super::OutputError;
 use super::{gate, signals, Exit};
 use crate::cli::LiveArgs;
@@ -62,7 +62,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
     };
     // Before the privileges go: a port below 1024, a folder only root writes.
-    let mut sensor = match Sensor::prepare(&args.sensor) {
+    let mut outputs = match SensorOutputs::prepare(&args.sensor) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
@@ -115,7 +115,16 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         retry: args.retry,
         options,
         alert_burst: args.run.events.alert_burst as usize,
-        metrics: sensor.wants_counters(),
+        metrics: outputs.wants_counters(),
+    };
+    // EVE's in_iface is one interface: with several, a flow is not tied to one.
+    let sensor = Sensor {
+        host: super::sensor_name(args.run.events.sensor_name.as_deref()),
+        in_iface: match args.interfaces.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
+        pcap_filename: None,
     };
     let mut writer = EventWriter::new(
         out,
@@ -123,11 +132,12 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
         args.run.events.flows(),
         Arc::clone(&classifier),
     )
-    .select(verdicts);
+    .select(verdicts)
+    .sensor(sensor);
     if args.output.is_some() {
         writer = writer.without_csv_header();
     }
-    let writer = match sensor.start(&args.sensor, writer) {
+    let writer = match outputs.start(&args.sensor, writer) {
         Ok(w) => w,
         Err(exit) => return Ok(exit),
     };
@@ -151,7 +161,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             .and_then(|()| writer.flush()),
     };
     output_gate.flushed();
-    sensor.finish(&mut writer, &outcome.stats, args.quiet);
+    outputs.finish(&mut writer, &outcome.stats, args.quiet);
     // A closed pipe is a normal end, as a signal is; anything else is an
     // error, but after the summary: what was seen is still reported.
     let output_error = written

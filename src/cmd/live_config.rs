@@ -501,7 +501,7 @@ verdict = [\"undocumented,wrong_transport\"]\nstats-interval = \"5m\"\n";
             [
                 "live.toml:2:11: field `snaplen`: invalid value `10`: 10 is not in 64..=262144",
                 "live.toml:3:14: field `no-promisc`: expected true or false",
-                "live.toml:4:10: field `format`: invalid value `xml`: expected one of: text, json, csv",
+                "live.toml:4:10: field `format`: invalid value `xml`: expected one of: text, json, csv, eve",
             ]
         );
         assert_eq!(

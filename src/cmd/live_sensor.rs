@@ -23,7 +23,7 @@ const SYSLOG_DRAIN: Duration = Duration::from_secs(2);
 
 /// The sensor outputs: prepared, then running.
 #[derive(Default)]
-pub struct Sensor {
+pub struct SensorOutputs {
     board: Option<Arc<Board>>,
     /// `--metrics`, bound and not served yet.
     listener: Option<TcpListener>,
@@ -32,14 +32,14 @@ pub struct Sensor {
     file: Option<MetricsFile>,
 }
 
-impl Sensor {
+impl SensorOutputs {
     /// Bind the metrics port and write the metrics file once, with the
     /// privileges the process starts with; `Err` with the exit code after
     /// saying why: 1, as for an interface that is missing, since a port
     /// taken or a folder not there yet may be fine at the next start (the
     /// unit restarts after 1, not after wrong usage).
-    pub fn prepare(args: &SensorArgs) -> Result<Sensor, Exit> {
-        let mut sensor = Sensor::default();
+    pub fn prepare(args: &SensorArgs) -> Result<SensorOutputs, Exit> {
+        let mut sensor = SensorOutputs::default();
         if args.metrics.is_none() && args.metrics_file.is_none() {
             return Ok(sensor);
         }

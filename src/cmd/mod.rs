@@ -110,3 +110,15 @@ pub fn gate(stats: &Stats, fail_on: VerdictSet) -> Exit {
         Exit::Success
     }
 }
+
+/// The sensor's name in EVE events: `--sensor-name`, else the host name
+/// (as Suricata's `host` defaults to it), else `portmatrix`.
+pub fn sensor_name(given: Option<&str>) -> String {
+    given.map(str::to_owned).unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "portmatrix".to_owned())
+    })
+}

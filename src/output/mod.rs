@@ -26,7 +26,7 @@ pub use event::{
 pub use file::EventFile;
 pub use latency::{LatencyHistogram, LatencySummary};
 pub use print::csv_text_cell;
-pub use print::{write_summary, Format, CSV_HEADER};
+pub use print::{write_summary, Format, Sensor, CSV_HEADER};
 pub use storm::{Storm, StormOut, MAX_HELD, WINDOW_NANOS};
 pub use tally::Summary;
 pub use writer::{EventWriter, FlowWatch};

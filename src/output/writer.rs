@@ -26,7 +26,7 @@ use crate::verdict::Verdict;
 use super::event::{AlertSummaryJson, FlowEventJson, Stats, StatsEventJson};
 use super::latency::{LatencyHistogram, LatencySummary};
 use super::metrics::{Board, Snapshot};
-use super::print::{Format, Json, Printer};
+use super::print::{Format, Json, Names, Printer, Sensor};
 use super::storm::{Storm, StormOut};
 use super::syslog::{SyslogCounters, SyslogLines};
 use super::tally::Summary;
@@ -37,6 +37,10 @@ pub struct EventWriter<W> {
     /// stdout (or `live -o`'s file) in the chosen format.
     out: Box<dyn Printer<W>>,
     format: Format,
+    /// What the printer names besides the events (EVE's sensor fields).
+    names: Names,
+    /// `out` starts with the CSV header.
+    header: bool,
     /// Write `flow` events to `out` too (`--flows`); the summary counts flows either way.
     flows: bool,
     /// The verdicts whose flows `out` is given (`--verdict`); the tally and
@@ -88,9 +92,15 @@ impl ReportCopy {
 
 impl<W: Write + Send + 'static> EventWriter<W> {
     pub fn new(out: W, format: Format, flows: bool, classifier: Arc<Classifier>) -> Self {
+        let names = Names {
+            classifier: Arc::clone(&classifier),
+            sensor: Arc::new(Sensor::default()),
+        };
         EventWriter {
-            out: format.printer(out, true),
+            out: format.printer(out, true, &names),
             format,
+            names,
+            header: true,
             flows,
             verdicts: VerdictSet::ALL,
             copy: None,
@@ -116,7 +126,7 @@ impl<W: Write + Send + 'static> EventWriter<W> {
             Format::Text | Format::Csv => Format::Json,
             other => other,
         };
-        self.syslog = Some((format.printer(lines, false), counters));
+        self.syslog = Some((format.printer(lines, false, &self.names), counters));
     }
 
     /// Also hand every ended flow to `watch`, whatever is written: a
@@ -131,7 +141,21 @@ impl<W: Write + Send + 'static> EventWriter<W> {
     /// events file writes it whenever it starts a new, empty file). Before
     /// anything is written.
     pub fn without_csv_header(mut self) -> Self {
-        self.out = self.format.printer(self.out.into_inner(), false);
+        self.header = false;
+        self.out = self
+            .format
+            .printer(self.out.into_inner(), false, &self.names);
+        self
+    }
+
+    /// Name the sensor in EVE events (`host`, `in_iface`, `pcap_filename`).
+    /// Before anything is written.
+    pub fn sensor(mut self, sensor: Sensor) -> Self {
+        self.names.sensor = Arc::new(sensor);
+        self.out = (self.format).printer(self.out.into_inner(), self.header, &self.names);
+        if let Some((printer, counters)) = self.syslog.take() {
+            self.syslog(printer.into_inner(), counters);
+        }
         self
     }
 }

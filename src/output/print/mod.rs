@@ -1,23 +1,27 @@
 //! One printer per output format, one file each (as ripgrep keeps
 //! `crates/printer/src/{standard,json,summary}.rs`): JSON lines, text lines,
-//! CSV rows, and the summary for people at the end of a run. A printer only
+//! CSV rows, Suricata's EVE, and the summary for people at the end of a run. A printer only
 //! writes: which flows have an event, which are alerted, folded or selected
 //! was decided before it (see `super::writer`), and each event reaches it
 //! built once, shared with the other printers of the run. A new format is a
 //! new file here, a [`Format`] and a line of [`Format::printer`].
 
 mod csv;
+mod eve;
 mod json;
 mod summary;
 mod text;
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 pub use csv::{text as csv_text_cell, CSV_HEADER};
+pub use eve::{eve_severity, rule_code, signature_id, Sensor, SID_ALERT_SUMMARY};
 pub use json::Json;
 pub use summary::write_summary;
 
 use super::event::{AlertSummaryJson, FlowEventJson, StatsEventJson};
+use crate::classify::Classifier;
 
 /// How events are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,19 +33,40 @@ pub enum Format {
     /// A header row, then one row per `flow` event (alerts are not written:
     /// each flagged flow has its row when it ends).
     Csv,
+    /// Suricata's EVE JSON, valid against its schema (`--format eve`).
+    Eve,
 }
 
 impl Format {
     /// The printer of this format, writing to `out`. `header`: write the
     /// format's header row, if it has one (CSV), before the first row; a
     /// destination that starts each file with it itself says `false`.
-    pub fn printer<W: Write + Send + 'static>(self, out: W, header: bool) -> Box<dyn Printer<W>> {
+    /// `names`: what EVE names besides the event.
+    pub fn printer<W: Write + Send + 'static>(
+        self,
+        out: W,
+        header: bool,
+        names: &Names,
+    ) -> Box<dyn Printer<W>> {
         match self {
             Format::Text => Box::new(text::Text::new(out)),
             Format::Json => Box::new(Json::new(out)),
             Format::Csv => Box::new(csv::Csv::new(out, header)),
+            Format::Eve => Box::new(eve::Eve::new(
+                out,
+                &names.classifier,
+                Arc::clone(&names.sensor),
+            )),
         }
     }
+}
+
+/// What a printer may name besides the event: the rules' text and the
+/// sensor (EVE's `host`, `in_iface`, `pcap_filename`).
+#[derive(Clone)]
+pub struct Names {
+    pub classifier: Arc<Classifier>,
+    pub sensor: Arc<Sensor>,
 }
 
 /// Writes each kind of event in one format to one destination. What a format
