@@ -520,6 +520,8 @@ mod tests {
             interfaces: vec![InterfaceStats {
                 name: "eth1".into(),
                 packets: 10,
+                bytes: 1000,
+                queue_dropped: 0,
                 kernel_received: 12,
                 kernel_dropped: 2,
                 interface_dropped: 1,
