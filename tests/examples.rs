@@ -176,3 +176,107 @@ fn no_help_says_a_word_twice_in_a_row() {
         assert!(!text.contains("a full a "), "{args:?}");
     }
 }
+
+/// A fenced block of the README: its language and its lines.
+struct Fenced {
+    lang: String,
+    lines: Vec<String>,
+}
+
+fn fenced_blocks(markdown: &str) -> Vec<Fenced> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Fenced> = None;
+    for line in markdown.lines() {
+        match (open.take(), line.strip_prefix("```")) {
+            (None, Some(lang)) => {
+                open = Some(Fenced {
+                    lang: lang.trim().to_owned(),
+                    lines: Vec::new(),
+                })
+            }
+            (Some(block), Some(_)) => blocks.push(block),
+            (Some(mut block), None) => {
+                block.lines.push(line.to_owned());
+                open = Some(block);
+            }
+            (None, None) => {}
+        }
+    }
+    assert!(open.is_none(), "a fenced block of the README is not closed");
+    blocks
+}
+
+/// Times of a run vary: `in 0.05 s` reads `in _ s`.
+fn steady(line: &str) -> String {
+    let line = line.trim_end();
+    match line.find(" TCP/UDP flows in ") {
+        Some(i) => {
+            let rest = &line[i + " TCP/UDP flows in ".len()..];
+            let after = rest.find(" s").map_or("", |j| &rest[j..]);
+            format!("{} TCP/UDP flows in _{after}", &line[..i])
+        }
+        None => line.to_owned(),
+    }
+}
+
+/// The files a command writes (`> FILE`, `-o FILE`), read back after it.
+fn written_files(dir: &Path, command: &str) -> String {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let mut text = String::new();
+    for pair in words.windows(2) {
+        if matches!(pair[0], ">" | "-o") {
+            if let Ok(written) = std::fs::read_to_string(dir.join(pair[1])) {
+                text.push_str(&written);
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn the_readme_opens_with_its_two_commands_and_its_examples_print_what_it_shows() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let blocks = fenced_blocks(&readme);
+    // The two commands contract: the first thing to run sets up and runs
+    // the sample, the second is the whole test suite.
+    let first = blocks.iter().find(|b| b.lang == "sh").expect("a sh block");
+    let commands: Vec<&str> = first
+        .lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(commands, ["scripts/demo", "scripts/test"]);
+
+    let dir = sandbox("readme");
+    let mut output: Option<String> = None;
+    let mut checked = 0;
+    for block in &blocks {
+        if block.lang == "sh" {
+            let commands = command_lines(block.lines.iter().map(String::as_str));
+            output = (!commands.is_empty()).then(|| {
+                commands
+                    .iter()
+                    .map(|c| run_example(&dir, &runnable(c)) + &written_files(&dir, c))
+                    .collect()
+            });
+            continue;
+        }
+        let Some(out) = &output else { continue };
+        if !matches!(block.lang.as_str(), "text" | "toml") {
+            continue;
+        }
+        let printed: Vec<String> = out.lines().map(steady).collect();
+        for shown in &block.lines {
+            if shown.trim().is_empty() || shown.trim() == "…" {
+                continue;
+            }
+            assert!(
+                printed.contains(&steady(shown)),
+                "the README shows a line its command does not print:\n{shown}\n\nprinted:\n{out}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} lines checked");
+}
