@@ -286,6 +286,9 @@ pub struct AnalyzeArgs {
     /// No progress bar and no summary on stderr (errors are still printed).
     #[arg(long, short, help_heading = None::<&str>)]
     pub quiet: bool,
+    /// No progress bar; the summary is still printed at the end.
+    #[arg(long, help_heading = None::<&str>)]
+    pub no_progress: bool,
 }
 
 impl AnalyzeArgs {
