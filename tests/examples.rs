@@ -280,3 +280,91 @@ fn the_readme_opens_with_its_two_commands_and_its_examples_print_what_it_shows()
     }
     assert!(checked > 40, "only {checked} lines checked");
 }
+
+/// The headings of `analyze --help` and `live --help`, and the options under
+/// each: an option under a heading it does not belong to (a heading carried
+/// over from the previous group) shows here.
+#[test]
+fn analyze_and_live_group_their_options_under_the_right_headings() {
+    fn groups(text: &str) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for line in text.lines() {
+            if line.ends_with(':') && !line.starts_with(' ') && !line.contains(' ')
+                || line == "Rules and site:"
+                || line == "Syslog and metrics:"
+            {
+                groups.push((line.trim_end_matches(':').to_owned(), Vec::new()));
+            } else if let (Some(g), Some(opt)) = (
+                groups.last_mut(),
+                line.split_whitespace().find(|w| w.starts_with("--")),
+            ) {
+                if line.starts_with("  -") || line.starts_with("      --") {
+                    g.1.push(
+                        opt.split(['<', '[', '='])
+                            .next()
+                            .unwrap_or(opt)
+                            .trim_end_matches(',')
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        groups
+    }
+    let evidence = [
+        "--extract",
+        "--extract-by",
+        "--extract-max-packets",
+        "--extract-max-mb",
+    ];
+    for (command, headings) in [
+        (
+            "analyze",
+            vec![
+                "Arguments",
+                "Options",
+                "Focus",
+                "Output",
+                "Evidence",
+                "Flows",
+                "Rules and site",
+            ],
+        ),
+        (
+            "live",
+            vec![
+                "Options",
+                "Capture",
+                "Output",
+                "Syslog and metrics",
+                "Focus",
+                "Evidence",
+                "Flows",
+                "Rules and site",
+            ],
+        ),
+    ] {
+        let text = help(&[command]);
+        let text = &text[..text.find("\nExamples:").expect("examples")];
+        let found = groups(text);
+        let names: Vec<&str> = found.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(names, headings, "{command}");
+        let options = |h: &str| &found.iter().find(|(n, _)| n == h).expect("heading").1;
+        assert_eq!(options("Evidence"), &evidence, "{command}");
+        assert!(
+            options("Output")
+                .iter()
+                .all(|o| !o.starts_with("--workers") && o != "--site"),
+            "{command}"
+        );
+        assert!(
+            options("Flows").contains(&"--workers".to_owned()),
+            "{command}"
+        );
+        assert!(
+            options("Rules and site").contains(&"--site".to_owned()),
+            "{command}"
+        );
+    }
+    assert!(help(&["live"]).contains("      --print-config"));
+}

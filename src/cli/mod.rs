@@ -366,7 +366,7 @@ pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
     /// flow table); `any` captures on all of them.
     #[arg(short = 'i', long = "interface", value_name = "IFACE",
-          required_unless_present_any = ["config", "print_config"])]
+          required_unless_present_any = ["config", "print_config"], help_heading = "Capture")]
     pub interfaces: Vec<String>,
     /// Read options from this TOML file: its keys are the long option names
     /// (`interface = ["eth1"]`, `snaplen = 256`, `no-promisc = true`); an option
@@ -378,23 +378,23 @@ pub struct LiveArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Capture filter in tcpdump (BPF) syntax, applied in the kernel.
-    #[arg(long, value_name = "EXPR")]
+    #[arg(long, value_name = "EXPR", help_heading = "Capture")]
     pub bpf: Option<String>,
     /// Bytes kept of each packet: the headers are enough.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144), help_heading = "Capture")]
     pub snaplen: u32,
     /// The kernel's capture buffer per interface, in MiB: absorbs bursts.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047), help_heading = "Capture")]
     pub buffer_mb: u32,
     /// Do not put the interface in promiscuous mode (a SPAN port does not need it).
-    #[arg(long)]
+    #[arg(long, help_heading = "Capture")]
     pub no_promisc: bool,
     /// After opening the capture, switch to this user (not root) and its group, with no
     /// capabilities left; refuse to go on if that fails.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// When an interface goes down, wait for it to come back instead of stopping.
-    #[arg(long)]
+    #[arg(long, help_heading = "Capture")]
     pub retry: bool,
     /// Write events to FILE (appending) instead of stdout; SIGHUP reopens it.
     #[arg(
@@ -409,7 +409,7 @@ pub struct LiveArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
           help_heading = "Output")]
     pub stats_interval: Duration,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Syslog and metrics")]
     pub sensor: SensorArgs,
     #[command(flatten)]
     pub run: RunArgs,
