@@ -729,6 +729,28 @@ fn site_suggest_drafts_a_site_file_that_parses_back() {
     assert_eq!(roles("10.10.1.10"), ["aacc_server"]);
     assert_eq!(roles("10.10.1.20"), ["aams"]);
     assert_eq!(roles("10.10.1.30"), ["session_manager"]);
+    // The CCMM server answered only on 1972, which the AACC server and CCT
+    // share: it is not labelled aacc_server, and the draft and stderr say a
+    // tie was broken.
+    assert_eq!(roles("10.10.1.12"), ["ccmm"]);
+    assert!(
+        text.contains(
+            "# 10.10.1.12: ccmm (score 0.3; next: aacc_server 0.3, cct 0.3)\n\
+#   a tie with aacc_server, cct: the ports cannot tell them apart, and ccmm is\n"
+        ),
+        "{text}"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "portmatrix: 10.10.1.12: ccmm ties with aacc_server, cct: the draft names ccmm"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("10.10.1.10:"),
+        "no tie for the AACC server: {stderr}"
+    );
     // And it works with --site as written.
     let run = analyze_with_site(draft.to_str().expect("path"), &["-q"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);

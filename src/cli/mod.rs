@@ -29,7 +29,14 @@ pub use sensor::SensorArgs;
 Avaya Aura Contact Center / Contact Center Select 7.1.2 and flags what the matrix does not allow.\n\n\
 The matrix is built in (`portmatrix rules list`); site rules files add to it (--rules). \
 A site file (--site) says which hosts are which systems, so rules also check who talks to whom.",
-    after_help = exit::help(&[
+    after_help = exit::ending(&[
+        ("classify the flows of a capture: alerts on stdout, a summary on stderr",
+         "portmatrix analyze fixtures/sample-contact-center.pcapng"),
+        ("what the matrix says about a port, with the document's text",
+         "portmatrix rules explain udp/6020"),
+        ("draft a site inventory (which host is which system) from a capture",
+         "portmatrix site suggest fixtures/sample-contact-center.pcapng -o site.toml"),
+    ], &[
         (&[Exit::Success], "success"),
         (&[Exit::Incomplete], "an input or rules file could not be used"),
         (&[Exit::Usage], "wrong usage"),
@@ -52,7 +59,14 @@ pub enum Command {
     /// Capture on network interfaces and classify flows as they happen.
     Live(LiveArgs),
     /// Show, explain and check the port-matrix rules.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = exit::ending(&[
+        ("the rules of one port, with their document reference",
+         "portmatrix rules list --port 1972"),
+        ("the verdict a flow to a port gets, and why",
+         "portmatrix rules explain udp/6020"),
+        ("validate a site rules file, merged with the built-in matrix",
+         "portmatrix rules check rules/infrastructure-example.toml"),
+    ], RULES_EXITS))]
     Rules(RulesCommand),
     /// Write a self-contained HTML report from the events of `analyze --json --flows`.
     #[command(
@@ -68,7 +82,7 @@ and the rule descriptions match the events."
     )]
     Report(ReportArgs),
     /// Work with site inventories (--site): draft one from captures, check one.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = exit::ending(SITE_EXAMPLES, SITE_EXITS))]
     Site(SiteCommand),
     /// Write least-privilege firewall rules for a site (nftables, Windows Firewall, CSV).
     Policy(crate::cmd::policy::PolicyArgs),
@@ -87,10 +101,12 @@ pub enum SiteCommand {
 that answered on ports the matrix documents (a TCP SYN-ACK, or a UDP reply) is given the system \
 whose rules explain most of those ports, with the evidence (ports, flows, first seen) as \
 comments. Clients are not listed: add agent desktops and other clients by subnet. Review the \
-draft before using it."
+draft before using it.",
+        after_help = exit::ending(&SITE_EXAMPLES[..1], SITE_EXITS)
     )]
     Suggest(SuggestArgs),
     /// Validate site files and report every error.
+    #[command(after_help = exit::ending(&SITE_EXAMPLES[1..], SITE_EXITS))]
     Check(SiteCheckArgs),
 }
 
@@ -127,12 +143,68 @@ pub struct SiteCheckArgs {
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// List every rule with its document reference.
+    #[command(after_help = exit::ending(&[
+        ("every rule, one a line", "portmatrix rules list"),
+        ("the rules of one port", "portmatrix rules list --port 1972"),
+        ("the rules that name a system, as JSON", "portmatrix rules list --search ccmm --json"),
+    ], RULES_EXITS))]
     List(ListArgs),
     /// Show the verdict a flow to TRANSPORT/PORT would get, and the rules that decide it.
+    #[command(after_help = exit::ending(&[
+        ("what the matrix says about RSM multicast", "portmatrix rules explain udp/6020"),
+        ("between two hosts of a site inventory: does the role fit?",
+         "portmatrix rules explain tcp/8081 --src 10.10.1.40 --dst 10.10.1.10 \\\n      \
+--site rules/site-example.toml"),
+    ], RULES_EXITS))]
     Explain(ExplainArgs),
     /// Validate rules files and report every error.
+    #[command(after_help = exit::ending(&[
+        ("a site rules file, merged with the built-in matrix (rule id clashes)",
+         "portmatrix rules check rules/infrastructure-example.toml"),
+        ("the file on its own",
+         "portmatrix rules check --no-default-rules rules/infrastructure-example.toml"),
+    ], RULES_EXITS))]
     Check(CheckArgs),
 }
+
+/// What `rules` and its subcommands exit with.
+const RULES_EXITS: &[(&[Exit], &str)] = &[
+    (&[Exit::Success], "success (for check: every file is valid)"),
+    (
+        &[Exit::Incomplete],
+        "a rules or site file could not be read or is not valid (check prints \
+every error, with its file and line)",
+    ),
+    (&[Exit::Usage], "wrong usage"),
+    (&[Exit::OutputFailed], "the output could not be written"),
+];
+
+/// The examples of `site suggest` (the first) and `site check` (the rest).
+const SITE_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "draft a site file from the servers that answered in a capture",
+        "portmatrix site suggest fixtures/sample-contact-center.pcapng -o site.toml",
+    ),
+    (
+        "validate a site file against the matrix",
+        "portmatrix site check rules/site-example.toml",
+    ),
+];
+
+/// What `site` and its subcommands exit with.
+const SITE_EXITS: &[(&[Exit], &str)] = &[
+    (&[Exit::Success], "success (for check: every file is valid)"),
+    (
+        &[Exit::Incomplete],
+        "a capture, rules or site file could not be read (suggest still drafts \
+from what was read), or a site file is not valid (check prints every error)",
+    ),
+    (&[Exit::Usage], "wrong usage"),
+    (
+        &[Exit::OutputFailed],
+        "the draft or the check's results could not be written",
+    ),
+];
 
 /// Which rules make up the matrix, and for which product.
 #[derive(Debug, Args)]
@@ -159,17 +231,7 @@ impl MatrixArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = exit::help(&[
-        (&[Exit::Success], "every input was read to its end (or the output was closed, as by `| head`)"),
-        (&[Exit::Incomplete], "an input could not be read (everything before the damage is still \
-reported), or an evidence file or the report could not be written"),
-        (&[Exit::Usage], "wrong usage"),
-        (&[Exit::GateFailed], "every input was read and some flow had a verdict given to --fail-on"),
-        (&[Exit::OutputFailed], "the events could not be written (a full disk): they are incomplete; \
-or a stop took longer than --stop-timeout"),
-        (&[exit::BY_SIGINT, exit::BY_SIGTERM], "stopped by SIGINT or SIGTERM before the end of the input (see Signals)"),
-        (&[exit::BY_SIGQUIT], "SIGQUIT"),
-    ]) + &format!("\n\n\
+    after_help = format!("\
 Signals: SIGTERM or SIGINT stops the reading between chunks: every open flow is closed \
 (reason \"shutdown\"), the final stats (with \"interrupted\": \"SIGTERM\" or \"SIGINT\") and \
 the summary report what was read, and the exit code is {term} (SIGTERM) or {int} (SIGINT). \
@@ -182,9 +244,28 @@ signal) exits at once with code {int}, SIGQUIT with {quit}, and a stop that take
         out = Exit::OutputFailed.code(),
     ) + "\
 Events go to stdout (alerts as they happen; flow events with --flows; a final stats \
-event with --format json); errors, progress and the summary go to stderr.\n\n\
-Example (an incident): portmatrix analyze --since +10m --until +20m --host 10.10.1.0/24 \
---extract evidence --report report.html --fail-on undocumented capture.pcapng"
+event with --format json); errors, progress and the summary go to stderr.\n\n" + &exit::ending(&[
+        ("the alerts of a capture as they happen, then a summary",
+         "portmatrix analyze fixtures/sample-contact-center.pcapng"),
+        ("JSON events of every flow, checking who talks to whom with a site inventory",
+         "portmatrix analyze -q --json --flows --site rules/site-example.toml \\\n      \
+fixtures/sample-contact-center.pcapng > events.jsonl"),
+        ("an incident: 20 seconds around one host, its flagged packets and an HTML report",
+         "portmatrix analyze --since +10s --until +30s --host 10.10.1.10 --extract evidence \\\n      \
+--report report.html fixtures/sample-contact-center.pcapng"),
+        ("a scheduled audit that fails when any flow is undocumented",
+         "portmatrix analyze -q --fail-on undocumented fixtures/sample-contact-center.pcapng"),
+    ], &[
+        (&[Exit::Success], "every input was read to its end (or the output was closed, as by `| head`)"),
+        (&[Exit::Incomplete], "an input could not be read (everything before the damage is still \
+reported), or an evidence file or the report could not be written"),
+        (&[Exit::Usage], "wrong usage"),
+        (&[Exit::GateFailed], "every input was read and some flow had a verdict given to --fail-on"),
+        (&[Exit::OutputFailed], "the events could not be written (a full disk): they are incomplete; \
+or a stop took longer than --stop-timeout"),
+        (&[exit::BY_SIGINT, exit::BY_SIGTERM], "stopped by SIGINT or SIGTERM before the end of the input (see Signals)"),
+        (&[exit::BY_SIGQUIT], "SIGQUIT"),
+    ])
 )]
 pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng) or directories of them; read in time order.
@@ -205,6 +286,9 @@ pub struct AnalyzeArgs {
     /// No progress bar and no summary on stderr (errors are still printed).
     #[arg(long, short, help_heading = None::<&str>)]
     pub quiet: bool,
+    /// No progress bar; the summary is still printed at the end.
+    #[arg(long, help_heading = None::<&str>)]
+    pub no_progress: bool,
 }
 
 impl AnalyzeArgs {
@@ -233,19 +317,7 @@ pub struct WindowArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = exit::help(&[
-        (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
-        (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
---retry), or an evidence file could not be written"),
-        (&[Exit::Usage], "wrong usage, including a bad --bpf expression, a --config file that \
-cannot be read or is not valid, or a --user that does not exist or is root (or privileges \
-that could not be dropped)"),
-        (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
-        (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
-capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
-        (&[exit::BY_SIGINT], "a second SIGINT"),
-        (&[exit::BY_SIGQUIT], "SIGQUIT"),
-    ]) + &format!("\n\n\
+    after_help = format!("\
 Signals: SIGTERM stops the capture cleanly, however many times it comes: every open flow is \
 closed (reason \"shutdown\"), the final stats and the summary are written, and the exit code \
 is {ok}, or {inc}, {gate} or {out} as listed under Exit codes. SIGINT does the same; a second SIGINT, half a \
@@ -269,13 +341,32 @@ user: its folder must be writable by the user (chown USER DIR), or logrotate mus
 the new file for it (create 0640 USER GROUP).\n\n\
 As a service: the Debian package's portmatrix.service runs `portmatrix live --config \
 /etc/portmatrix/live.toml` as the user portmatrix with only these two capabilities, and \
-rotates the events with logrotate and SIGHUP (docs/deployment.md)."
+rotates the events with logrotate and SIGHUP (docs/deployment.md).\n\n" + &exit::ending(&[
+        ("a SPAN port: JSON events to a file that SIGHUP reopens (for logrotate)",
+         "sudo portmatrix live -i eth1 --json -o /var/log/portmatrix/events.json"),
+        ("the two ports of a TAP, with a site inventory, alerting only undocumented flows",
+         "sudo portmatrix live -i eth1 -i eth2 --site rules/site-example.toml --verdict undocumented"),
+        ("write the options as a file for `live --config` (the service's /etc/portmatrix/live.toml)",
+         "portmatrix live -i eth1 --json --site rules/site-example.toml --print-config > live.toml"),
+    ], &[
+        (&[Exit::Success], "stopped by SIGTERM or SIGINT (or the output was closed)"),
+        (&[Exit::Incomplete], "an interface could not be opened, or failed during the run (without \
+--retry), or an evidence file could not be written"),
+        (&[Exit::Usage], "wrong usage, including a bad --bpf expression, a --config file that \
+cannot be read or is not valid, or a --user that does not exist or is root (or privileges \
+that could not be dropped)"),
+        (&[Exit::GateFailed], "stopped as for 0, and some flow had a verdict given to --fail-on"),
+        (&[Exit::OutputFailed], "the events could not be written (a full disk, a missing -o folder): \
+capture stops, the summary is still printed; or a stop took longer than --stop-timeout"),
+        (&[exit::BY_SIGINT], "a second SIGINT"),
+        (&[exit::BY_SIGQUIT], "SIGQUIT"),
+    ])
 )]
 pub struct LiveArgs {
     /// Interface to capture on (repeatable: the two ports of a TAP merge into one
     /// flow table); `any` captures on all of them.
     #[arg(short = 'i', long = "interface", value_name = "IFACE",
-          required_unless_present_any = ["config", "print_config"])]
+          required_unless_present_any = ["config", "print_config"], help_heading = "Capture")]
     pub interfaces: Vec<String>,
     /// Read options from this TOML file: its keys are the long option names
     /// (`interface = ["eth1"]`, `snaplen = 256`, `no-promisc = true`); an option
@@ -287,23 +378,23 @@ pub struct LiveArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Capture filter in tcpdump (BPF) syntax, applied in the kernel.
-    #[arg(long, value_name = "EXPR")]
+    #[arg(long, value_name = "EXPR", help_heading = "Capture")]
     pub bpf: Option<String>,
     /// Bytes kept of each packet: the headers are enough.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(64..=262_144), help_heading = "Capture")]
     pub snaplen: u32,
     /// The kernel's capture buffer per interface, in MiB: absorbs bursts.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=2047), help_heading = "Capture")]
     pub buffer_mb: u32,
     /// Do not put the interface in promiscuous mode (a SPAN port does not need it).
-    #[arg(long)]
+    #[arg(long, help_heading = "Capture")]
     pub no_promisc: bool,
     /// After opening the capture, switch to this user (not root) and its group, with no
     /// capabilities left; refuse to go on if that fails.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// When an interface goes down, wait for it to come back instead of stopping.
-    #[arg(long)]
+    #[arg(long, help_heading = "Capture")]
     pub retry: bool,
     /// Write events to FILE (appending) instead of stdout; SIGHUP reopens it.
     #[arg(
@@ -318,7 +409,7 @@ pub struct LiveArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
           help_heading = "Output")]
     pub stats_interval: Duration,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Syslog and metrics")]
     pub sensor: SensorArgs,
     #[command(flatten)]
     pub run: RunArgs,
@@ -329,15 +420,20 @@ pub struct LiveArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = exit::help(&[
+    after_help = exit::ending(&[
+        ("the events of a capture, then their report",
+         "portmatrix analyze -q --json --flows fixtures/sample-contact-center.pcapng > events.jsonl"),
+        ("", "portmatrix report events.jsonl -o report.html"),
+        ("what changed since an earlier run (here: the capture's first 20 seconds)",
+         "portmatrix analyze -q --json --flows --until +20s fixtures/sample-contact-center.pcapng \\\n      \
+> before.jsonl && portmatrix report --baseline before.jsonl events.jsonl -o report.html"),
+    ], &[
         (&[Exit::Success], "every events line was used"),
         (&[Exit::Incomplete], "an events file could not be read or had malformed lines (they are \
 skipped, named on stderr as FILE:LINE, and counted in the report, which is still written)"),
         (&[Exit::Usage], "wrong usage"),
         (&[Exit::OutputFailed], "the report could not be written (the file that was there is kept)"),
-    ]) + "\n\n\
-Example: portmatrix analyze --json --flows capture.pcapng > events.jsonl && \
-portmatrix report events.jsonl -o report.html"
+    ])
 )]
 pub struct ReportArgs {
     /// Events files (JSON Lines) from `portmatrix analyze --json --flows`; `-` reads stdin.

@@ -1,7 +1,7 @@
 //! `portmatrix analyze`: capture files -> events on stdout, summary on
 //! stderr; evidence files and the HTML report when asked.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
 use portmatrix::output::{write_summary, EventWriter, Sensor};
-use portmatrix::pipeline::{run_offline, AnalyzeConfig, Stop};
+use portmatrix::pipeline::{run_offline, AnalyzeConfig, ProgressLink, Stop, ThroughProgress};
 
 use super::report::Draft;
 use super::OutputError;
@@ -44,8 +44,17 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         Some(config) => Some(Extraction::new(config)?),
         None => None,
     };
+    let progress = !args.quiet && !args.no_progress;
+    let progress_link = ProgressLink::default();
+    // Events printed on the terminal the bar is drawn on go past the bar,
+    // or bits of it would stay between them.
+    let past_bar = if progress && io::stdout().is_terminal() {
+        progress_link.clone()
+    } else {
+        ProgressLink::default()
+    };
     let stdout = KeepGoing {
-        out: BufWriter::with_capacity(1 << 16, io::stdout()),
+        out: BufWriter::with_capacity(1 << 16, ThroughProgress::new(io::stdout(), past_bar)),
         // With --report the run must see every packet, whoever reads stdout.
         on_closed_pipe: args.report.is_some(),
         closed: false,
@@ -80,7 +89,8 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     let config = AnalyzeConfig {
         inputs: args.captures,
         flow: args.run.flow.settings(),
-        progress: !args.quiet,
+        progress,
+        progress_link,
         focus,
         verdicts,
         alert_burst: args.run.events.alert_burst as usize,

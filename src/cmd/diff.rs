@@ -21,16 +21,22 @@ month's and today's, say) and list, most severe first: new hosts, new listening 
 with their verdicts (and the verdict they had before, when it changed), the flows that \
 disappeared and the rules no flow uses any more. A flow here is a client, a listener, a \
 transport, a listening port and a verdict: the client's ephemeral port is left out.",
-    after_help = exit::help(&[
+    after_help = exit::ending(&[
+        ("two runs: the capture's first 20 seconds, then all of it",
+         "portmatrix analyze -q --json --flows --until +20s fixtures/sample-contact-center.pcapng \\\n      \
+> before.jsonl"),
+        ("", "portmatrix analyze -q --json --flows fixtures/sample-contact-center.pcapng > after.jsonl"),
+        ("what changed, most severe first", "portmatrix diff before.jsonl after.jsonl"),
+        ("a scheduled drift check: fails on new undocumented flows or roles",
+         "portmatrix diff before.jsonl after.jsonl --fail-on new-undocumented,new-role-mismatch"),
+    ], &[
         (&[Exit::Success], "both inputs were read whole and no change given to --fail-on was found"),
         (&[Exit::Incomplete], "an events file could not be read or had malformed lines (they are \
 skipped and named on stderr; the comparison is of what was read)"),
         (&[Exit::Usage], "wrong usage"),
         (&[Exit::GateFailed], "a change given to --fail-on was found"),
         (&[Exit::OutputFailed], "the comparison could not be written"),
-    ]) + "\n\n\
-Example (a scheduled drift check): portmatrix diff last-month.jsonl today.jsonl \
---fail-on new-undocumented,new-role-mismatch"
+    ])
 )]
 pub struct DiffArgs {
     /// The earlier run's events (JSON Lines of `analyze --json --flows`); `-` reads stdin.

@@ -97,7 +97,7 @@ match must not hide.";
 
 /// `Exit codes: 0 …; 1 …; 130/143 …` for a command's `--help`: what each
 /// code (or codes, joined by `/`) means for that command, then the
-/// precedence rule.
+/// precedence rule when a signal can end the command.
 pub fn help(meanings: &[(&[Exit], &str)]) -> String {
     let mut text = String::from("Exit codes: ");
     for (i, (exits, meaning)) in meanings.iter().enumerate() {
@@ -107,8 +107,36 @@ pub fn help(meanings: &[(&[Exit], &str)]) -> String {
         let codes: Vec<String> = exits.iter().map(|e| e.code().to_string()).collect();
         text.push_str(&format!("{} {meaning}", codes.join("/")));
     }
-    text.push_str(". ");
-    text.push_str(PRECEDENCE);
+    text.push('.');
+    // The rule is about signals against the rest: noise for a command that
+    // no signal stops early.
+    let signals = meanings
+        .iter()
+        .any(|(exits, _)| exits.iter().any(|e| matches!(e, Exit::Interrupted(_))));
+    if signals {
+        text.push(' ');
+        text.push_str(PRECEDENCE);
+    }
+    text
+}
+
+/// The end of every command's `--help`: a few examples, then the exit codes
+/// (from [`help`]), so that a reader finds both in the same place whatever the
+/// command. Each example is `(what it does, command line)` (an empty `what` continues
+/// the example before); a command line
+/// longer than clap's 100 columns is split over lines ending in ` \` by its author
+/// (clap would wrap it where a shell cannot read it). tests/help.rs runs every
+/// example with the shipped files.
+pub fn ending(examples: &[(&str, &str)], meanings: &[(&[Exit], &str)]) -> String {
+    let mut text = String::from("Examples:\n");
+    for (what, line) in examples {
+        if !what.is_empty() {
+            text.push_str(&format!("  # {what}\n"));
+        }
+        text.push_str(&format!("  {line}\n"));
+    }
+    text.push('\n');
+    text.push_str(&help(meanings));
     text
 }
 
@@ -146,6 +174,15 @@ mod tests {
         assert_eq!(
             text,
             format!("Exit codes: 0 fine; 4 full disk; 130/143 stopped. {PRECEDENCE}")
+        );
+        let ending = ending(
+            &[("read", "portmatrix analyze x.pcap")],
+            &[(&[Exit::Success], "fine")],
+        );
+        // No signal ends this command: no precedence rule to read.
+        assert_eq!(
+            ending,
+            "Examples:\n  # read\n  portmatrix analyze x.pcap\n\nExit codes: 0 fine."
         );
     }
 }

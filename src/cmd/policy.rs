@@ -30,18 +30,25 @@ listed to close. Every rule written carries the matrix rule id and the document'
 INTERNAL ONLY ports are never opened between hosts; deprecated and other-product rules stay \
 closed; multicast (RSM, RTD) is allowed from the senders to the groups. docs/policy.md says how \
 each format renders them.",
-    after_help = exit::help(&[
+    after_help = "Kafka input (--kafka) is not built yet: give events files, or `-` for stdin.\n\n".to_owned()
+        + &exit::ending(&[
+        ("every open rule between the site's systems, as an nftables ruleset",
+         "portmatrix policy --site rules/site-example.toml > portmatrix.nft"),
+        ("only what the flows of a capture used, and the rules to close",
+         "portmatrix analyze -q --json --flows --site rules/site-example.toml \\\n      \
+fixtures/sample-contact-center.pcapng > events.jsonl"),
+        ("", "portmatrix policy --site rules/site-example.toml events.jsonl > portmatrix.nft"),
+        ("the same for the Windows servers (PowerShell) and as CSV for a change ticket",
+         "portmatrix policy --site rules/site-example.toml --format windows events.jsonl -o policy.ps1"),
+        ("", "portmatrix policy --site rules/site-example.toml --format csv events.jsonl -o policy.csv"),
+    ], &[
         (&[Exit::Success], "the policy was written from every input"),
         (&[Exit::Incomplete], "the rules, the site or an events file could not be used (for \
 malformed event lines the policy is still written, from the lines read, and they are named on \
 stderr), or the site has no system a rule allows"),
         (&[Exit::Usage], "wrong usage"),
         (&[Exit::OutputFailed], "the policy could not be written (the file that was there is kept)"),
-    ]) + "\n\n\
-Examples:\n  portmatrix policy --site site.toml --format nft > portmatrix.nft\n  \
-portmatrix analyze --site site.toml --json --flows capture.pcapng > events.jsonl\n  \
-portmatrix policy --site site.toml events.jsonl --format windows -o policy.ps1\n\n\
-Kafka input (--kafka) is not built yet: give events files, or `-` for stdin."
+    ])
 )]
 pub struct PolicyArgs {
     /// Events files (JSON Lines) of `portmatrix analyze --json --flows`; `-` reads stdin.

@@ -118,6 +118,13 @@ fn suggest(args: SuggestArgs) -> Result<Exit> {
     evidence.set_packets(outcome.stats.tcp_udp_packets);
     let failed = outcome.input_errors > 0;
     let draft = evidence.render(&files);
+    for (ip, named, tied) in evidence.ties() {
+        portmatrix::diag!(
+            "portmatrix: {ip}: {named} ties with {}: the draft names {named} (the one an AACC \
+site more often has); check that host",
+            tied.join(", ")
+        );
+    }
     match &args.output {
         Some(path) => AtomicFile::create(path)
             .and_then(|mut f| f.write_all(draft.as_bytes()).and_then(|()| f.commit()))

@@ -141,6 +141,15 @@ impl Evidence {
                         let _ = write!(out, "; next: {}", others.join(", "));
                     }
                     let _ = writeln!(out, ")");
+                    let tied = tied_with(&scores);
+                    if !tied.is_empty() {
+                        let _ = writeln!(
+                            out,
+                            "#   a tie with {}: the ports cannot tell them apart, and {best} is\n\
+#   named as the one an AACC site more often has. Check the host (it may run several).",
+                            tied.join(", ")
+                        );
+                    }
                 }
                 None => {
                     let _ = writeln!(out, "# {ip}: no system's rules explain these ports");
@@ -167,6 +176,20 @@ impl Evidence {
             }
         }
         out
+    }
+
+    /// The hosts whose best systems tie, for a warning on stderr: (host, the
+    /// system the draft names, the others with the same score).
+    pub fn ties(&self) -> Vec<(IpAddr, System, Vec<String>)> {
+        self.hosts
+            .iter()
+            .filter_map(|(ip, ports)| {
+                let scores = self.scores(ports);
+                let tied = tied_with(&scores);
+                let &(best, _) = scores.first()?;
+                (!tied.is_empty()).then_some((*ip, best, tied))
+            })
+            .collect()
     }
 
     /// The rules that document `port` on `t` by port alone.
@@ -230,6 +253,21 @@ impl Evidence {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(rank(a.0).cmp(&rank(b.0))));
         ranked
     }
+}
+
+/// The systems after the first whose score equals the first's (scores are
+/// sums of the same few fractions, so equal ones agree to far better than
+/// 1e-9): the ports alone cannot tell them from the one the draft names.
+fn tied_with(scores: &[(System, f64)]) -> Vec<String> {
+    let Some(&(_, best)) = scores.first() else {
+        return Vec::new();
+    };
+    scores
+        .iter()
+        .skip(1)
+        .take_while(|(_, n)| (best - n).abs() < 1e-9)
+        .map(|(s, _)| s.to_string())
+        .collect()
 }
 
 /// Which system a draft names when the ports cannot tell them apart: the

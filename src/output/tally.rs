@@ -3,7 +3,7 @@
 //! undocumented ports and hosts, one-sided flows, and what each site
 //! exception did. The summary on stderr and the stats event report it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::classify::Classifier;
@@ -15,10 +15,41 @@ use crate::verdict::Verdict;
 
 use super::event::SuppressedStats;
 
+/// The most hosts of one side counted per undocumented port: beyond it
+/// a port ranks as used by this many (a bound on memory, far past a tie).
+pub const DISTINCT_CAP: usize = 10_000;
+
+/// Who used one undocumented destination port: a service many hosts use
+/// ranks above a scan's one probe of many ports (as in the HTML report), so
+/// the summary ranks by distinct clients, then servers, then flows.
+#[derive(Debug, Default)]
+pub struct PortUse {
+    pub clients: HashSet<IpAddr>,
+    pub servers: HashSet<IpAddr>,
+    pub flows: u64,
+}
+
+impl PortUse {
+    fn add(&mut self, client: IpAddr, server: IpAddr) {
+        self.flows += 1;
+        if self.clients.len() < DISTINCT_CAP {
+            self.clients.insert(client);
+        }
+        if self.servers.len() < DISTINCT_CAP {
+            self.servers.insert(server);
+        }
+    }
+
+    /// Higher ranks first: distinct clients, then servers, then flows.
+    pub fn rank(&self) -> (usize, usize, u64) {
+        (self.clients.len(), self.servers.len(), self.flows)
+    }
+}
+
 /// What the end-of-run summary reports, gathered from ended flows.
 #[derive(Debug, Default)]
 pub struct Summary {
-    pub undocumented_ports: HashMap<(Transport, u16), u64>,
+    pub undocumented_ports: HashMap<(Transport, u16), PortUse>,
     pub undocumented_hosts: HashMap<IpAddr, u64>,
     /// Flows per rule (every rule that matched a flow).
     pub flows_per_rule: Vec<u64>,
@@ -48,10 +79,10 @@ impl Summary {
             self.one_sided += 1;
         }
         if flow.verdict == Verdict::Undocumented {
-            *self
-                .undocumented_ports
+            self.undocumented_ports
                 .entry((flow.transport, flow.server.port))
-                .or_default() += 1;
+                .or_default()
+                .add(flow.client.ip, flow.server.ip);
             *self.undocumented_hosts.entry(flow.server.ip).or_default() += 1;
         }
         let counts = match flow.exception {

@@ -43,7 +43,7 @@ use sink::Sink;
 
 pub use crate::evidence::{ExtractConfig, ExtractError};
 pub use live::{run_live, LiveConfig, LiveControl, LiveOutcome, RING_TIMEOUT_MS};
-pub use offline::{run_offline, AnalyzeConfig, RunOutcome};
+pub use offline::{run_offline, AnalyzeConfig, ProgressLink, RunOutcome, ThroughProgress};
 pub use stop::{Stop, WriteGate};
 
 /// Start a thread of the pipeline under `name`, so that `top -H`, `perf`

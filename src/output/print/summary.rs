@@ -8,9 +8,10 @@ use std::io::{self, Write};
 
 use crate::classify::Classifier;
 use crate::output::event::{ActiveFilters, Stats};
-use crate::output::tally::Summary;
+use crate::output::tally::{PortUse, Summary};
 use crate::printable::Printable;
 use crate::timestamp::Timestamp;
+use crate::transport::Transport;
 use crate::verdict::Verdict;
 
 /// Rules listed by name under "never seen" in the summary; the report lists all.
@@ -59,8 +60,11 @@ pub fn write_summary(
         "  flows per verdict: {}",
         or_none(&verdicts.join(", "))
     )?;
-    let ports = top(&summary.undocumented_ports, |(t, p)| format!("{t}/{p}"));
-    writeln!(out, "  top undocumented destination ports: {ports}")?;
+    writeln!(
+        out,
+        "  top undocumented destination ports: {}",
+        top_ports(&summary.undocumented_ports)
+    )?;
     let hosts = top(&summary.undocumented_hosts, |ip| ip.to_string());
     writeln!(out, "  top undocumented destination hosts: {hosts}")?;
     let rules = classifier.matrix().rules();
@@ -235,6 +239,35 @@ fn or_none(s: &str) -> &str {
 }
 
 /// The ten largest counts, as `name (n), …`, or `none`.
+/// The ten undocumented ports most hosts used: by distinct clients, then
+/// servers, then flows, then port; each with its three counts.
+fn top_ports(ports: &HashMap<(Transport, u16), PortUse>) -> String {
+    let mut sorted: Vec<_> = ports.iter().collect();
+    sorted.sort_by(|a, b| b.1.rank().cmp(&a.1.rank()).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = sorted
+        .iter()
+        .take(10)
+        .map(|((t, p), u)| {
+            let (clients, servers, flows) = u.rank();
+            format!(
+                "{t}/{p} ({clients} client{}, {servers} server{}, {flows} flow{})",
+                plural(clients as u64),
+                plural(servers as u64),
+                plural(flows)
+            )
+        })
+        .collect();
+    or_none(&shown.join(", ")).to_string()
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn top<K: Ord>(counts: &HashMap<K, u64>, name: impl Fn(&K) -> String) -> String {
     let mut sorted: Vec<(&K, &u64)> = counts.iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -244,4 +277,38 @@ fn top<K: Ord>(counts: &HashMap<K, u64>, name: impl Fn(&K) -> String) -> String 
         .map(|(k, n)| format!("{} ({n})", name(k)))
         .collect();
     or_none(&shown.join(", ")).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_ports_rank_by_distinct_clients_then_servers_then_flows() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let mut ports: HashMap<(Transport, u16), PortUse> = HashMap::new();
+        let mut add = |port: u16, client: &str, server: &str| {
+            let u = ports.entry((Transport::Tcp, port)).or_default();
+            u.clients.insert(ip(client));
+            u.servers.insert(ip(server));
+            u.flows += 1;
+        };
+        // A scanner probes port 1 many times on one host: many flows, one
+        // client. Three clients use 4444 on one server; two use 8080 on two.
+        for _ in 0..50 {
+            add(1, "10.9.9.9", "10.0.0.1");
+        }
+        for c in ["10.1.0.1", "10.1.0.2", "10.1.0.3"] {
+            add(4444, c, "10.0.0.1");
+        }
+        add(8080, "10.1.0.1", "10.0.0.1");
+        add(8080, "10.1.0.2", "10.0.0.2");
+        add(9090, "10.1.0.1", "10.0.0.1");
+        add(9090, "10.1.0.2", "10.0.0.1");
+        assert_eq!(
+            top_ports(&ports),
+            "tcp/4444 (3 clients, 1 server, 3 flows), tcp/8080 (2 clients, 2 servers, 2 flows), \
+tcp/9090 (2 clients, 1 server, 2 flows), tcp/1 (1 client, 1 server, 50 flows)"
+        );
+    }
 }

@@ -20,6 +20,7 @@ use crate::pipeline::{active_filters, fill_table_stats, FlowSettings, Stop};
 
 use chunked::{run_chunked, ChunkSource};
 use progress::Progress;
+pub use progress::{ProgressLink, ThroughProgress};
 
 mod chunked;
 mod part;
@@ -31,6 +32,8 @@ pub struct AnalyzeConfig {
     pub inputs: Vec<PathBuf>,
     pub flow: FlowSettings,
     pub progress: bool,
+    /// Where the bar is shared with a writer of events to the same terminal.
+    pub progress_link: ProgressLink,
     /// Which packets to look at.
     pub focus: Focus,
     /// Which flows are reported (the writer selects; the stats name it).
@@ -50,6 +53,7 @@ impl AnalyzeConfig {
             inputs,
             flow,
             progress: false,
+            progress_link: ProgressLink::default(),
             focus: Focus::default(),
             verdicts: VerdictSet::ALL,
             alert_burst: 0,
@@ -98,7 +102,7 @@ pub fn run_offline<W: Write + Send>(
         open: None,
         stats: Vec::with_capacity(files.len()),
         errors: 0,
-        progress: Progress::new(config.progress, &files),
+        progress: Progress::new(config.progress, &files, &config.progress_link),
         screen,
         screened: IngestCounts::default(),
     };
