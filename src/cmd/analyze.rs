@@ -93,7 +93,15 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         }
         return Err(OutputError::stdout("the events", e).into());
     }
-    if !args.quiet {
+    // A run that could read none of its inputs has nothing to summarise:
+    // its errors, printed as they happened, say it all (an empty summary
+    // would read as "nothing documented was used").
+    let nothing_read = outcome
+        .stats
+        .files
+        .iter()
+        .all(|f| f.error.is_some() && f.packets == 0);
+    if !args.quiet && !nothing_read {
         // Diagnostics: when stderr cannot take them, the events and the exit
         // code still tell the outcome.
         let _ = write_summary(
@@ -120,7 +128,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             None => Ok(()),
         };
         if let Err(e) = written {
-            portmatrix::diag!("portmatrix: error: {e:#}");
+            portmatrix::diag!("portmatrix: error: {}", super::Chain(&e));
             failed = true;
         }
     }

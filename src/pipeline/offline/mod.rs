@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk};
+use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk, STDIN};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
@@ -22,6 +22,7 @@ use chunked::{run_chunked, ChunkSource};
 use progress::Progress;
 
 mod chunked;
+mod folders;
 mod part;
 mod progress;
 
@@ -86,7 +87,10 @@ pub fn run_offline<W: Write + Send>(
     extraction: Option<Extraction>,
 ) -> Result<(RunOutcome, EventWriter<W>), CaptureError> {
     let started = Instant::now();
-    let files = list_inputs(&config.inputs)?;
+    let inputs = list_inputs(&config.inputs)?;
+    let progress = Progress::new(config.progress, &inputs.files);
+    let (folder_stats, folder_errors) = folders::report(&inputs, config.progress, &progress);
+    let files = inputs.files;
     let mut writer = writer;
     // Offline, alerts are folded in packet-time order: the same whatever --workers.
     writer.storm_control(config.alert_burst, config.flow.workers, true);
@@ -96,9 +100,9 @@ pub fn run_offline<W: Write + Send>(
         paths: &files,
         next_path: 0,
         open: None,
-        stats: Vec::with_capacity(files.len()),
-        errors: 0,
-        progress: Progress::new(config.progress, &files),
+        stats: folder_stats,
+        errors: folder_errors,
+        progress,
         screen,
         screened: IngestCounts::default(),
     };
@@ -141,6 +145,9 @@ pub fn run_offline<W: Write + Send>(
     Ok((outcome, writer))
 }
 
+/// How standard input (`-`) is named in messages and stats.
+const STDIN_NAME: &str = "standard input";
+
 /// Every file in time order, chunk by chunk, for the workers (which call it
 /// in turn, under a lock).
 struct Files<'a> {
@@ -165,11 +172,20 @@ impl ChunkSource for Files<'_> {
                     return false;
                 };
                 self.next_path += 1;
+                let stdin = path.as_os_str() == STDIN;
                 let mut file_stats = FileStats {
-                    path: path.display().to_string(),
+                    path: match stdin {
+                        true => STDIN_NAME.to_string(),
+                        false => path.display().to_string(),
+                    },
                     ..FileStats::default()
                 };
-                match CaptureFile::open(path) {
+                let opened = if stdin {
+                    CaptureFile::from_reader(STDIN_NAME, Box::new(std::io::stdin()))
+                } else {
+                    CaptureFile::open(path)
+                };
+                match opened {
                     Ok(capture) => {
                         file_stats.format = match capture.format() {
                             CaptureFormat::Pcap => "pcap",
@@ -189,7 +205,7 @@ impl ChunkSource for Files<'_> {
             match capture.next_chunk(chunk) {
                 Ok(true) => {
                     file_stats.packets += chunk.len() as u64;
-                    self.progress.set(*base_bytes + capture.bytes_read());
+                    self.progress.set(*base_bytes + capture.source_bytes_read());
                     if self.screen.is_active() {
                         let (screen, screened) = (&mut self.screen, &mut self.screened);
                         chunk.retain(|p, data| {
