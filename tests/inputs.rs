@@ -251,3 +251,27 @@ fn standard_input_is_read_plain_or_compressed() {
     assert!(err.contains("standard input is empty"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn output_goes_to_a_file_as_live_writes_it() {
+    let dir = temp_dir("output");
+    let capture = fixture("sample-contact-center.pcapng");
+    let file = dir.join("events.jsonl");
+    let expected = analyze(&["--json", s(&capture)]);
+    let out = analyze(&["--json", "-o", s(&file), s(&capture)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "the events go to the file only");
+    let written = fs::read(&file).expect("the events file");
+    assert_eq!(written, expected.stdout);
+    // A link is refused, not written through.
+    let link = dir.join("link.jsonl");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &link).expect("symlink");
+    let out = analyze(&["--json", "-o", s(&link), s(&capture)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the events to"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("elsewhere").exists());
+}

@@ -198,6 +198,14 @@ pub struct AnalyzeArgs {
     pub bpf: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Write events to FILE (appending, as live does) instead of stdout.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub output: Option<PathBuf>,
     /// Also write the HTML report of this run to FILE (as `portmatrix report` would
     /// from the run's JSON events with --flows).
     #[arg(long, value_name = "FILE", help_heading = "Output")]

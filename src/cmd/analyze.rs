@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
-use portmatrix::output::{write_summary, EventWriter};
+use std::sync::atomic::AtomicBool;
+
+use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, Stop};
 
 use super::report::Draft;
@@ -44,13 +46,25 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         Some(config) => Some(Extraction::new(config)?),
         None => None,
     };
+    let format = args.run.events.format();
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => {
+            // As live's: appended to, links refused (output::create); no SIGHUP here.
+            let opened = EventFile::create(path, Arc::new(AtomicBool::new(false)));
+            let file = match format {
+                Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
+                _ => opened,
+            };
+            Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
+        }
+        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+    };
     let stdout = KeepGoing {
-        out: BufWriter::with_capacity(1 << 16, io::stdout()),
+        out,
         // With --report the run must see every packet, whoever reads stdout.
         on_closed_pipe: args.report.is_some(),
         closed: false,
     };
-    let format = args.run.events.format();
     let mut writer = EventWriter::new(
         stdout,
         format,
@@ -91,7 +105,11 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(Exit::Success);
         }
-        return Err(OutputError::stdout("the events", e).into());
+        return Err(match &args.output {
+            Some(path) => OutputError::new("the events", path, e),
+            None => OutputError::stdout("the events", e),
+        }
+        .into());
     }
     // A run that could read none of its inputs has nothing to summarise:
     // its errors, printed as they happened, say it all (an empty summary
