@@ -275,3 +275,25 @@ fn output_goes_to_a_file_as_live_writes_it() {
     );
     assert!(!dir.join("elsewhere").exists());
 }
+
+#[test]
+fn an_unknown_app_protocol_is_an_error_with_its_line_and_column() {
+    let dir = temp_dir("app");
+    let rules = dir.join("site-rules.toml");
+    fs::write(
+        &rules,
+        "schema = 1\n[[rule]]\nid = \"site#1\"\nlisten_ports = [8443]\ntransports = [\"tcp\"]\napp_protocol = \"htps\"\n",
+    )
+    .expect("write");
+    let out = analyze(&["--rules", s(&rules), s(&fixture("tunnels.pcap"))]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("site-rules.toml:6:16"),
+        "line and column: {err}"
+    );
+    assert!(
+        err.contains("unknown protocol \"htps\"; did you mean \"https\"?"),
+        "{err}"
+    );
+}
