@@ -297,3 +297,40 @@ fn an_unknown_app_protocol_is_an_error_with_its_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn report_of_a_capture_points_to_analyze_and_a_missing_events_file_is_an_error() {
+    let dir = temp_dir("report");
+    let page = dir.join("r.html");
+    for capture in [
+        fixture("tunnels.pcap"),
+        fixture("sample-contact-center.pcapng"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["report", s(&capture), "-o", s(&page)])
+            .output()
+            .expect("run portmatrix");
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "one line, no \"not UTF-8\" flood: {err}"
+        );
+        assert!(
+            err.contains("is a capture, not an events file") && err.contains("analyze --report"),
+            "{err}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["report", s(&dir.join("missing.jsonl")), "-o", s(&page)])
+        .output()
+        .expect("run portmatrix");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("error: cannot open events file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!page.exists(), "no empty report");
+}

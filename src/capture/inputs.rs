@@ -154,6 +154,13 @@ fn classify(path: &Path) -> Option<SkipReason> {
     }
 }
 
+/// Whether the file at `path` starts as a capture does (pcap or pcapng,
+/// plain or compressed): for commands that read something else (events)
+/// and can then say which command reads captures.
+pub fn is_capture(path: &Path) -> bool {
+    matches!(first_bytes(path), Ok((magic, 4)) if is_capture_magic(magic))
+}
+
 /// pcap (both byte orders, micro- and nanosecond) or pcapng magic bytes.
 fn is_capture_magic(magic: [u8; 4]) -> bool {
     matches!(

@@ -23,7 +23,7 @@ pub use chunk::{Chunk, ChunkPacket, CHUNK_BYTES};
 pub use error::CaptureError;
 pub use file::{CaptureFile, CaptureFormat, RawPacket};
 pub use frame::MAX_BLOCK;
-pub use inputs::{list_inputs, Inputs, SkipReason, Skipped, STDIN};
+pub use inputs::{is_capture, list_inputs, Inputs, SkipReason, Skipped, STDIN};
 pub use live::{KernelStats, LiveCapture, LiveError, LiveOptions};
 pub use source::Compression;
 
