@@ -334,3 +334,60 @@ fn report_of_a_capture_points_to_analyze_and_a_missing_events_file_is_an_error()
     );
     assert!(!page.exists(), "no empty report");
 }
+
+/// The alerts and flows of a run (`--json --flows`), without the stats.
+fn alert_count(args: &[&str]) -> usize {
+    let out = analyze(args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    events(&out).len()
+}
+
+#[test]
+fn times_take_any_offset_epoch_seconds_and_compound_offsets() {
+    let capture = fixture("sample-contact-center.pcapng");
+    let c = s(&capture);
+    // The sample starts at 2021-08-02T09:00:00Z: all these are 09:00:20Z.
+    let utc = alert_count(&["--json", "--since", "2021-08-02T09:00:20Z", c]);
+    for same in [
+        "2021-08-02T11:00:20+02:00",
+        "2021-08-02T04:00:20-05:00",
+        "1627894820",
+        "+20s",
+        "+0m20s",
+    ] {
+        assert_eq!(alert_count(&["--json", "--since", same, c]), utc, "{same}");
+    }
+    let all = alert_count(&["--json", c]);
+    assert!(utc < all, "the window leaves some out: {utc} of {all}");
+    assert_eq!(
+        alert_count(&["--json", "--since", "+1m", "--until", "+1m30s", c]),
+        0
+    );
+    // Without an offset: UTC, and stderr says so.
+    let out = analyze(&["--json", "--since", "2021-08-02T09:00:20", c]);
+    assert_eq!(events(&out).len(), utc);
+    assert!(
+        stderr(&out).contains("has no offset: taken as UTC (2021-08-02T09:00:20.000000Z)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_window_outside_the_capture_says_where_the_capture_is() {
+    let capture = fixture("sample-contact-center.pcapng");
+    for (option, time) in [
+        ("--since", "2022-01-01T00:00:00Z"),
+        ("--until", "1600000000"),
+    ] {
+        let out = analyze(&["-q", option, time, s(&capture)]);
+        assert_eq!(out.status.code(), Some(0));
+        let err = stderr(&out);
+        assert!(
+            err.contains("lies outside the capture, which runs from 2021-08-02T09:00:00.000000Z to 2021-08-02T09:00:55.800000Z"),
+            "{err}"
+        );
+    }
+    let out = analyze(&["-q", "--since", "+10s", s(&capture)]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}

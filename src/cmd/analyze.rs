@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
+use portmatrix::filter::Focus;
+use portmatrix::timestamp::Timestamp;
 use std::sync::atomic::AtomicBool;
 
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, CSV_HEADER};
@@ -111,6 +113,9 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         }
         .into());
     }
+    if let Some(note) = window_outside(&config.focus, outcome.first_ts, outcome.last_ts) {
+        portmatrix::diag!("portmatrix: note: {note}");
+    }
     // A run that could read none of its inputs has nothing to summarise:
     // its errors, printed as they happened, say it all (an empty summary
     // would read as "nothing documented was used").
@@ -157,6 +162,30 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         Some(signal) => exit.and(signals::interrupted(signal)),
         None => exit,
     })
+}
+
+/// When `--since`/`--until` leave out the whole capture (which runs from
+/// `first` to `last`), why nothing was analysed: a window in the wrong
+/// day or zone otherwise reads as a quiet network.
+fn window_outside(focus: &Focus, first: Option<Timestamp>, last: Timestamp) -> Option<String> {
+    let first = first?;
+    let since = focus.since.map(|b| b.resolve(first));
+    let until = focus.until.map(|b| b.resolve(first));
+    let after = since.is_some_and(|s| s > last);
+    let before = until.is_some_and(|u| u <= first);
+    if !after && !before {
+        return None;
+    }
+    let window = match (since, until) {
+        (Some(s), Some(u)) => format!("from {s} to {u}"),
+        (Some(s), None) => format!("from {s} on"),
+        (None, Some(u)) => format!("before {u}"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "the time window ({window}) lies outside the capture, which runs from {first} to \
+{last}: no packet is in it"
+    ))
 }
 
 /// Standard output that, when asked, outlives a closed pipe: `analyze

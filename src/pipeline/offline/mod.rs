@@ -63,6 +63,8 @@ impl AnalyzeConfig {
 #[derive(Debug)]
 pub struct RunOutcome {
     pub stats: Stats,
+    /// The oldest packet time read, filtered out or not (`None`: no packet).
+    pub first_ts: Option<Timestamp>,
     /// The newest packet time seen: the stats event is stamped with it.
     pub last_ts: Timestamp,
     /// Some input could not be read to its end (the error was reported).
@@ -136,6 +138,7 @@ pub fn run_offline<W: Write + Send>(
     }
     let outcome = RunOutcome {
         stats,
+        first_ts: counts.first_ts,
         last_ts: counts.last_ts,
         input_errors: errors,
         output_closed: totals.closed,
