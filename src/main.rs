@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 portmatrix::diag!("portmatrix: {output}");
                 return cmd::Exit::OutputFailed.into();
             }
-            portmatrix::diag!("portmatrix: {err:#}");
+            portmatrix::diag!("portmatrix: {}", cmd::Chain(&err));
             cmd::Exit::Incomplete
         }
     };

@@ -102,7 +102,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// Why a string is not an RFC 3339 UTC timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not an RFC 3339 UTC timestamp such as 2021-08-02T09:00:18.000000Z: {reason}")]
+#[error("`{text}` is not an RFC 3339 timestamp such as 2021-08-02T09:00:18.000000Z: {reason}")]
 pub struct ParseTimestampError {
     text: String,
     reason: &'static str,
@@ -159,13 +159,71 @@ impl std::str::FromStr for Timestamp {
         if !matches!(rest, b"Z" | b"z" | b"+00:00") {
             return Err(fail("expected `Z` (UTC) at the end"));
         }
-        let days = days_from_civil(i64::from(year), month, day);
-        if civil_from_days(days) != (i64::from(year), month, day) {
-            return Err(fail("no such date"));
+        civil(s, (year, month, day), (hour, minute, second), nanos)
+    }
+}
+
+/// Seconds since the epoch of a civil date and time (UTC), checked.
+fn civil(
+    s: &str,
+    (year, month, day): (u32, u32, u32),
+    (hour, minute, second): (u32, u32, u32),
+    nanos: u64,
+) -> Result<Timestamp, ParseTimestampError> {
+    let days = days_from_civil(i64::from(year), month, day);
+    if civil_from_days(days) != (i64::from(year), month, day) {
+        return Err(ParseTimestampError {
+            text: s.chars().take(64).collect(),
+            reason: "no such date",
+        });
+    }
+    let secs = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
+    Ok(Timestamp::from_secs_nanos(secs, nanos))
+}
+
+impl Timestamp {
+    /// RFC 3339 with any offset (`+02:00`, `-05:30`, `Z`), or none at all,
+    /// which is taken as UTC: the `bool` says so, for the caller to tell the
+    /// user. For what a user types (`--since`); what portmatrix reads back
+    /// (events) stays UTC only ([`str::parse`]).
+    pub fn parse_any_offset(s: &str) -> Result<(Timestamp, bool), ParseTimestampError> {
+        let fail = |reason| ParseTimestampError {
+            text: s.chars().take(64).collect(),
+            reason,
+        };
+        let b = s.as_bytes();
+        // The offset is what follows the seconds and their fraction.
+        let head = b.len().min(19);
+        let mut end = head;
+        if b.get(19) == Some(&b'.') {
+            end = 20 + b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
         }
-        let secs =
-            days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
-        Ok(Timestamp::from_secs_nanos(secs, nanos))
+        let (body, offset) = s.split_at(end.min(s.len()));
+        let (minutes, assumed) = match offset.as_bytes() {
+            [] => (0i64, true),
+            [b'Z' | b'z'] => (0, false),
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
+                if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) =>
+            {
+                let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+                let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+                if h > 23 || m > 59 {
+                    return Err(fail("offset out of range"));
+                }
+                let total = h * 60 + m;
+                (if *sign == b'-' { -total } else { total }, false)
+            }
+            _ => {
+                return Err(fail(
+                    "expected `Z`, an offset such as +02:00, or nothing (UTC) at the end",
+                ))
+            }
+        };
+        let utc: Timestamp = format!("{body}Z").parse().map_err(|_| {
+            fail("expected YYYY-MM-DDTHH:MM:SS[.fraction] and an offset such as Z or +02:00")
+        })?;
+        let nanos = utc.as_nanos() - minutes * 60_000_000_000;
+        Ok((Timestamp::from_nanos(nanos), assumed))
     }
 }
 

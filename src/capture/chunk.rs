@@ -135,10 +135,18 @@ impl CaptureFile {
                 }
                 Ok(None) => {
                     self.done = true;
+                    if let Some(e) = self.read_error.take() {
+                        if chunk.packets.is_empty() {
+                            return Err(e);
+                        }
+                        self.deferred = Some(e);
+                    }
                     break;
                 }
                 Err(e) => {
                     self.done = true;
+                    // The cut the framer met is the read error's doing: say that.
+                    let e = self.read_error.take().unwrap_or(e);
                     if chunk.packets.is_empty() {
                         return Err(e);
                     }
@@ -191,7 +199,15 @@ impl CaptureFile {
             self.buf.resize(CHUNK_BYTES, 0);
         }
         while self.end < self.buf.len() && !self.eof {
-            self.read_more()?;
+            if let Err(e) = self.read_more() {
+                if self.available() == 0 {
+                    return Err(e);
+                }
+                // The packets before the damage are analysed first (a
+                // compressed stream cut short still holds them).
+                self.read_error = Some(e);
+                self.eof = true;
+            }
         }
         Ok(())
     }

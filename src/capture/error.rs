@@ -19,9 +19,30 @@ pub enum CaptureError {
         source: io::Error,
     },
 
+    /// The compressed stream of a `.gz` or `.zst` capture is damaged or cut
+    /// short; `offset` is in the decompressed bytes.
+    #[error(
+        "{} is damaged in its {compression} stream, at byte offset {offset} of the decompressed capture: {source}; everything before was analysed, check the file with `{compression} -t`",
+        path.display()
+    )]
+    Decompress {
+        path: PathBuf,
+        offset: u64,
+        compression: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Not a byte to read.
+    #[error(
+        "{} is empty: there is no capture to read; check that the capture was written to its end (a copy that failed, a capture still starting)",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+
     /// The first bytes are neither a pcap nor a pcapng magic number.
     #[error(
-        "{} is not a pcap or pcapng file (magic bytes {} at offset 0); give a capture written by tcpdump, dumpcap or wireshark, or convert it with `editcap -F pcap`",
+        "{} is not a pcap or pcapng file (magic bytes {} at offset 0); give a capture (pcap or pcapng, plain or compressed with gzip or zstd) written by tcpdump, dumpcap or wireshark, or convert it with `editcap -F pcap`",
         path.display(),
         magic_hex(magic)
     )]
@@ -67,6 +88,8 @@ impl CaptureError {
     pub fn path(&self) -> &std::path::Path {
         match self {
             CaptureError::Io { path, .. }
+            | CaptureError::Decompress { path, .. }
+            | CaptureError::Empty { path }
             | CaptureError::NotACapture { path, .. }
             | CaptureError::Unsupported { path, .. }
             | CaptureError::Truncated { path, .. }
@@ -78,8 +101,9 @@ impl CaptureError {
     pub fn offset(&self) -> Option<u64> {
         match self {
             CaptureError::Io { .. } => None,
-            CaptureError::NotACapture { .. } => Some(0),
+            CaptureError::NotACapture { .. } | CaptureError::Empty { .. } => Some(0),
             CaptureError::Unsupported { offset, .. }
+            | CaptureError::Decompress { offset, .. }
             | CaptureError::Truncated { offset, .. }
             | CaptureError::Corrupt { offset, .. } => Some(*offset),
         }
@@ -89,6 +113,8 @@ impl CaptureError {
     pub fn kind(&self) -> &'static str {
         match self {
             CaptureError::Io { .. } => "io",
+            CaptureError::Decompress { .. } => "decompress",
+            CaptureError::Empty { .. } => "empty",
             CaptureError::NotACapture { .. } => "not_a_capture",
             CaptureError::Unsupported { .. } => "unsupported",
             CaptureError::Truncated { .. } => "truncated",

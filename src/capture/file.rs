@@ -15,6 +15,7 @@ use super::error::CaptureError;
 use super::frame::{Found, Step, View};
 use super::pcap::PcapState;
 use super::pcapng::{NgState, SHB};
+use super::source::{file_input, stream_input, Compression, Input};
 use crate::timestamp::Timestamp;
 
 /// Most bytes read ahead, once per file, for the time of a Simple Packet
@@ -62,23 +63,6 @@ pub struct RawPacket<'a> {
     pub offset: u64,
 }
 
-/// Where a capture's bytes come from.
-#[derive(Debug)]
-enum Input {
-    File(File),
-    /// Bytes already in memory ([`CaptureFile::from_bytes`]).
-    Memory(io::Cursor<Vec<u8>>),
-}
-
-impl Read for Input {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Input::File(f) => f.read(buf),
-            Input::Memory(c) => c.read(buf),
-        }
-    }
-}
-
 /// An open pcap or pcapng file, read front to back.
 #[derive(Debug)]
 pub struct CaptureFile {
@@ -91,7 +75,10 @@ pub struct CaptureFile {
     /// File offset of `buf[start]`.
     pos: u64,
     pub(super) eof: bool,
+    /// Bytes the reader may meet (the file's size; unbounded for a stream).
     total: u64,
+    /// Size of the file on disk (compressed, for a compressed file).
+    size: u64,
     pub(super) format: CaptureFormat,
     /// Used when `format` is `Pcap`.
     pub(super) pcap: PcapState,
@@ -109,6 +96,9 @@ pub struct CaptureFile {
     pub(super) held: bool,
     /// An error met after some packets of a chunk, returned by the next call.
     pub(super) deferred: Option<CaptureError>,
+    /// A read that failed after some bytes were read: those are framed
+    /// first, then this is the error (see `next_chunk`).
+    pub(super) read_error: Option<CaptureError>,
 }
 
 impl CaptureFile {
@@ -126,7 +116,13 @@ impl CaptureFile {
                 "it is a directory",
             )));
         }
-        let mut cap = CaptureFile::start(path.to_path_buf(), Input::File(file), meta.len())?;
+        let input = file_input(file).map_err(io_err)?;
+        let total = match input {
+            Input::File(_) => meta.len(),
+            _ => u64::MAX,
+        };
+        let mut cap = CaptureFile::start(path.to_path_buf(), input, total)?;
+        cap.size = meta.len();
         cap.mtime = meta.modified().ok().and_then(|t| {
             let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
             let secs = i64::try_from(since.as_secs()).ok()?;
@@ -149,6 +145,21 @@ impl CaptureFile {
         CaptureFile::start(name.into(), Input::Memory(io::Cursor::new(bytes)), total)
     }
 
+    /// Reads a capture (pcap or pcapng, compressed with gzip or zstd or not)
+    /// from a stream that can be read only once, such as standard input;
+    /// `name` stands for the path in errors.
+    pub fn from_reader(
+        name: impl Into<PathBuf>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<CaptureFile, CaptureError> {
+        let path = name.into();
+        let input = stream_input(reader).map_err(|source| CaptureError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        CaptureFile::start(path, input, u64::MAX)
+    }
+
     /// Reads the file header (pcap) or first section header (pcapng) of `input`,
     /// which holds `total` bytes.
     fn start(path: PathBuf, input: Input, total: u64) -> Result<CaptureFile, CaptureError> {
@@ -161,6 +172,7 @@ impl CaptureFile {
             pos: 0,
             eof: false,
             total,
+            size: if total == u64::MAX { 0 } else { total },
             format: CaptureFormat::Pcap,
             pcap: PcapState::default(),
             ng: NgState::default(),
@@ -170,6 +182,7 @@ impl CaptureFile {
             hold: false,
             held: false,
             deferred: None,
+            read_error: None,
         };
         cap.read_file_header()?;
         Ok(cap)
@@ -187,9 +200,21 @@ impl CaptureFile {
         self.pos + self.pending as u64
     }
 
-    /// Size of the file when it was opened.
+    /// Size of the file when it was opened (compressed, for a compressed
+    /// file; 0 for a stream).
     pub fn total_bytes(&self) -> u64 {
-        self.total
+        self.size
+    }
+
+    /// Bytes of the file (compressed, for a compressed file) read so far:
+    /// what a progress bar over file sizes counts.
+    pub fn source_bytes_read(&self) -> u64 {
+        self.file.raw_read().unwrap_or_else(|| self.bytes_read())
+    }
+
+    /// How the file is compressed, if it is.
+    pub fn compression(&self) -> Option<Compression> {
+        self.file.compression()
     }
 
     /// pcap or pcapng, as detected from the magic bytes.
@@ -275,9 +300,17 @@ impl CaptureFile {
             Ok(k) => self.end += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(source) => {
-                return Err(CaptureError::Io {
-                    path: self.path.clone(),
-                    source,
+                return Err(match self.file.compression() {
+                    Some(compression) => CaptureError::Decompress {
+                        path: self.path.clone(),
+                        offset: self.pos + self.available() as u64,
+                        compression: compression.name(),
+                        source,
+                    },
+                    None => CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    },
                 })
             }
         }
@@ -333,10 +366,8 @@ impl CaptureFile {
         if !self.fill(4)? {
             let have = self.available();
             if have == 0 {
-                return Err(CaptureError::Truncated {
+                return Err(CaptureError::Empty {
                     path: self.path.clone(),
-                    offset: 0,
-                    detail: "the file header (the file is empty)".into(),
                 });
             }
             let mut magic = [0u8; 4];
@@ -420,6 +451,11 @@ impl CaptureFile {
     fn first_timed_ahead(&self) -> Option<Timestamp> {
         let (input, total) = match &self.file {
             Input::File(_) => (Input::File(File::open(&self.path).ok()?), self.total),
+            Input::Stream {
+                from_file: true, ..
+            } => (file_input(File::open(&self.path).ok()?).ok()?, u64::MAX),
+            // Standard input cannot be read twice.
+            Input::Stream { .. } => return None,
             Input::Memory(c) => {
                 let bytes = c.get_ref();
                 let n = bytes.len().min(LOOKAHEAD_BYTES as usize);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
+use crate::timestamp::Timestamp;
 
 /// A fresh file in the temporary directory with these bytes.
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
@@ -324,7 +325,7 @@ fn not_a_capture_and_empty_and_bad_version() {
     assert!(err.to_string().contains("68 65 6c 6c"), "{err}");
 
     let err = CaptureFile::open(&temp_file("empty.pcap", b"")).expect_err("empty");
-    assert!(matches!(err, CaptureError::Truncated { offset: 0, .. }));
+    assert!(matches!(err, CaptureError::Empty { .. }), "{err}");
 
     let mut f = pcap_header(0xa1b2_c3d4, false, 65535, 1);
     f[4] = 1;
@@ -611,8 +612,22 @@ fn list_inputs_expands_and_orders_by_first_packet() {
     // In a directory, only files with capture magic count; a file named on
     // the command line is kept whatever it is, so its error gets reported.
     let list = list_inputs(&[missing.clone(), dir.clone(), junk.clone()]).expect("list");
+    assert!(list.without_capture.is_empty());
+    let skipped: Vec<_> = list
+        .skipped
+        .iter()
+        .map(|s| (s.path.clone(), s.reason))
+        .collect();
     assert_eq!(
-        list,
+        skipped,
+        vec![
+            (dir.join(".hidden"), SkipReason::Hidden),
+            (dir.join("c-junk.txt"), SkipReason::NotACapture(*b"junk")),
+            (dir.join("sub"), SkipReason::Folder),
+        ]
+    );
+    assert_eq!(
+        list.files,
         vec![
             dir.join("b-early.pcap"),
             dir.join("a-late.pcap"),

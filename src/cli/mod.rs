@@ -279,6 +279,14 @@ pub struct AnalyzeArgs {
     pub bpf: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Write events to FILE (appending, as live does) instead of stdout.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    pub output: Option<PathBuf>,
     /// Also write the HTML report of this run to FILE (as `portmatrix report` would
     /// from the run's JSON events with --flows).
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -306,13 +314,27 @@ impl AnalyzeArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Focus")]
 pub struct WindowArgs {
-    /// Only packets from this time on: RFC 3339 UTC (2021-08-02T09:10:00Z) or an
-    /// offset from the first packet (+90s, +10m, +1h).
-    #[arg(long, value_name = "TIME")]
+    /// Only packets from this time on: RFC 3339 with any offset
+    /// (2021-08-02T09:10:00Z, 2021-08-02T11:10:00+02:00; without one, UTC),
+    /// epoch seconds (1627895400), or an offset from the first packet (+90s, +2m30s, +1h).
+    #[arg(long, value_name = "TIME", value_parser = time_bound)]
     pub since: Option<TimeBound>,
     /// Only packets before this time (same forms as --since).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = time_bound)]
     pub until: Option<TimeBound>,
+}
+
+/// `--since`/`--until`: a time given without an offset is taken as UTC,
+/// and stderr says so, since the user may have meant the local time.
+fn time_bound(s: &str) -> Result<TimeBound, portmatrix::filter::FilterError> {
+    let (bound, assumed) = TimeBound::parse(s)?;
+    if assumed {
+        portmatrix::diag!(
+            "portmatrix: note: `{s}` has no offset: taken as UTC ({bound}); add Z or the offset \
+(such as +02:00) to say which zone it is in"
+        );
+    }
+    Ok(bound)
 }
 
 #[derive(Debug, Args)]

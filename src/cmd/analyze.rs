@@ -3,13 +3,16 @@
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
-use portmatrix::output::{write_summary, EventWriter, Sensor};
+use portmatrix::filter::Focus;
+use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, ProgressLink, Stop, ThroughProgress};
+use portmatrix::timestamp::Timestamp;
 
 use super::report::Draft;
 use super::OutputError;
@@ -48,18 +51,33 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     let progress_link = ProgressLink::default();
     // Events printed on the terminal the bar is drawn on go past the bar,
     // or bits of it would stay between them.
-    let past_bar = if progress && io::stdout().is_terminal() {
+    let past_bar = if progress && args.output.is_none() && io::stdout().is_terminal() {
         progress_link.clone()
     } else {
         ProgressLink::default()
     };
+    let format = args.run.events.format();
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => {
+            // As live's: appended to, links refused (output::create); no SIGHUP here.
+            let opened = EventFile::create(path, Arc::new(AtomicBool::new(false)));
+            let file = match format {
+                Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
+                _ => opened,
+            };
+            Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
+        }
+        None => Box::new(BufWriter::with_capacity(
+            1 << 16,
+            ThroughProgress::new(io::stdout(), past_bar),
+        )),
+    };
     let stdout = KeepGoing {
-        out: BufWriter::with_capacity(1 << 16, ThroughProgress::new(io::stdout(), past_bar)),
+        out,
         // With --report the run must see every packet, whoever reads stdout.
         on_closed_pipe: args.report.is_some(),
         closed: false,
     };
-    let format = args.run.events.format();
     // EVE names the capture file when there is one (a flow of several files
     // is not tied to one of them).
     let sensor = Sensor {
@@ -112,9 +130,24 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         if e.kind() == io::ErrorKind::BrokenPipe {
             return Ok(Exit::Success);
         }
-        return Err(OutputError::stdout("the events", e).into());
+        return Err(match &args.output {
+            Some(path) => OutputError::new("the events", path, e),
+            None => OutputError::stdout("the events", e),
+        }
+        .into());
     }
-    if !args.quiet {
+    if let Some(note) = window_outside(&config.focus, outcome.first_ts, outcome.last_ts) {
+        portmatrix::diag!("portmatrix: note: {note}");
+    }
+    // A run that could read none of its inputs has nothing to summarise:
+    // its errors, printed as they happened, say it all (an empty summary
+    // would read as "nothing documented was used").
+    let nothing_read = outcome
+        .stats
+        .files
+        .iter()
+        .all(|f| f.error.is_some() && f.packets == 0);
+    if !args.quiet && !nothing_read {
         // Diagnostics: when stderr cannot take them, the events and the exit
         // code still tell the outcome.
         let _ = write_summary(
@@ -141,7 +174,7 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             None => Ok(()),
         };
         if let Err(e) = written {
-            portmatrix::diag!("portmatrix: error: {e:#}");
+            portmatrix::diag!("portmatrix: error: {}", super::Chain(&e));
             failed = true;
         }
     }
@@ -152,6 +185,30 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         Some(signal) => exit.and(signals::interrupted(signal)),
         None => exit,
     })
+}
+
+/// When `--since`/`--until` leave out the whole capture (which runs from
+/// `first` to `last`), why nothing was analysed: a window in the wrong
+/// day or zone otherwise reads as a quiet network.
+fn window_outside(focus: &Focus, first: Option<Timestamp>, last: Timestamp) -> Option<String> {
+    let first = first?;
+    let since = focus.since.map(|b| b.resolve(first));
+    let until = focus.until.map(|b| b.resolve(first));
+    let after = since.is_some_and(|s| s > last);
+    let before = until.is_some_and(|u| u <= first);
+    if !after && !before {
+        return None;
+    }
+    let window = match (since, until) {
+        (Some(s), Some(u)) => format!("from {s} to {u}"),
+        (Some(s), None) => format!("from {s} on"),
+        (None, Some(u)) => format!("before {u}"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "the time window ({window}) lies outside the capture, which runs from {first} to \
+{last}: no packet is in it"
+    ))
 }
 
 /// Standard output that, when asked, outlives a closed pipe: `analyze

@@ -72,7 +72,7 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     };
     if let Some(user) = &args.user {
         if let Err(e) = super::privileges::drop_to(user) {
-            portmatrix::diag!("portmatrix: error: {e:#}");
+            portmatrix::diag!("portmatrix: error: {}", super::Chain(&e));
             return Ok(Exit::Usage);
         }
         let warning = args

@@ -87,6 +87,29 @@ pub fn write_stdout(
         .map_err(|e| OutputError::stdout(what, e))
 }
 
+/// An error and its causes as one line, `what: why: deeper cause`, where a
+/// cause the text before already quotes is left out: many messages name
+/// their source themselves ("cannot read rules file x: No such file or
+/// directory (os error 2)"), and printing the chain after them said it twice.
+pub struct Chain<'a>(pub &'a anyhow::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        for cause in self.0.chain() {
+            let message = cause.to_string();
+            if text.contains(&message) {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+        f.write_str(&text)
+    }
+}
+
 /// `portmatrix … | head` closes our stdout early: that is a normal end, not an error.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

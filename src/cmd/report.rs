@@ -23,6 +23,10 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let mut builder = ModelBuilder::new();
     let failed_inputs = read_inputs(&mut builder, &args.events);
+    if failed_inputs == args.events.len() {
+        // Nothing to report on: an empty page would read as a quiet network.
+        return Ok(Exit::Incomplete);
+    }
     let model = builder.finish();
     report_bad_lines(&model);
     let (drift, baseline_failed) = baseline(&args.baseline, &model);
@@ -66,10 +70,18 @@ pub fn read_inputs(builder: &mut ModelBuilder, paths: &[PathBuf]) -> usize {
             builder.read("stdin", io::stdin().lock())
         } else {
             let name = path.display().to_string();
+            if portmatrix::capture::is_capture(path) {
+                portmatrix::diag!(
+                    "portmatrix: error: {name} is a capture, not an events file; for its report run \
+`portmatrix analyze --report report.html {name}`"
+                );
+                failed_inputs += 1;
+                continue;
+            }
             match File::open(path) {
                 Ok(file) => builder.read(&name, BufReader::with_capacity(1 << 16, file)),
                 Err(e) => {
-                    portmatrix::diag!("portmatrix: cannot open events file {name}: {e}");
+                    portmatrix::diag!("portmatrix: error: cannot open events file {name}: {e}");
                     failed_inputs += 1;
                     continue;
                 }

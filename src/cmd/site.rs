@@ -93,7 +93,7 @@ fn suggest(args: SuggestArgs) -> Result<Exit> {
         Arc::new(PortMatrix::load(&args.matrix.sources())?),
         args.matrix.profile,
     ));
-    let files = list_inputs(&args.captures)?;
+    let files = list_inputs(&args.captures)?.files;
     let evidence = Arc::new(Mutex::new(Evidence::new(Arc::clone(&classifier))));
     let watch = Arc::clone(&evidence);
     // Nothing is written: the flows are all the draft needs.

@@ -27,11 +27,11 @@ pub use parse::{parse_verdict, Cidr, TimeBound, VerdictSet};
 pub enum FilterError {
     #[error("`{text}` is not an address or address block such as 10.10.1.0/24: {reason}")]
     Host { text: String, reason: &'static str },
-    #[error("{0}; or give an offset from the capture's first packet such as +90s, +10m, +1h")]
+    #[error("{0}; or give epoch seconds (1627895400), or an offset from the capture's first packet such as +90s, +2m30s, +1h")]
     Time(ParseTimestampError),
     #[error(
         "`{text}` is not an offset from the capture's first packet: write + and a whole number \
-with a unit ms, s, m, h or d, such as +90s or +10m"
+with a unit ms, s, m, h or d, such as +90s, +10m or +2m30s"
     )]
     Offset { text: String },
     #[error("`{text}` is not a verdict; the verdicts are: {known}")]

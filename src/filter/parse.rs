@@ -130,33 +130,77 @@ impl TimeBound {
 impl FromStr for TimeBound {
     type Err = FilterError;
 
-    /// RFC 3339 UTC (`2021-08-02T09:10:00Z`), or `+N` with a unit `ms`, `s`,
-    /// `m`, `h` or `d` (`+90s`, `+10m`): that long after the first packet.
+    /// See [`TimeBound::parse`]; whether a zone was assumed is dropped.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let Some(rel) = s.strip_prefix('+') else {
-            return s
-                .parse::<Timestamp>()
-                .map(TimeBound::At)
-                .map_err(FilterError::Time);
-        };
-        let bad = || FilterError::Offset {
-            text: s.chars().take(64).collect(),
-        };
-        let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
-        let (number, unit) = rel.split_at(split);
-        let n: i64 = number.parse().map_err(|_| bad())?;
+        TimeBound::parse(s).map(|(bound, _)| bound)
+    }
+}
+
+impl TimeBound {
+    /// RFC 3339 with any offset (`2021-08-02T11:10:00+02:00`), or without
+    /// one (taken as UTC: the `bool` is then true, for the caller to say so);
+    /// epoch seconds (`1627895400`, `1627895400.5`); or `+` and one or more
+    /// numbers with a unit `ms`, `s`, `m`, `h` or `d` (`+90s`, `+2m30s`):
+    /// that long after the first packet.
+    pub fn parse(s: &str) -> Result<(TimeBound, bool), FilterError> {
+        if let Some(rel) = s.strip_prefix('+') {
+            return relative(rel)
+                .map(|n| (TimeBound::AfterStart(n), false))
+                .ok_or_else(|| FilterError::Offset {
+                    text: s.chars().take(64).collect(),
+                });
+        }
+        if let Some(t) = epoch_seconds(s) {
+            return Ok((TimeBound::At(t), false));
+        }
+        Timestamp::parse_any_offset(s)
+            .map(|(t, assumed)| (TimeBound::At(t), assumed))
+            .map_err(FilterError::Time)
+    }
+}
+
+/// `2m30s`, `90s`, `1h`: nanoseconds, `None` if malformed or too large.
+fn relative(mut rel: &str) -> Option<i64> {
+    if rel.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    while !rel.is_empty() {
+        let digits = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
+        let (number, rest) = rel.split_at(digits);
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let (unit, rest) = rest.split_at(letters);
+        let n: i64 = number.parse().ok()?;
         let nanos_per_unit: i64 = match unit {
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             "d" => 86_400_000_000_000,
-            _ => return Err(bad()),
+            _ => return None,
         };
-        n.checked_mul(nanos_per_unit)
-            .map(TimeBound::AfterStart)
-            .ok_or_else(bad)
+        total = total.checked_add(n.checked_mul(nanos_per_unit)?)?;
+        rel = rest;
     }
+    Some(total)
+}
+
+/// `1627895400` or `1627895400.25`: seconds since the epoch (UTC).
+fn epoch_seconds(s: &str) -> Option<Timestamp> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 12 || !digits(whole) || !digits(frac) || frac.len() > 9 {
+        return None;
+    }
+    let secs: i64 = whole.parse().ok()?;
+    let nanos: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
+    };
+    Some(Timestamp::from_secs_nanos(secs, nanos))
 }
 
 impl fmt::Display for TimeBound {

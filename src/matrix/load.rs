@@ -5,6 +5,8 @@
 //! one's errors and every error carries the line and column it refers to.
 
 use std::collections::HashMap;
+
+use super::app_names::{closest_app_protocol, APP_PROTOCOLS};
 use std::ops::{ControlFlow, Range};
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -262,6 +264,22 @@ impl RuleSpec {
                         Some("app_protocol"),
                         "expected a short lower-case name such as \"https\", \"sip\" or \"unknown\""
                             .into(),
+                    );
+                } else if !APP_PROTOCOLS.contains(&p.get_ref().as_str()) {
+                    // A typo ("htps") would turn the protocol check off in silence.
+                    let hint = match closest_app_protocol(p.get_ref()) {
+                        Some(near) => format!("did you mean \"{near}\"? "),
+                        None => String::new(),
+                    };
+                    errors.push(
+                        p.span(),
+                        Some(&item),
+                        Some("app_protocol"),
+                        format!(
+                            "unknown protocol \"{}\"; {hint}known: {}",
+                            p.get_ref(),
+                            APP_PROTOCOLS.join(", ")
+                        ),
                     );
                 }
                 p.into_inner()

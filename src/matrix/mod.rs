@@ -4,6 +4,7 @@
 //! The vendor's AACC 7.1.2 matrix is embedded in the binary, so portmatrix runs
 //! with no rules file at all; site files add to it or replace it.
 
+mod app_names;
 mod index;
 mod load;
 pub(crate) use load::parse_severities;

@@ -170,10 +170,21 @@ pub fn write_summary(
             writeln!(out, "  dropped by full worker queues: {n} packets")?;
         }
     }
-    for f in &stats.files {
-        if let Some(err) = &f.error {
-            writeln!(out, "  incomplete: {err}")?;
-        }
+    // The errors were printed as they happened: named once more, not repeated.
+    let failed: Vec<&str> = stats
+        .files
+        .iter()
+        .filter(|f| f.error.is_some())
+        .map(|f| f.path.as_str())
+        .collect();
+    if !failed.is_empty() {
+        writeln!(
+            out,
+            "  incomplete: {} of {} inputs not read to their end (errors above): {}",
+            failed.len(),
+            stats.files.len(),
+            failed.join(", ")
+        )?;
     }
     if let Some(filters) = &stats.filters {
         writeln!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk};
+use crate::capture::{list_inputs, CaptureError, CaptureFile, CaptureFormat, Chunk, STDIN};
 use crate::classify::Classifier;
 use crate::filter::{Focus, VerdictSet};
 use crate::flow::EndReason;
@@ -23,6 +23,7 @@ use progress::Progress;
 pub use progress::{ProgressLink, ThroughProgress};
 
 mod chunked;
+mod folders;
 mod part;
 mod progress;
 
@@ -66,6 +67,8 @@ impl AnalyzeConfig {
 #[derive(Debug)]
 pub struct RunOutcome {
     pub stats: Stats,
+    /// The oldest packet time read, filtered out or not (`None`: no packet).
+    pub first_ts: Option<Timestamp>,
     /// The newest packet time seen: the stats event is stamped with it.
     pub last_ts: Timestamp,
     /// Some input could not be read to its end (the error was reported).
@@ -90,7 +93,10 @@ pub fn run_offline<W: Write + Send>(
     extraction: Option<Extraction>,
 ) -> Result<(RunOutcome, EventWriter<W>), CaptureError> {
     let started = Instant::now();
-    let files = list_inputs(&config.inputs)?;
+    let inputs = list_inputs(&config.inputs)?;
+    let progress = Progress::new(config.progress, &inputs.files, &config.progress_link);
+    let (folder_stats, folder_errors) = folders::report(&inputs, config.progress, &progress);
+    let files = inputs.files;
     let mut writer = writer;
     // Offline, alerts are folded in packet-time order: the same whatever --workers.
     writer.storm_control(config.alert_burst, config.flow.workers, true);
@@ -100,9 +106,9 @@ pub fn run_offline<W: Write + Send>(
         paths: &files,
         next_path: 0,
         open: None,
-        stats: Vec::with_capacity(files.len()),
-        errors: 0,
-        progress: Progress::new(config.progress, &files, &config.progress_link),
+        stats: folder_stats,
+        errors: folder_errors,
+        progress,
         screen,
         screened: IngestCounts::default(),
     };
@@ -136,6 +142,7 @@ pub fn run_offline<W: Write + Send>(
     }
     let outcome = RunOutcome {
         stats,
+        first_ts: counts.first_ts,
         last_ts: counts.last_ts,
         input_errors: errors,
         output_closed: totals.closed,
@@ -144,6 +151,9 @@ pub fn run_offline<W: Write + Send>(
     };
     Ok((outcome, writer))
 }
+
+/// How standard input (`-`) is named in messages and stats.
+const STDIN_NAME: &str = "standard input";
 
 /// Every file in time order, chunk by chunk, for the workers (which call it
 /// in turn, under a lock).
@@ -169,11 +179,20 @@ impl ChunkSource for Files<'_> {
                     return false;
                 };
                 self.next_path += 1;
+                let stdin = path.as_os_str() == STDIN;
                 let mut file_stats = FileStats {
-                    path: path.display().to_string(),
+                    path: match stdin {
+                        true => STDIN_NAME.to_string(),
+                        false => path.display().to_string(),
+                    },
                     ..FileStats::default()
                 };
-                match CaptureFile::open(path) {
+                let opened = if stdin {
+                    CaptureFile::from_reader(STDIN_NAME, Box::new(std::io::stdin()))
+                } else {
+                    CaptureFile::open(path)
+                };
+                match opened {
                     Ok(capture) => {
                         file_stats.format = match capture.format() {
                             CaptureFormat::Pcap => "pcap",
@@ -193,7 +212,7 @@ impl ChunkSource for Files<'_> {
             match capture.next_chunk(chunk) {
                 Ok(true) => {
                     file_stats.packets += chunk.len() as u64;
-                    self.progress.set(*base_bytes + capture.bytes_read());
+                    self.progress.set(*base_bytes + capture.source_bytes_read());
                     if self.screen.is_active() {
                         let (screen, screened) = (&mut self.screen, &mut self.screened);
                         chunk.retain(|p, data| {
