@@ -3,44 +3,20 @@
 //! built to produce.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::Deserialize;
 
 #[path = "common/contract.rs"]
 mod contract;
+#[path = "common/temp.rs"]
+mod temp;
 use contract::FlowEvent;
+use temp::{python3_missing, TempDir};
 
 const PACKETS: u64 = 20_000;
 const SCANNER: &str = "10.20.250.99";
-
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "portmatrix-gen-traffic-{test}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn python3_missing() -> bool {
-    !Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Runs the generator; returns the flow count from its summary line.
 fn generate(out: &Path, seed: u64) -> u64 {
@@ -106,7 +82,7 @@ fn generated_traffic_is_deterministic_and_classified_as_intended() {
         eprintln!("skipped: python3 is not installed, scripts/gen-traffic needs it");
         return;
     }
-    let dir = TempDir::new("deterministic");
+    let dir = TempDir::new("gen-traffic", "deterministic");
     let (a, b, c) = (
         dir.0.join("a.pcap"),
         dir.0.join("b.pcap"),
@@ -229,7 +205,7 @@ fn every_generated_flow_gets_its_listener_and_verdict_with_any_number_of_workers
         eprintln!("skipped: python3 is not installed, scripts/gen-traffic needs it");
         return;
     }
-    let dir = TempDir::new("truth");
+    let dir = TempDir::new("gen-traffic", "truth");
     let (capture, truth_file) = (dir.0.join("truth.pcap"), dir.0.join("truth.jsonl"));
     let site = dir.0.join("site.toml");
     generate_with(

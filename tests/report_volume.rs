@@ -4,42 +4,15 @@
 //! and the scan into one edge per server it probed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod common;
+use common::temp::{python3_missing, TempDir};
 use common::{portmatrix, stderr};
 use serde::Deserialize;
 
 const SCANNER: &str = "10.20.250.99";
-
-/// A folder under the system's temp dir (gen-traffic refuses to write into
-/// its repository), removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "portmatrix-report-volume-{test}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn python3_missing() -> bool {
-    !Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// The event fields this test counts on.
 #[derive(Deserialize)]
@@ -117,7 +90,7 @@ fn every_busy_server_is_its_own_labelled_node_and_a_scan_is_one_edge() {
         eprintln!("SKIPPED: python3 is not installed");
         return;
     }
-    let dir = TempDir::new("servers");
+    let dir = TempDir::new("report-volume", "servers");
     let (events, html) = volume(&dir.0, 300_000);
 
     let mut documented: BTreeMap<String, u64> = BTreeMap::new();

@@ -16,7 +16,10 @@ mod contract;
 use contract::FlowEvent;
 #[path = "common/pcap.rs"]
 mod pcap;
+#[path = "common/temp.rs"]
+mod temp;
 use pcap::{Pcap, ACK, PSH};
+use temp::TempDir;
 
 use portmatrix::classify::{Classifier, FlowQuery};
 use portmatrix::matrix::{PortMatrix, Product};
@@ -42,30 +45,6 @@ fn portmatrix(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("portmatrix runs")
-}
-
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("portmatrix-site-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        path.to_str().expect("path").to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The sample's address plan (see fixtures/README.md), without the stranger
@@ -196,7 +175,7 @@ fn analyze_with_site(site: &str, extra: &[&str]) -> Run {
 
 #[test]
 fn events_name_the_roles_and_role_mismatch_the_rules_that_would_allow_it() {
-    let dir = TempDir::new("roles");
+    let dir = TempDir::new("site", "roles");
     let site = dir.file("site.toml", SITE);
     let run = analyze_with_site(&site, &["-q"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -267,7 +246,7 @@ fn events_name_the_roles_and_role_mismatch_the_rules_that_would_allow_it() {
 fn unknown_hosts_fall_back_to_port_only_matching() {
     // An inventory that lists none of the sample's hosts but the AAMS: every
     // flow not touching it gets the verdict and rules it gets without a site.
-    let dir = TempDir::new("unknown");
+    let dir = TempDir::new("site", "unknown");
     let site = dir.file(
         "site.toml",
         "schema = 1\n[systems]\naams = [\"10.10.1.20\"]\n",
@@ -391,7 +370,7 @@ fn wide_ranges_are_bound_to_their_systems() {
 
 #[test]
 fn site_severities_override_the_defaults() {
-    let dir = TempDir::new("severity");
+    let dir = TempDir::new("site", "severity");
     let site = dir.file(
         "site.toml",
         &format!("{SITE}\n[severity]\nrole_mismatch = \"medium\"\n"),
@@ -406,7 +385,7 @@ fn site_severities_override_the_defaults() {
 
 #[test]
 fn exceptions_suppress_until_they_expire_and_are_reported() {
-    let dir = TempDir::new("exceptions");
+    let dir = TempDir::new("site", "exceptions");
     let text = format!(
         r#"{SITE}
 # Active: the CCMA -> SGM JMX flow (role_mismatch on 2.2.2#19).
@@ -515,7 +494,7 @@ fn exceptions_follow_a_verdict_the_payload_changed() {
     const A: [u8; 4] = [10, 0, 0, 1];
     const B: [u8; 4] = [10, 0, 0, 2];
     const C: [u8; 4] = [10, 0, 0, 3];
-    let dir = TempDir::new("later-verdicts");
+    let dir = TempDir::new("site", "later-verdicts");
     let site = dir.file(
         "site.toml",
         r#"schema = 1
@@ -605,7 +584,7 @@ why = "CHG-8: the listener on 45000"
 
 #[test]
 fn bad_site_files_are_refused_with_their_places() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("site", "bad");
     let site = dir.file(
         "bad.toml",
         "schema = 1\n[systems]\nccms = [\"10.0.0.1\"]\n\n[[exception]]\nrule = \"9.9.9#1\"\nwhy = \"x\"\n",
@@ -637,7 +616,7 @@ fn bad_site_files_are_refused_with_their_places() {
 
 #[test]
 fn rules_explain_shows_the_roles() {
-    let dir = TempDir::new("explain");
+    let dir = TempDir::new("site", "explain");
     let site = dir.file("site.toml", SITE);
     let o = portmatrix(&[
         "rules",
@@ -687,7 +666,7 @@ fn rules_explain_shows_the_roles() {
 
 #[test]
 fn site_suggest_drafts_a_site_file_that_parses_back() {
-    let dir = TempDir::new("suggest");
+    let dir = TempDir::new("site", "suggest");
     let draft = dir.0.join("draft.toml");
     let sample = sample();
     let o = portmatrix(&[
@@ -783,7 +762,7 @@ fn scan_capture(dir: &TempDir) -> Option<String> {
 #[test]
 fn storm_control_folds_a_scan_into_summaries_and_loses_no_flow() {
     const SCANNER: &str = "10.20.250.99";
-    let dir = TempDir::new("storm");
+    let dir = TempDir::new("site", "storm");
     let Some(capture) = scan_capture(&dir) else {
         return;
     };

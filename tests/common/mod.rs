@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod signals;
+pub mod temp;
 
 use std::collections::HashMap;
 use std::io::Read;
