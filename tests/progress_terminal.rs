@@ -6,20 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
-            "{test}: `{tool}` is not installed (scripts/setup --test installs it)"
-        );
-        eprintln!("SKIPPED {test}: `{tool}` is not installed");
-    }
-    found
-}
+mod common;
+use common::lab::have_tool;
 
 /// A capture long enough (about 40 MB) for the bar to be drawn many times
 /// while alerts are printed.
@@ -109,7 +97,7 @@ fn on_a_terminal(dir: &Path, args: &str, capture: &Path) -> Vec<String> {
 #[test]
 fn alerts_and_the_bar_share_a_terminal_without_mixing() {
     const TEST: &str = "alerts_and_the_bar_share_a_terminal_without_mixing";
-    if !have("script", TEST) || !have("python3", TEST) {
+    if !have_tool(TEST, "script") || !have_tool(TEST, "python3") {
         return;
     }
     // Outside the repository, as gen-traffic asks of large captures.
