@@ -35,7 +35,7 @@ pub enum CaptureError {
 
     /// Not a byte to read.
     #[error(
-        "{} is empty: there is no capture to read; check that the capture was written to its end (a copy that failed, a capture still starting)",
+        "{} is empty (it ends at byte offset 0): there is no capture to read; check that the capture was written to its end (a copy that failed, a capture still starting)",
         path.display()
     )]
     Empty { path: PathBuf },
