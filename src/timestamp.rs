@@ -183,7 +183,7 @@ fn civil(
 
 impl Timestamp {
     /// RFC 3339 with any offset (`+02:00`, `-05:30`, `Z`), or none at all,
-    /// which is taken as UTC: the `bool` says so, for the caller to tell the
+    /// which is read as UTC: the `bool` says so, for the caller to tell the
     /// user. For what a user types (`--since`); what portmatrix reads back
     /// (events) stays UTC only ([`str::parse`]).
     pub fn parse_any_offset(s: &str) -> Result<(Timestamp, bool), ParseTimestampError> {

@@ -363,14 +363,27 @@ fn times_take_any_offset_epoch_seconds_and_compound_offsets() {
         alert_count(&["--json", "--since", "+1m", "--until", "+1m30s", c]),
         0
     );
-    // Without an offset: UTC, and stderr says so.
-    let out = analyze(&["--json", "--since", "2021-08-02T09:00:20", c]);
-    assert_eq!(events(&out).len(), utc);
-    assert!(
-        stderr(&out).contains("has no offset: taken as UTC (2021-08-02T09:00:20.000000Z)"),
-        "{}",
-        stderr(&out)
-    );
+    // Without an offset: the local time of the machine's zone (TZ here),
+    // and stderr says which zone and what UTC time it became.
+    for (zone, wall) in [
+        ("UTC", "2021-08-02T09:00:20"),
+        ("Europe/Paris", "2021-08-02T11:00:20"),
+        ("America/New_York", "2021-08-02T05:00:20"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["analyze", "--json", "--since", wall, c])
+            .env("TZ", zone)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portmatrix");
+        assert_eq!(events(&out).len(), utc, "{zone}");
+        assert!(
+            stderr(&out).contains("has no offset: taken as local time in")
+                && stderr(&out).contains("(2021-08-02T09:00:20.000000Z)"),
+            "{zone}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

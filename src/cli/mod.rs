@@ -12,6 +12,7 @@ use crate::cmd::exit::{self, Exit};
 
 use portmatrix::filter::{Focus, TimeBound};
 use portmatrix::matrix::{MatrixSources, Product};
+use portmatrix::timestamp::Timestamp;
 use portmatrix::transport::Transport;
 
 use run::parse_duration;
@@ -315,7 +316,7 @@ impl AnalyzeArgs {
 #[command(next_help_heading = "Focus")]
 pub struct WindowArgs {
     /// Only packets from this time on: RFC 3339 with any offset
-    /// (2021-08-02T09:10:00Z, 2021-08-02T11:10:00+02:00; without one, UTC),
+    /// (2021-08-02T09:10:00Z, 2021-08-02T11:10:00+02:00; without one, the local time),
     /// epoch seconds (1627895400), or an offset from the first packet (+90s, +2m30s, +1h).
     #[arg(long, value_name = "TIME", value_parser = time_bound)]
     pub since: Option<TimeBound>,
@@ -324,17 +325,40 @@ pub struct WindowArgs {
     pub until: Option<TimeBound>,
 }
 
-/// `--since`/`--until`: a time given without an offset is taken as UTC,
-/// and stderr says so, since the user may have meant the local time.
+/// `--since`/`--until`: a time given without an offset is the machine's
+/// local time (its zone, or `TZ`), and stderr says which zone that was and
+/// the UTC time it became, since the user may have meant another.
 fn time_bound(s: &str) -> Result<TimeBound, portmatrix::filter::FilterError> {
     let (bound, assumed) = TimeBound::parse(s)?;
-    if assumed {
-        portmatrix::diag!(
-            "portmatrix: note: `{s}` has no offset: taken as UTC ({bound}); add Z or the offset \
-(such as +02:00) to say which zone it is in"
-        );
+    match (bound, assumed) {
+        (TimeBound::At(as_utc), true) => {
+            let zone = jiff::tz::TimeZone::system();
+            let name = zone.iana_name().unwrap_or("the local zone").to_string();
+            let bound = TimeBound::At(local_to_utc(as_utc, &zone).unwrap_or(as_utc));
+            portmatrix::diag!(
+                "portmatrix: note: `{s}` has no offset: taken as local time in {name} ({bound}); \
+add Z or the offset (such as +02:00) to say which zone it is in"
+            );
+            Ok(bound)
+        }
+        _ => Ok(bound),
     }
-    Ok(bound)
+}
+
+/// The instant at which the wall clock of `zone` reads what `wall` reads in
+/// UTC (a time in a gap or a fold is taken as before the change).
+fn local_to_utc(wall: Timestamp, zone: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    let civil = jiff::Timestamp::from_nanosecond(i128::from(wall.as_nanos()))
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .datetime();
+    let nanos = zone
+        .to_ambiguous_zoned(civil)
+        .compatible()
+        .ok()?
+        .timestamp()
+        .as_nanosecond();
+    i64::try_from(nanos).ok().map(Timestamp::from_nanos)
 }
 
 #[derive(Debug, Args)]

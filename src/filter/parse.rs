@@ -138,7 +138,7 @@ impl FromStr for TimeBound {
 
 impl TimeBound {
     /// RFC 3339 with any offset (`2021-08-02T11:10:00+02:00`), or without
-    /// one (taken as UTC: the `bool` is then true, for the caller to say so);
+    /// one (read as UTC: the `bool` is then true, and the CLI moves it to the local zone);
     /// epoch seconds (`1627895400`, `1627895400.5`); or `+` and one or more
     /// numbers with a unit `ms`, `s`, `m`, `h` or `d` (`+90s`, `+2m30s`):
     /// that long after the first packet.
