@@ -23,6 +23,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde::Deserialize;
 
+mod common;
+use common::lab::netns_missing;
+
 const BIN: &str = env!("CARGO_BIN_EXE_portmatrix");
 
 /// Waits this long for a flow's answer before calling it dropped.
@@ -60,24 +63,6 @@ fn ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn missing_prerequisite() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root for network namespaces".into());
-    }
-    for tool in ["ip", "nft", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "`{tool}` is not installed (scripts/setup --test installs it)"
-            ));
-        }
-    }
-    None
 }
 
 /// Three namespaces: clients -- router -- servers, removed on drop.
@@ -368,7 +353,7 @@ fn work_dir() -> PathBuf {
 
 #[test]
 fn the_nftables_policy_lets_through_exactly_the_documented_flows() {
-    if let Some(why) = missing_prerequisite() {
+    if let Some(why) = netns_missing(&["ip", "nft", "python3"]) {
         assert!(
             std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
             "cannot run the nftables test: {why}"

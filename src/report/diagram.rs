@@ -289,23 +289,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::report::graph::tests::{key, usage};
+    use crate::report::graph::tests::small_traffic;
 
     #[test]
     fn small_traffic_draws_every_host_and_port() {
-        let mut t = BTreeMap::new();
-        t.insert(
-            key("10.0.0.1", "10.0.1.1", 443, Verdict::Documented),
-            usage(3),
-        );
-        t.insert(
-            key("10.0.0.1", "10.0.1.1", 135, Verdict::Undocumented),
-            usage(1),
-        );
-        t.insert(
-            key("10.0.0.2", "10.0.1.1", 443, Verdict::Documented),
-            usage(1),
-        );
+        let t = small_traffic();
         let mut svg = String::new();
         write_svg(&mut svg, &Graph::build(&t, &BTreeMap::new())).expect("render");
         assert_eq!(svg.matches("<path class=\"edge\"").count(), 3);

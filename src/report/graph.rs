@@ -445,6 +445,24 @@ pub(super) mod tests {
         }
     }
 
+    /// Two clients of one server: two documented edges and a flagged one.
+    pub(in crate::report) fn small_traffic() -> BTreeMap<EdgeKey, Usage> {
+        BTreeMap::from([
+            (
+                key("10.0.0.1", "10.0.1.1", 443, Verdict::Documented),
+                usage(3),
+            ),
+            (
+                key("10.0.0.1", "10.0.1.1", 135, Verdict::Undocumented),
+                usage(1),
+            ),
+            (
+                key("10.0.0.2", "10.0.1.1", 443, Verdict::Documented),
+                usage(1),
+            ),
+        ])
+    }
+
     #[test]
     fn subnets_are_slash_24_and_slash_64() {
         let s = |ip: &str| Subnet::of(ip.parse().expect("ip")).to_string();
@@ -454,19 +472,7 @@ pub(super) mod tests {
 
     #[test]
     fn small_traffic_keeps_every_host_and_port() {
-        let mut t = BTreeMap::new();
-        t.insert(
-            key("10.0.0.1", "10.0.1.1", 443, Verdict::Documented),
-            usage(3),
-        );
-        t.insert(
-            key("10.0.0.1", "10.0.1.1", 135, Verdict::Undocumented),
-            usage(1),
-        );
-        t.insert(
-            key("10.0.0.2", "10.0.1.1", 443, Verdict::Documented),
-            usage(1),
-        );
+        let t = small_traffic();
         let g = Graph::build(&t, &BTreeMap::new());
         assert_eq!(g.hosts, 3);
         assert!(!g.by_subnet);

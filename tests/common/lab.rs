@@ -105,10 +105,16 @@ impl Drop for Lab {
 }
 
 pub fn prerequisites_missing() -> Option<String> {
+    netns_missing(&["ip", "tcpreplay", "setcap", "setpriv"])
+}
+
+/// Why a test that makes network namespaces and runs `tools` cannot run
+/// here (not root, a tool missing), or `None`.
+pub fn netns_missing(tools: &[&str]) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("needs root for network namespaces".into());
     }
-    for tool in ["ip", "tcpreplay", "setcap", "setpriv"] {
+    for tool in tools {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
