@@ -5,6 +5,7 @@
 //! live.
 
 mod common;
+use common::temp::TempDir;
 use common::{run_bounded, Finished};
 
 use std::fs::File;
@@ -63,9 +64,10 @@ fn portmatrix(args: &[&str], stdout: Stdio) -> Finished {
     )
 }
 
-/// An events file of the sample capture, for `report`.
-fn events_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("portmatrix-robust-{}.jsonl", std::process::id()));
+/// An events file of the sample capture, for `report`, in the test's own
+/// folder: tests run in parallel and each removes its own when it ends.
+fn events_file(dir: &TempDir) -> PathBuf {
+    let path = dir.0.join("events.jsonl");
     let sample = fixture("sample-contact-center.pcapng");
     let out = File::create(&path).expect("events file");
     let r = portmatrix(
@@ -106,7 +108,8 @@ fn no_panic(r: &Finished, what: &str) {
 
 #[test]
 fn a_full_disk_on_stdout_is_an_error_naming_it() {
-    let events = events_file();
+    let dir = TempDir::new("robust", "full-disk");
+    let events = events_file(&dir);
     for args in stdout_commands(&events) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let what = args.join(" ");
@@ -120,12 +123,12 @@ fn a_full_disk_on_stdout_is_an_error_naming_it() {
             r.stderr
         );
     }
-    let _ = std::fs::remove_file(events);
 }
 
 #[test]
 fn a_closed_pipe_is_a_quiet_end() {
-    let events = events_file();
+    let dir = TempDir::new("robust", "closed-pipe");
+    let events = events_file(&dir);
     for args in stdout_commands(&events) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let what = args.join(" ");
@@ -134,12 +137,12 @@ fn a_closed_pipe_is_a_quiet_end() {
         assert_eq!(r.code, Some(0), "{what}: {}", r.describe());
         assert!(!r.stderr.contains("Broken pipe"), "{what}: {}", r.stderr);
     }
-    let _ = std::fs::remove_file(events);
 }
 
 #[test]
 fn a_report_file_that_cannot_be_written_is_an_error_naming_it() {
-    let events = events_file();
+    let dir = TempDir::new("robust", "report-file");
+    let events = events_file(&dir);
     for (target, says) in [
         (
             "/dev/full",
@@ -160,7 +163,6 @@ fn a_report_file_that_cannot_be_written_is_an_error_naming_it() {
         );
         assert!(r.stderr.contains(says), "{target}: {}", r.stderr);
     }
-    let _ = std::fs::remove_file(events);
 }
 
 /// Accepts `fail_after` bytes, then fails every write and flush with `kind`.
