@@ -18,7 +18,9 @@ use portmatrix::transport::Transport;
 use run::parse_duration;
 pub use run::{workers_parser, RunArgs};
 
+mod kafka;
 mod sensor;
+pub use kafka::KafkaConnectArgs;
 pub use sensor::SensorArgs;
 
 #[derive(Debug, Parser)]
@@ -483,8 +485,17 @@ skipped, named on stderr as FILE:LINE, and counted in the report, which is still
 )]
 pub struct ReportArgs {
     /// Events files (JSON Lines) from `portmatrix analyze --json --flows`; `-` reads stdin.
-    #[arg(value_name = "EVENTS", required = true)]
+    #[arg(value_name = "EVENTS", required_unless_present = "kafka")]
     pub events: Vec<PathBuf>,
+    /// Also read the events of a Kafka topic (--kafka BROKERS --kafka-topic TOPIC), every
+    /// partition to the end it has when the report starts.
+    #[command(flatten)]
+    pub kafka: KafkaConnectArgs,
+    /// Keep in this Kafka consumer group how far the topic was read, once the report is
+    /// written: the next report with the same group starts after it (a scheduled report).
+    /// Without it the whole topic is read and nothing is kept.
+    #[arg(long, value_name = "NAME", requires = "kafka")]
+    pub group: Option<String>,
     /// The HTML file to write (`-` writes to stdout).
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,

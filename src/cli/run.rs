@@ -16,6 +16,7 @@ use portmatrix::output::Format;
 use portmatrix::pipeline::{ExtractConfig, FlowSettings};
 use portmatrix::verdict::Verdict;
 
+use super::kafka::KafkaProduceArgs;
 use super::{MatrixArgs, SiteArgs};
 use crate::cmd::exit::Exit;
 
@@ -61,9 +62,12 @@ pub struct EventArgs {
     /// verdict); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub alert_burst: u32,
-    /// The sensor's name in --format eve events (EVE's `host`); default: the host name.
+    /// The sensor's name in the events: EVE's `host`, and `host` in JSON events when
+    /// given or with --kafka (a fleet's events tell their sensor); default: the host name.
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
+    #[command(flatten, next_help_heading = "Kafka")]
+    pub kafka: KafkaProduceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,12 +80,30 @@ pub enum FormatArg {
 
 impl EventArgs {
     pub fn format(&self) -> Format {
+        let kafka = self.kafka.connect.kafka.is_some();
         match (self.json, self.format) {
             (true, _) | (false, Some(FormatArg::Json)) => Format::Json,
+            (false, None) if kafka => Format::Json,
             (false, Some(FormatArg::Csv)) => Format::Csv,
             (false, Some(FormatArg::Eve)) => Format::Eve,
             (false, Some(FormatArg::Text) | None) => Format::Text,
         }
+    }
+
+    /// What is wrong with these options together, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        let kafka = self.kafka.connect.kafka.is_some();
+        match self.format() {
+            Format::Text | Format::Csv if kafka => {
+                Some("--kafka sends JSON lines or EVE (--format json or eve), not text or CSV")
+            }
+            _ => None,
+        }
+    }
+
+    /// The name `host` carries in JSON events: given, or needed by a fleet (--kafka).
+    pub fn host_in_json(&self) -> bool {
+        self.sensor_name.is_some() || self.kafka.connect.kafka.is_some()
     }
 
     /// Flow events are written with --flows, and always in CSV (which holds nothing else).

@@ -14,6 +14,7 @@ use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, 
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, ProgressLink, Stop, ThroughProgress};
 use portmatrix::timestamp::Timestamp;
 
+use super::kafka_out::{KafkaOutput, Producing};
 use super::report::Draft;
 use super::OutputError;
 use super::{gate, signals, Exit};
@@ -56,21 +57,36 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     } else {
         ProgressLink::default()
     };
+    if let Some(problem) = args.run.events.problem() {
+        portmatrix::diag!("portmatrix: error: {problem}");
+        return Ok(Exit::Usage);
+    }
     let format = args.run.events.format();
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => {
+    let host = super::sensor_name(args.run.events.sensor_name.as_deref());
+    let kafka =
+        match KafkaOutput::start(&args.run, args.output.is_some(), &host, Producing::Analyze) {
+            Ok(k) => k,
+            Err(exit) => return Ok(exit),
+        };
+    let (kafka, out): (_, Box<dyn Write + Send>) = match (kafka, &args.output) {
+        (Some((kafka, lines)), _) => (Some(kafka), Box::new(lines)),
+        (None, Some(path)) => {
             // As live's: appended to, links refused (output::create); no SIGHUP here.
             let opened = EventFile::create(path, Arc::new(AtomicBool::new(false)));
             let file = match format {
                 Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
                 _ => opened,
             };
-            Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
+            let file = file.map_err(|e| OutputError::new("the events", path, e))?;
+            (None, Box::new(file))
         }
-        None => Box::new(BufWriter::with_capacity(
-            1 << 16,
-            ThroughProgress::new(io::stdout(), past_bar),
-        )),
+        (None, None) => (
+            None,
+            Box::new(BufWriter::with_capacity(
+                1 << 16,
+                ThroughProgress::new(io::stdout(), past_bar),
+            )),
+        ),
     };
     let stdout = KeepGoing {
         out,
@@ -81,7 +97,8 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     // EVE names the capture file when there is one (a flow of several files
     // is not tied to one of them).
     let sensor = Sensor {
-        host: super::sensor_name(args.run.events.sensor_name.as_deref()),
+        host,
+        host_in_json: args.run.events.host_in_json(),
         in_iface: None,
         pcap_filename: match args.captures.as_slice() {
             [one] if one.is_file() => Some(one.display().to_string()),
@@ -96,6 +113,9 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     )
     .select(verdicts)
     .sensor(sensor);
+    if let Some(kafka) = &kafka {
+        writer.kafka(kafka.counters());
+    }
     let draft = match &args.report {
         Some(path) => {
             let (draft, events) = Draft::create(path)?;
@@ -136,6 +156,11 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         }
         .into());
     }
+    // Before the summary, which then has the final counters.
+    let undelivered = kafka.map_or(0, |k| {
+        k.finish(args.run.events.kafka.kafka_timeout, args.quiet)
+            .undelivered()
+    });
     if let Some(note) = window_outside(&config.focus, outcome.first_ts, outcome.last_ts) {
         portmatrix::diag!("portmatrix: note: {note}");
     }
@@ -178,7 +203,11 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
             failed = true;
         }
     }
-    let exit = gate(&outcome.stats, args.run.select.fail_on()).or_incomplete(failed);
+    let mut exit = gate(&outcome.stats, args.run.select.fail_on()).or_incomplete(failed);
+    if undelivered > 0 {
+        // Events that never reached the topic: the results are incomplete.
+        exit = exit.and(Exit::OutputFailed);
+    }
     // A stop signal wins over 1 and 3: the input was not all read (4 wins
     // over it, above).
     Ok(match outcome.stats.interrupted {

@@ -8,9 +8,11 @@ use clap::ArgMatches;
 
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::evidence::Extraction;
+use portmatrix::output::kafka::LIVE_DRAIN;
 use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
+use super::kafka_out::{KafkaOutput, Producing};
 use super::live_config::{self, Resolved};
 use super::live_sensor::SensorOutputs;
 use super::OutputError;
@@ -46,10 +48,21 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             }
         }
     }
+    if let Some(problem) = args.run.events.problem() {
+        portmatrix::diag!("portmatrix: error: {problem}");
+        return Ok(Exit::Usage);
+    }
     let format = args.run.events.format();
+    let host = super::sensor_name(args.run.events.sensor_name.as_deref());
+    // Before the privileges go, as the files are.
+    let kafka = match KafkaOutput::start(&args.run, args.output.is_some(), &host, Producing::Live) {
+        Ok(k) => k,
+        Err(exit) => return Ok(exit),
+    };
     // Opened before the privileges go, so the files may live where only root writes.
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(path) => {
+    let (kafka, out): (_, Box<dyn Write + Send>) = match (kafka, &args.output) {
+        (Some((kafka, lines)), _) => (Some(kafka), Box::new(lines)),
+        (None, Some(path)) => {
             let opened = EventFile::create(path, Arc::clone(&control.reopen));
             let file = match format {
                 // Every file the rotation starts gets its own header.
@@ -57,9 +70,13 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
                 _ => opened,
             };
             // As any output that cannot be written: exit 4.
-            Box::new(file.map_err(|e| OutputError::new("the events", path, e))?)
+            let file = file.map_err(|e| OutputError::new("the events", path, e))?;
+            (None, Box::new(file))
         }
-        None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        (None, None) => (
+            None,
+            Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+        ),
     };
     // Before the privileges go: a port below 1024, a folder only root writes.
     let mut outputs = match SensorOutputs::prepare(&args.sensor) {
@@ -119,7 +136,8 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     };
     // EVE's in_iface is one interface: with several, a flow is not tied to one.
     let sensor = Sensor {
-        host: super::sensor_name(args.run.events.sensor_name.as_deref()),
+        host,
+        host_in_json: args.run.events.host_in_json(),
         in_iface: match args.interfaces.as_slice() {
             [one] => Some(one.clone()),
             _ => None,
@@ -136,6 +154,9 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     .sensor(sensor);
     if args.output.is_some() {
         writer = writer.without_csv_header();
+    }
+    if let Some(kafka) = &kafka {
+        writer.kafka(kafka.counters());
     }
     let writer = match outputs.start(&args.sensor, writer) {
         Ok(w) => w,
@@ -162,6 +183,10 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     };
     output_gate.flushed();
     outputs.finish(&mut writer, &outcome.stats, args.quiet);
+    if let Some(kafka) = kafka {
+        let within = args.run.events.kafka.kafka_timeout.min(LIVE_DRAIN);
+        kafka.finish(within, args.quiet);
+    }
     // A closed pipe is a normal end, as a signal is; anything else is an
     // error, but after the summary: what was seen is still reported.
     let output_error = written

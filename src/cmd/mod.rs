@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod diff;
 pub mod exit;
 pub mod generate;
+mod kafka_out;
 pub mod live;
 pub mod live_config;
 mod live_sensor;

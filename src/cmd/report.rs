@@ -4,11 +4,14 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use portmatrix::matrix::{PortMatrix, Product};
 use portmatrix::output::create::{create_hidden, AtomicFile};
+use portmatrix::output::kafka::consume::TopicReader;
+use portmatrix::output::kafka::KafkaTarget;
 use portmatrix::report::drift::Drift;
 use portmatrix::report::{render, Model, ModelBuilder, Page};
 
@@ -22,8 +25,20 @@ const LINES_ON_STDERR: usize = 20;
 pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
     let mut builder = ModelBuilder::new();
-    let failed_inputs = read_inputs(&mut builder, &args.events);
-    if failed_inputs == args.events.len() {
+    let mut failed_inputs = read_inputs(&mut builder, &args.events);
+    let topic = match args.kafka.target() {
+        Ok(Some(target)) => read_topic(&mut builder, &target, args.group.as_deref()),
+        Ok(None) => None,
+        Err(e) => {
+            portmatrix::diag!("portmatrix: error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let inputs = args.events.len() + usize::from(args.kafka.kafka.is_some());
+    if args.kafka.kafka.is_some() && topic.is_none() {
+        failed_inputs += 1;
+    }
+    if failed_inputs == inputs {
         // Nothing to report on: an empty page would read as a quiet network.
         return Ok(Exit::Incomplete);
     }
@@ -38,6 +53,14 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
         drift: drift.as_ref(),
     };
     write_page(&args.output, &page, true)?;
+    // Only now: a report that could not be written leaves the events for the next.
+    if let Some(Err(e)) = topic.as_ref().map(TopicReader::commit) {
+        portmatrix::diag!(
+            "portmatrix: error: {e}; the report is written, but the next report with this \
+group reads these events again"
+        );
+        failed_inputs += 1;
+    }
     Ok(
         if failed_inputs > 0 || model.bad_lines > 0 || baseline_failed {
             Exit::Incomplete
@@ -45,6 +68,34 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
             Exit::Success
         },
     )
+}
+
+/// How long reading a topic waits for the broker: to answer at the start,
+/// then for each message.
+const KAFKA_WAIT: Duration = Duration::from_secs(30);
+
+/// Read a Kafka topic into `builder`, as one more events file: the reader,
+/// to commit once the report is written, or `None` after saying why the
+/// topic could not be read at all.
+fn read_topic(
+    builder: &mut ModelBuilder,
+    target: &KafkaTarget,
+    group: Option<&str>,
+) -> Option<TopicReader> {
+    let mut reader = match TopicReader::open(target, group, KAFKA_WAIT) {
+        Ok(r) => r,
+        Err(e) => {
+            portmatrix::diag!("portmatrix: error: {e}");
+            return None;
+        }
+    };
+    let name = format!("kafka:{}", target.topic);
+    if let Err(e) = builder.read(&name, &mut reader) {
+        // What was read counts, but the group must not skip what was not.
+        portmatrix::diag!("portmatrix: {e}");
+        return None;
+    }
+    Some(reader)
 }
 
 /// `--baseline FILE…`: the changes from those events to `model`, and

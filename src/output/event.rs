@@ -16,6 +16,7 @@ use crate::verdict::Severity;
 use crate::verdict::Verdict;
 
 use super::community_id::community_id;
+use super::kafka::KafkaStats;
 use super::latency::LatencySummary;
 use super::syslog::SyslogStats;
 
@@ -317,6 +318,9 @@ pub struct Stats {
     /// `--syslog`: messages sent, dropped and reconnections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog: Option<SyslogStats>,
+    /// `--kafka`: messages delivered, failed, dropped and still queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaStats>,
 }
 
 /// What storm control folded.

@@ -24,6 +24,7 @@ use crate::timestamp::Timestamp;
 use crate::verdict::Verdict;
 
 use super::event::{AlertSummaryJson, FlowEventJson, Stats, StatsEventJson};
+use super::kafka::KafkaCounters;
 use super::latency::{LatencyHistogram, LatencySummary};
 use super::metrics::{Board, Snapshot};
 use super::print::{Format, Json, Names, Printer, Sensor};
@@ -66,6 +67,8 @@ pub struct EventWriter<W> {
     /// `--syslog`: the events `out` is given, as JSON lines (or the run's
     /// format, if it is a JSON one), each sent as one message.
     syslog: Option<(Box<dyn Printer<SyslogLines>>, Arc<SyslogCounters>)>,
+    /// `--kafka`: the counters of the producer `out` writes to.
+    kafka: Option<Arc<KafkaCounters>>,
     /// `--metrics`: where [`EventWriter::publish_metrics`] leaves the counters.
     metrics: Option<Arc<Board>>,
     /// Alerts written, per verdict (for the metrics).
@@ -113,6 +116,7 @@ impl<W: Write + Send + 'static> EventWriter<W> {
             error: None,
             watch: None,
             syslog: None,
+            kafka: None,
             metrics: None,
             alerts: [0; Verdict::ALL.len()],
         }
@@ -178,6 +182,11 @@ impl<W> EventWriter<W> {
     /// Alert latency so far, if measured.
     pub fn latency(&self) -> Option<LatencySummary> {
         self.latency.as_ref().map(LatencyHistogram::summary)
+    }
+
+    /// `out` is a Kafka producer: its counters go into the stats (`stats.kafka`).
+    pub fn kafka(&mut self, counters: Arc<KafkaCounters>) {
+        self.kafka = Some(counters);
     }
 
     /// Leave the counters in `board` at each [`EventWriter::publish_metrics`].
@@ -410,6 +419,7 @@ impl<W> EventWriter<W> {
             one_sided_flows: self.summary.one_sided,
             alert_storms: self.storm.as_ref().and_then(Storm::stats),
             syslog: self.syslog.as_ref().map(|(_, c)| c.get()),
+            kafka: self.kafka.as_ref().map(|c| c.get()),
             ..stats.clone()
         };
         if let Some(site) = self.classifier.site() {
@@ -453,6 +463,7 @@ mod tests {
     use super::*;
     use crate::flow::ep;
     use crate::matrix::{PortMatrix, Product};
+    use crate::output::syslog::SyslogQueue;
     use crate::transport::Transport;
 
     fn classifier() -> Arc<Classifier> {
@@ -509,7 +520,7 @@ mod tests {
         for format in [Format::Json, Format::Text, Format::Csv] {
             let (tx, rx) = std::sync::mpsc::sync_channel(16);
             let counters = Arc::new(SyslogCounters::default());
-            let lines = SyslogLines::into_queue(tx, Arc::clone(&counters));
+            let lines = SyslogQueue::into_queue(tx, Arc::clone(&counters));
             let mut w = EventWriter::new(Vec::new(), format, false, classifier());
             w.syslog(lines, counters);
             let flagged = flow(1, 4444, Verdict::Undocumented);

@@ -178,10 +178,29 @@ pub fn render(s: &Snapshot) -> String {
         "Alerts folded into alert_summary events by storm control.",
     )
     .sample(None, folded);
-    let mut f = Family::new(&mut out, "portmatrix_output_errors_total", "counter", "Events an output could not deliver (syslog: messages dropped; events: 1 once the events destination failed).");
+    let mut f = Family::new(&mut out, "portmatrix_output_errors_total", "counter", "Events an output could not deliver (syslog: messages dropped; kafka: messages dropped or failed; events: 1 once the events destination failed).");
     f.sample(Some(("output", "events")), u8::from(s.events_failed));
     if let Some(syslog) = s.syslog {
         f.sample(Some(("output", "syslog")), syslog.dropped);
+    }
+    if let Some(kafka) = stats.kafka {
+        f.sample(Some(("output", "kafka")), kafka.failed + kafka.dropped);
+        Family::new(
+            &mut out,
+            "portmatrix_kafka_delivered_total",
+            "counter",
+            "Events the Kafka broker acknowledged.",
+        )
+        .sample(None, kafka.delivered);
+        Family::new(
+            &mut out,
+            "portmatrix_kafka_queued",
+            "gauge",
+            "Events waiting in the Kafka client's queue for the broker.",
+        )
+        .sample(None, kafka.queued);
+    }
+    if let Some(syslog) = s.syslog {
         Family::new(
             &mut out,
             "portmatrix_syslog_sent_total",

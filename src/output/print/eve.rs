@@ -37,6 +37,8 @@ pub use signature::{eve_severity, rule_code, signature_id, SID_ALERT_SUMMARY};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sensor {
     pub host: String,
+    /// Native JSON events carry `host` too (`--sensor-name`, `--kafka`).
+    pub host_in_json: bool,
     pub in_iface: Option<String>,
     pub pcap_filename: Option<String>,
 }
@@ -511,6 +513,7 @@ mod tests {
             host: "span-dc1".into(),
             in_iface: Some("eth1".into()),
             pcap_filename: None,
+            host_in_json: false,
         });
         let mut eve = Eve::new(Vec::new(), &classifier, sensor);
         let stats = Stats {

@@ -50,6 +50,9 @@ impl Format {
     ) -> Box<dyn Printer<W>> {
         match self {
             Format::Text => Box::new(text::Text::new(out)),
+            Format::Json if names.sensor.host_in_json => {
+                Box::new(Json::new(out).host(&names.sensor.host))
+            }
             Format::Json => Box::new(Json::new(out)),
             Format::Csv => Box::new(csv::Csv::new(out, header)),
             Format::Eve => Box::new(eve::Eve::new(

@@ -15,6 +15,8 @@ mod send;
 
 use std::fmt;
 use std::io::{self, Read, Write};
+
+use super::lines::{LineSink, Lines};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,13 +164,11 @@ messages are dropped and counted (stats.syslog.dropped) meanwhile"
         let thread = std::thread::Builder::new()
             .name("pm-syslog".into())
             .spawn(move || sender.run(rx))?;
-        let lines = SyslogLines {
+        let lines = Lines::new(SyslogQueue {
             tx,
-            partial: Vec::new(),
-            overlong: false,
             header: Header::new(),
             counters: Arc::clone(&counters),
-        };
+        });
         Ok((
             Syslog {
                 counters,
@@ -245,34 +245,34 @@ fn hostname() -> String {
 
 /// The printer's destination: each line written becomes one message in the
 /// queue; never blocks and never fails (what cannot be queued is counted).
-pub struct SyslogLines {
+pub type SyslogLines = Lines<SyslogQueue>;
+
+/// Queues each line as one message for the sending thread.
+pub struct SyslogQueue {
     tx: SyncSender<Vec<u8>>,
-    /// The start of a line whose newline has not come yet.
-    partial: Vec<u8>,
-    /// The line being written is longer than any message: it is dropped
-    /// whole at its newline, never sent cut.
-    overlong: bool,
     header: Header,
     counters: Arc<SyslogCounters>,
 }
 
-impl SyslogLines {
+impl SyslogQueue {
     /// Lines into `tx` as messages, counted in `counters`, without a thread (tests).
     #[cfg(test)]
-    pub(crate) fn into_queue(tx: SyncSender<Vec<u8>>, counters: Arc<SyslogCounters>) -> Self {
-        SyslogLines {
+    pub(crate) fn into_queue(
+        tx: SyncSender<Vec<u8>>,
+        counters: Arc<SyslogCounters>,
+    ) -> SyslogLines {
+        Lines::new(SyslogQueue {
             tx,
-            partial: Vec::new(),
-            overlong: false,
             header: Header::new(),
             counters,
-        }
+        })
     }
+}
 
-    fn queue(&mut self, line: &[u8]) {
-        if line.is_empty() {
-            return;
-        }
+impl LineSink for SyslogQueue {
+    const MAX_LINE: usize = MAX_MESSAGE;
+
+    fn line(&mut self, line: &[u8]) {
         let message = self.header.message(Timestamp::now(), line);
         match self.tx.try_send(message) {
             Ok(()) => {}
@@ -281,39 +281,9 @@ impl SyslogLines {
             }
         }
     }
-}
 
-impl Write for SyslogLines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (line, after) = rest.split_at(end);
-            if self.overlong || self.partial.len() + line.len() > MAX_MESSAGE {
-                self.counters.drop_some(1);
-                self.partial.clear();
-                self.overlong = false;
-            } else if self.partial.is_empty() {
-                self.queue(line);
-            } else {
-                let mut whole = std::mem::take(&mut self.partial);
-                whole.extend_from_slice(line);
-                self.queue(&whole);
-                whole.clear();
-                self.partial = whole;
-            }
-            rest = &after[1..];
-        }
-        if self.partial.len() + rest.len() > MAX_MESSAGE {
-            self.overlong = true;
-            self.partial.clear();
-        } else if !self.overlong {
-            self.partial.extend_from_slice(rest);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn overlong(&mut self) {
+        self.counters.drop_some(1);
     }
 }
 
@@ -364,15 +334,13 @@ mod tests {
     fn lines_become_messages_whatever_the_writes_and_a_full_queue_counts() {
         let (tx, rx) = sync_channel(2);
         let counters = Arc::new(SyslogCounters::default());
-        let mut lines = SyslogLines {
+        let mut lines = Lines::new(SyslogQueue {
             tx,
-            partial: Vec::new(),
-            overlong: false,
             header: Header {
                 rest: "h a 1 - -".into(),
             },
             counters: Arc::clone(&counters),
-        };
+        });
         lines.write_all(b"{\"a\":").expect("write");
         lines.write_all(b"1}\n{\"b\":2}\n{\"c\"").expect("write");
         lines.write_all(b":3}\n").expect("write");
