@@ -81,7 +81,9 @@ nothing and opens from disk) from the JSON Lines events of `portmatrix analyze -
 - a timeline and a sortable table of the flagged flows, with their rules;\n\
 - matrix coverage: every rule, the traffic it saw, and the open rules never used.\n\n\
 Give the same --rules / --no-default-rules / --profile as to analyze, so the coverage \
-and the rule descriptions match the events."
+and the rule descriptions match the events.\n\n\
+A fleet's events are read from Kafka with --kafka BROKERS --kafka-topic TOPIC (to the end the \
+topic has when the report starts; --group keeps how far, for the next report): see docs/fleet.md."
     )]
     Report(ReportArgs),
     /// Work with site inventories (--site): draft one from captures, check one.
@@ -394,6 +396,8 @@ rotates the events with logrotate and SIGHUP (docs/deployment.md).\n\n" + &exit:
          "sudo portmatrix live -i eth1 --json -o /var/log/portmatrix/events.json"),
         ("the two ports of a TAP, with a site inventory, alerting only undocumented flows",
          "sudo portmatrix live -i eth1 -i eth2 --site rules/site-example.toml --verdict undocumented"),
+        ("a sensor of a fleet: events to a Kafka topic, named for the fleet's report (docs/fleet.md)",
+         "sudo portmatrix live -i eth1 --kafka kafka1:9092 --kafka-topic pm-events --sensor-name dc1"),
         ("write the options as a file for `live --config` (the service's /etc/portmatrix/live.toml)",
          "portmatrix live -i eth1 --json --site rules/site-example.toml --print-config > live.toml"),
     ], &[
