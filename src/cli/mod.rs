@@ -495,6 +495,11 @@ pub struct ReportArgs {
     /// changed since (as `portmatrix diff BASELINE EVENTS`).
     #[arg(long, value_name = "EVENTS")]
     pub baseline: Vec<PathBuf>,
+    /// Events of several sensors (`host`): one flow seen by two sensors (same
+    /// Community ID) is counted once when their first packets are at most this
+    /// far apart: e.g. 500ms, 2s.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub dedup_window: Duration,
     #[command(flatten)]
     pub matrix: MatrixArgs,
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -21,7 +22,7 @@ const LINES_ON_STDERR: usize = 20;
 
 pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
-    let mut builder = ModelBuilder::new();
+    let mut builder = ModelBuilder::new().dedup_window(args.dedup_window);
     let failed_inputs = read_inputs(&mut builder, &args.events);
     if failed_inputs == args.events.len() {
         // Nothing to report on: an empty page would read as a quiet network.
@@ -29,7 +30,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
     }
     let model = builder.finish();
     report_bad_lines(&model);
-    let (drift, baseline_failed) = baseline(&args.baseline, &model);
+    let (drift, baseline_failed) = baseline(&args.baseline, &model, args.dedup_window);
     let page = Page {
         title: &args.title,
         model: &model,
@@ -49,11 +50,11 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
 
 /// `--baseline FILE…`: the changes from those events to `model`, and
 /// whether a baseline file could not be read whole.
-fn baseline(paths: &[PathBuf], model: &Model) -> (Option<Drift>, bool) {
+fn baseline(paths: &[PathBuf], model: &Model, window: Duration) -> (Option<Drift>, bool) {
     if paths.is_empty() {
         return (None, false);
     }
-    let mut builder = ModelBuilder::new();
+    let mut builder = ModelBuilder::new().dedup_window(window);
     let failed = read_inputs(&mut builder, paths);
     let base = builder.finish();
     report_bad_lines(&base);

@@ -105,6 +105,9 @@ fn flow(proto: Transport, client: &str, server: &str, port: u16, secs: i64) -> F
         packets: Some(4),
         bytes: Some(400),
         evidence: None,
+        sensors: Vec::new(),
+        community_id: None,
+        copies: None,
     }
 }
 

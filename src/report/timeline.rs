@@ -362,6 +362,9 @@ mod tests {
             packets: Some(2),
             bytes: Some(120),
             evidence: None,
+            sensors: Vec::new(),
+            community_id: None,
+            copies: None,
         }
     }
 
