@@ -3,7 +3,9 @@
 //! (see `crate::output`) and ignore fields they do not know, because the
 //! contract grows only by adding fields (live mode will add some).
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -88,10 +90,14 @@ pub struct FlowRecord {
     pub packets: Option<u64>,
     pub bytes: Option<u64>,
     pub evidence: Option<String>,
-    /// The sensors that saw the flow, by name (one unless copies were merged);
-    /// empty when the events name no sensor.
-    pub sensors: Vec<String>,
-    pub community_id: Option<String>,
+    /// The sensor that saw the flow (`host`), shared by its records; of a
+    /// flow several sensors saw, the smallest name.
+    pub sensor: Option<Arc<str>>,
+    /// The other sensors that saw it (empty, no allocation, for most flows).
+    pub also_seen_by: Vec<Arc<str>>,
+    /// A hash of the Community ID (8 bytes, where the text would be 60 with
+    /// its allocation): only compared, never shown.
+    pub community_id: Option<u64>,
     /// Which copies of one flow (seen by several sensors) this record is one
     /// of; merged into one record before the page is drawn.
     pub(crate) copies: Option<u32>,
@@ -176,8 +182,13 @@ impl FlowLine {
             packets,
             bytes,
             evidence: self.evidence.filter(|e| !e.is_empty()),
-            sensors: self.host.filter(|h| !h.is_empty()).into_iter().collect(),
-            community_id: self.community_id.filter(|c| !c.is_empty()),
+            sensor: self.host.filter(|h| !h.is_empty()).map(Arc::from),
+            also_seen_by: Vec::new(),
+            community_id: self.community_id.filter(|c| !c.is_empty()).map(|c| {
+                let mut h = DefaultHasher::new();
+                c.hash(&mut h);
+                h.finish()
+            }),
             copies: None,
         })
     }

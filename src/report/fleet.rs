@@ -23,6 +23,7 @@
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -122,8 +123,8 @@ pub(super) enum Sight {
 #[derive(Debug)]
 pub(super) struct Fleet {
     window_nanos: u64,
-    index: HashMap<String, u32>,
-    names: Vec<String>,
+    index: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
     /// Per sensor index: its latest stats event (time, counters).
     latest_stats: Vec<Option<(Timestamp, Map<String, Value>)>>,
     groups: HashMap<u64, Group>,
@@ -151,19 +152,26 @@ impl Fleet {
         }
     }
 
-    /// The index of sensor `name`; `None` beyond [`MAX_SENSORS`].
-    pub(super) fn sensor(&mut self, name: &str) -> Option<u32> {
+    /// The index of sensor `name` and its one shared copy of the name;
+    /// `None` beyond [`MAX_SENSORS`].
+    pub(super) fn sensor(&mut self, name: &str) -> Option<(u32, Arc<str>)> {
         if let Some(&i) = self.index.get(name) {
-            return Some(i);
+            return Some((i, self.names[i as usize].clone()));
         }
         if self.names.len() >= MAX_SENSORS {
             return None;
         }
         let i = self.names.len() as u32;
-        self.index.insert(name.to_string(), i);
-        self.names.push(name.to_string());
+        let name: Arc<str> = Arc::from(name);
+        self.index.insert(name.clone(), i);
+        self.names.push(name.clone());
         self.latest_stats.push(None);
-        Some(i)
+        Some((i, name))
+    }
+
+    /// The index of a sensor already named.
+    pub(super) fn index_of(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
     }
 
     /// Keep `stats` if it is sensor `host`'s latest so far. Two with the same
@@ -190,14 +198,14 @@ impl Fleet {
         self.names
             .iter()
             .zip(self.latest_stats.iter_mut())
-            .filter_map(|(n, s)| s.take().map(|(_, m)| (n.clone(), m)))
+            .filter_map(|(n, s)| s.take().map(|(_, m)| (n.to_string(), m)))
             .collect()
     }
 
     /// Whether flow `r`, seen by sensor `host`, is another sensor's flow seen
     /// again. `slot`: its place in the timeline's starts if it is new and flagged.
     pub(super) fn sight(&mut self, r: &FlowRecord, host: u32, slot: Option<u32>) -> Sight {
-        let Some(cid) = &r.community_id else {
+        let Some(cid) = r.community_id else {
             return Sight::New(None);
         };
         let key = flow_key(cid, r);
@@ -264,7 +272,7 @@ impl Fleet {
 /// judged. Sensors that judge one flow differently (other rules or site
 /// files) keep it once per judgement, so the disagreement stays visible.
 /// SipHash with fixed keys: the same key in every run.
-fn flow_key(cid: &str, r: &FlowRecord) -> u64 {
+fn flow_key(cid: u64, r: &FlowRecord) -> u64 {
     let mut h = DefaultHasher::new();
     (cid, r.verdict, r.transport, r.client, r.server, &r.rule_ids).hash(&mut h);
     h.finish()
@@ -275,7 +283,7 @@ fn flow_key(cid: &str, r: &FlowRecord) -> u64 {
 pub(super) fn merge_copies(flagged: Vec<FlowRecord>) -> Vec<FlowRecord> {
     let (mut copies, mut out): (Vec<FlowRecord>, Vec<FlowRecord>) =
         flagged.into_iter().partition(|r| r.copies.is_some());
-    copies.sort_by(|a, b| (a.copies, &a.sensors).cmp(&(b.copies, &b.sensors)));
+    copies.sort_by(|a, b| (a.copies, &a.sensor).cmp(&(b.copies, &b.sensor)));
     let mut copies = copies.into_iter().peekable();
     while let Some(mut kept) = copies.next() {
         while let Some(c) = copies.next_if(|c| c.copies == kept.copies) {
@@ -285,10 +293,13 @@ pub(super) fn merge_copies(flagged: Vec<FlowRecord>) -> Vec<FlowRecord> {
             kept.bytes = kept.bytes.max(c.bytes);
             kept.evidence = kept.evidence.or(c.evidence);
             kept.vlan = kept.vlan.or(c.vlan);
-            kept.sensors.extend(c.sensors);
+            kept.also_seen_by.extend(c.sensor);
+            kept.also_seen_by.extend(c.also_seen_by);
         }
-        kept.sensors.sort();
-        kept.sensors.dedup();
+        kept.also_seen_by.sort();
+        kept.also_seen_by.dedup();
+        kept.also_seen_by
+            .retain(|s| Some(s) != kept.sensor.as_ref());
         out.push(kept);
     }
     out
@@ -315,8 +326,9 @@ mod tests {
             packets: Some(packets),
             bytes: Some(packets * 100),
             evidence: None,
-            sensors: vec![host.to_string()],
-            community_id: Some("1:abc".into()),
+            sensor: Some(Arc::from(host)),
+            also_seen_by: Vec::new(),
+            community_id: Some(7),
             copies: None,
         }
     }
@@ -324,7 +336,7 @@ mod tests {
     #[test]
     fn a_second_sensor_within_the_window_is_a_copy_and_adds_only_what_it_has_more() {
         let mut f = Fleet::new(Duration::from_secs(2));
-        let (a, b) = (f.sensor("a").expect("a"), f.sensor("b").expect("b"));
+        let (a, b) = (f.sensor("a").expect("a").0, f.sensor("b").expect("b").0);
         assert_eq!(
             f.sight(&flow("b", 1000, 5), b, Some(0)),
             Sight::New(Some(0))
@@ -356,7 +368,8 @@ mod tests {
         let one = merge_copies(vec![x.clone(), y.clone()]);
         assert_eq!(one, merge_copies(vec![y, x]));
         assert_eq!(one.len(), 1);
-        assert_eq!(one[0].sensors, ["a", "b"]);
+        assert_eq!(one[0].sensor.as_deref(), Some("a"));
+        assert_eq!(one[0].also_seen_by, [Arc::from("b")]);
         assert_eq!(one[0].packets, Some(9));
         assert_eq!(one[0].evidence.as_deref(), Some("b.pcapng"));
     }
@@ -368,6 +381,6 @@ mod tests {
             assert!(f.sensor(&format!("s{i}")).is_some());
         }
         assert_eq!(f.sensor("one too many"), None);
-        assert_eq!(f.sensor("s0"), Some(0));
+        assert_eq!(f.sensor("s0").map(|s| s.0), Some(0));
     }
 }

@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -154,7 +155,7 @@ impl Usage {
 type FlowVisitor = Box<dyn FnMut(&FlowRecord)>;
 
 /// An alert's flow: its sensor, flow id and first packet.
-type PendingKey = (Option<String>, u64, Timestamp);
+type PendingKey = (Option<Arc<str>>, u64, Timestamp);
 
 /// Reads events into a [`Model`].
 #[derive(Default)]
@@ -316,24 +317,18 @@ impl ModelBuilder {
     ) -> Result<(), String> {
         match Event::parse(text)? {
             Event::Alert(line) => {
-                let record = line.into_record(false)?;
+                let mut record = line.into_record(false)?;
+                self.intern(&mut record);
                 self.model.alert_events += 1;
-                let key = (
-                    record.sensors.first().cloned(),
-                    record.flow_id,
-                    record.first,
-                );
+                let key = (record.sensor.clone(), record.flow_id, record.first);
                 self.pending.insert(key, record);
             }
             Event::Flow(mut line) => {
                 let roles = line.dest_roles.take();
                 let mut record = line.into_record(true)?;
+                self.intern(&mut record);
                 self.model.flow_events += 1;
-                let key = (
-                    record.sensors.first().cloned(),
-                    record.flow_id,
-                    record.first,
-                );
+                let key = (record.sensor.clone(), record.flow_id, record.first);
                 if let Some(alert) = self.pending.remove(&key) {
                     if record.evidence.is_none() {
                         record.evidence = alert.evidence;
@@ -353,7 +348,7 @@ impl ModelBuilder {
                             .ok_or("a stats event with `host` needs `timestamp`")?
                             .parse::<Timestamp>()
                             .map_err(|e| format!("field `timestamp`: {e}"))?;
-                        self.sensor(&h).map(|i| (i, h, at))
+                        self.sensor(&h).map(|(i, _)| (i, h, at))
                     }
                     None => None,
                 };
@@ -374,11 +369,11 @@ impl ModelBuilder {
         Ok(())
     }
 
-    /// Sensor `name`'s index, its row made on first sight; `None` (and
-    /// counted) beyond [`super::fleet::MAX_SENSORS`].
-    fn sensor(&mut self, name: &str) -> Option<u32> {
-        let i = self.fleet.sensor(name);
-        match i {
+    /// Sensor `name`'s index and shared name, its row made on first sight;
+    /// `None` (and counted) beyond [`super::fleet::MAX_SENSORS`].
+    fn sensor(&mut self, name: &str) -> Option<(u32, Arc<str>)> {
+        let found = self.fleet.sensor(name);
+        match found {
             Some(_) if !self.model.sensors.contains_key(name) => {
                 self.model
                     .sensors
@@ -387,25 +382,30 @@ impl ModelBuilder {
             Some(_) => {}
             None => self.model.sensors_over_limit += 1,
         }
-        i
+        found
+    }
+
+    /// The record's sensor name replaced by the one shared copy (a pending
+    /// alert then costs no allocation for it).
+    fn intern(&mut self, r: &mut FlowRecord) {
+        if let Some(name) = r.sensor.take() {
+            r.sensor = Some(self.sensor(&name).map_or(name, |(_, shared)| shared));
+        }
     }
 
     /// Count one flow; `false` when it was another sensor's copy of a
     /// counted flow (only what it adds is counted).
     fn fold(&mut self, mut r: FlowRecord, roles: Option<Vec<String>>) -> bool {
         let flagged = r.verdict != Verdict::Documented;
-        let host = match r.sensors.first().cloned() {
-            Some(name) => self.sensor(&name).inspect(|_| {
-                if let Some(s) = self.model.sensors.get_mut(&name) {
-                    s.flows += 1;
-                    s.flagged += u64::from(flagged);
-                    *s.verdicts.entry(r.verdict).or_default() += 1;
-                    s.saw(r.first);
-                    s.saw(r.last);
-                }
-            }),
-            None => None,
-        };
+        let host = r.sensor.as_deref().and_then(|name| {
+            let s = self.model.sensors.get_mut(name)?;
+            s.flows += 1;
+            s.flagged += u64::from(flagged);
+            *s.verdicts.entry(r.verdict).or_default() += 1;
+            s.saw(r.first);
+            s.saw(r.last);
+            self.fleet.index_of(name)
+        });
         if let Some(h) = host {
             let slot = u32::try_from(self.model.flagged_starts.len()).ok();
             match self.fleet.sight(&r, h, slot.filter(|_| flagged)) {
@@ -523,9 +523,16 @@ fn widen_span(span: &mut Option<(Timestamp, Timestamp)>, r: &FlowRecord) {
 /// so two records never tie (two sensors' flows share flow ids).
 fn rank(r: &FlowRecord) -> impl Ord + '_ {
     (
-        (Reverse(r.severity), r.first, r.flow_id, r.last, &r.sensors),
+        (Reverse(r.severity), r.first, r.flow_id, r.last, &r.sensor),
         (r.client, r.server, r.transport, r.verdict, &r.rule_ids),
-        (r.vlan, r.packets, r.bytes, &r.evidence, &r.community_id),
+        (
+            r.vlan,
+            r.packets,
+            r.bytes,
+            &r.evidence,
+            &r.community_id,
+            &r.also_seen_by,
+        ),
     )
 }
 

@@ -362,7 +362,8 @@ mod tests {
             packets: Some(2),
             bytes: Some(120),
             evidence: None,
-            sensors: Vec::new(),
+            sensor: None,
+            also_seen_by: Vec::new(),
             community_id: None,
             copies: None,
         }

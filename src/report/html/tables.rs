@@ -176,7 +176,11 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
     out.push_str("</td>");
     if !p.model.sensors.is_empty() {
         // The sensors that saw the flow (several: counted once).
-        write!(out, "<td class=\"mono\">{}</td>", Esc(&r.sensors.join(" ")))?;
+        out.push_str("<td class=\"mono\">");
+        for (i, s) in r.sensor.iter().chain(&r.also_seen_by).enumerate() {
+            write!(out, "{}{}", if i > 0 { " " } else { "" }, Esc(s))?;
+        }
+        out.push_str("</td>");
     }
     out.push_str("</tr>\n");
     Ok(())
