@@ -22,7 +22,15 @@ const LINES_ON_STDERR: usize = 20;
 
 pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
-    let mut builder = ModelBuilder::new().dedup_window(args.dedup_window);
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        if since >= until {
+            portmatrix::diag!("portmatrix: error: --since {since} is not before --until {until}");
+            return Ok(Exit::Usage);
+        }
+    }
+    let mut builder = ModelBuilder::new()
+        .dedup_window(args.dedup_window)
+        .time_window(args.since, args.until);
     let failed_inputs = read_inputs(&mut builder, &args.events);
     if failed_inputs == args.events.len() {
         // Nothing to report on: an empty page would read as a quiet network.

@@ -65,6 +65,10 @@ pub struct Model {
     pub sensors_over_limit: u64,
     /// How far apart two sensors' first packets of one flow may be.
     pub dedup_window: Duration,
+    /// `report --since/--until`: only flows that overlap it count.
+    pub window: (Option<Timestamp>, Option<Timestamp>),
+    /// Flows left out by `window`.
+    pub outside_window: u64,
     /// Flows per verdict, counted from the events.
     pub verdicts: BTreeMap<Verdict, u64>,
     pub flows: u64,
@@ -393,9 +397,20 @@ impl ModelBuilder {
         }
     }
 
+    /// Only flows that overlap `[since, until)` count (`report --since/--until`).
+    pub fn time_window(mut self, since: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        self.model.window = (since, until);
+        self
+    }
+
     /// Count one flow; `false` when it was another sensor's copy of a
-    /// counted flow (only what it adds is counted).
+    /// counted flow (only what it adds is counted) or outside the window.
     fn fold(&mut self, mut r: FlowRecord, roles: Option<Vec<String>>) -> bool {
+        let (since, until) = self.model.window;
+        if since.is_some_and(|t| r.last < t) || until.is_some_and(|t| r.first >= t) {
+            self.model.outside_window += 1;
+            return false;
+        }
         let flagged = r.verdict != Verdict::Documented;
         let host = r.sensor.as_deref().and_then(|name| {
             let s = self.model.sensors.get_mut(name)?;

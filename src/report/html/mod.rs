@@ -131,6 +131,20 @@ fn subtitle(out: &mut String, p: &Page<'_>) -> fmt::Result {
             Esc(&TimeText::Full.show(b))
         )?;
     }
+    let (since, until) = p.model.window;
+    if since.is_some() || until.is_some() {
+        let bound = |t: Option<crate::timestamp::Timestamp>, none: &str| {
+            t.map_or(none.to_string(), |t| TimeText::Full.show(t) + " UTC")
+        };
+        write!(
+            out,
+            "; only the flows that overlap {} to {} ({} left out; the stats counters cover \
+             the whole runs)",
+            Esc(&bound(since, "the start")),
+            Esc(&bound(until, "the end")),
+            Count(p.model.outside_window)
+        )?;
+    }
     out.push_str(".</p>\n");
     Ok(())
 }
