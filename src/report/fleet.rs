@@ -20,7 +20,7 @@
 //! flows (millions) costs tens of megabytes per million flows; see
 //! `docs/guide.md` for the figure measured.
 
-use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -127,9 +127,10 @@ pub(super) struct Fleet {
     names: Vec<Arc<str>>,
     /// Per sensor index: its latest stats event (time, counters).
     latest_stats: Vec<Option<(Timestamp, Map<String, Value>)>>,
+    /// By flow key; further flows of one key (a port reused later, a flow
+    /// evicted and resumed) at [`probe`]d keys, in the same table: no list
+    /// per key to allocate.
     groups: HashMap<u64, Group>,
-    /// Further groups of a key (the same flow key reused later).
-    more: HashMap<u64, Vec<Group>>,
     next_id: u32,
 }
 
@@ -147,7 +148,6 @@ impl Fleet {
             names: Vec::new(),
             latest_stats: Vec::new(),
             groups: HashMap::new(),
-            more: HashMap::new(),
             next_id: 0,
         }
     }
@@ -212,17 +212,25 @@ impl Fleet {
         let (word, bit) = ((host / 64) as usize % 2, 1u64 << (host % 64));
         let (packets, bytes) = (r.packets.unwrap_or(0), r.bytes.unwrap_or(0));
         let window = self.window_nanos;
-        // The nearest group in time that this sensor has not seen yet.
-        let best = self
-            .groups
-            .get_mut(&key)
-            .into_iter()
-            .chain(self.more.get_mut(&key).into_iter().flatten())
-            .filter(|g| g.hosts[word] & bit == 0)
-            .map(|g| (g.start.as_nanos().abs_diff(r.first.as_nanos()), g))
-            .filter(|(d, _)| *d <= window)
-            .min_by_key(|(d, g)| (*d, g.start));
-        if let Some((_, g)) = best {
+        // The nearest flow in time of this key that this sensor has not seen
+        // yet; and where a new one would go.
+        let mut best: Option<(u64, Timestamp, u64)> = None;
+        let mut vacant = None;
+        for n in 0..MAX_GROUPS_PER_KEY {
+            let at = probe(key, n);
+            let Some(g) = self.groups.get(&at) else {
+                vacant = Some(at);
+                break;
+            };
+            let d = g.start.as_nanos().abs_diff(r.first.as_nanos());
+            if g.hosts[word] & bit == 0
+                && d <= window
+                && best.is_none_or(|(bd, bs, _)| (d, g.start) < (bd, bs))
+            {
+                best = Some((d, g.start, at));
+            }
+        }
+        if let Some(g) = best.and_then(|(_, _, at)| self.groups.get_mut(&at)) {
             let second_sensor = g.hosts[0].count_ones() + g.hosts[1].count_ones() == 1;
             g.hosts[word] |= bit;
             let extra_packets = packets.saturating_sub(g.packets);
@@ -251,20 +259,21 @@ impl Fleet {
             id: self.next_id,
             slot: slot.unwrap_or(u32::MAX),
         };
-        match self.groups.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(group);
-            }
-            Entry::Occupied(_) => {
-                let more = self.more.entry(key).or_default();
-                if more.len() + 1 >= MAX_GROUPS_PER_KEY {
-                    return Sight::New(None);
-                }
-                more.push(group);
-            }
-        }
+        let Some(at) = vacant else {
+            return Sight::New(None);
+        };
+        self.groups.insert(at, group);
         self.next_id = self.next_id.wrapping_add(1);
         Sight::New(Some(group.id))
+    }
+}
+
+/// The `n`th place of flow key `key` in the table (nothing is ever removed,
+/// so a key's flows are the places up to the first empty one).
+fn probe(key: u64, n: usize) -> u64 {
+    match n {
+        0 => key,
+        _ => (key ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(23),
     }
 }
 
@@ -356,6 +365,25 @@ mod tests {
         assert_eq!(moved_start, Some((0, Timestamp::from_nanos(999_000_000))));
         // Outside the window: another flow.
         assert_eq!(f.sight(&flow("a", 9000, 1), a, None), Sight::New(Some(2)));
+    }
+
+    #[test]
+    fn one_key_holds_a_bounded_number_of_flows() {
+        let mut f = Fleet::default();
+        let b = f.sensor("b").expect("b").0;
+        for i in 0..MAX_GROUPS_PER_KEY {
+            let s = f.sight(&flow("b", i as i64 * 10_000, 1), b, None);
+            assert_eq!(s, Sight::New(Some(i as u32)), "{i}");
+        }
+        // The 65th flow of one key is counted, without dedup state.
+        assert_eq!(f.sight(&flow("b", 1 << 30, 1), b, None), Sight::New(None));
+        assert_eq!(f.groups.len(), MAX_GROUPS_PER_KEY);
+        // Another sensor's copy of the 40th still finds it, 39 places down.
+        let a = f.sensor("a").expect("a").0;
+        assert!(matches!(
+            f.sight(&flow("a", 400_000, 1), a, None),
+            Sight::Copy { id: 40, .. }
+        ));
     }
 
     #[test]
