@@ -349,6 +349,18 @@ add Z or the offset (such as +02:00) to say which zone it is in"
     }
 }
 
+/// `report --since/--until`: a time as `analyze` takes it, but not an offset
+/// from the first packet: events read in any order cannot say which is first.
+fn absolute_time(s: &str) -> Result<Timestamp, String> {
+    match time_bound(s).map_err(|e| e.to_string())? {
+        TimeBound::At(t) => Ok(t),
+        TimeBound::AfterStart(_) => Err(format!(
+            "`{s}`: report takes a time (2021-08-02T09:10:00Z or epoch seconds), not an offset \
+from the first packet"
+        )),
+    }
+}
+
 /// The instant at which the wall clock of `zone` reads what `wall` reads in
 /// UTC (a time in a gap or a fold is taken as before the change).
 fn local_to_utc(wall: Timestamp, zone: &jiff::tz::TimeZone) -> Option<Timestamp> {
@@ -510,6 +522,18 @@ pub struct ReportArgs {
     /// changed since (as `portmatrix diff BASELINE EVENTS`).
     #[arg(long, value_name = "EVENTS")]
     pub baseline: Vec<PathBuf>,
+    /// Events of several sensors (`host`): one flow seen by two sensors (same
+    /// Community ID) is counted once when their first packets are at most this
+    /// far apart: e.g. 500ms, 2s.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub dedup_window: Duration,
+    /// Only flows that overlap this time on: RFC 3339 with any offset (without one, the
+    /// local time) or epoch seconds, as `analyze --since`.
+    #[arg(long, value_name = "TIME", value_parser = absolute_time)]
+    pub since: Option<Timestamp>,
+    /// Only flows that overlap the time before this one (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = absolute_time)]
+    pub until: Option<Timestamp>,
     #[command(flatten)]
     pub matrix: MatrixArgs,
 }

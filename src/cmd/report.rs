@@ -24,7 +24,15 @@ const LINES_ON_STDERR: usize = 20;
 
 pub fn run(args: ReportArgs) -> Result<Exit> {
     let matrix = PortMatrix::load(&args.matrix.sources())?;
-    let mut builder = ModelBuilder::new();
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        if since >= until {
+            portmatrix::diag!("portmatrix: error: --since {since} is not before --until {until}");
+            return Ok(Exit::Usage);
+        }
+    }
+    let mut builder = ModelBuilder::new()
+        .dedup_window(args.dedup_window)
+        .time_window(args.since, args.until);
     let mut failed_inputs = read_inputs(&mut builder, &args.events);
     let topic = match args.kafka.target() {
         Ok(Some(target)) => read_topic(&mut builder, &target, args.group.as_deref()),
@@ -44,7 +52,7 @@ pub fn run(args: ReportArgs) -> Result<Exit> {
     }
     let model = builder.finish();
     report_bad_lines(&model);
-    let (drift, baseline_failed) = baseline(&args.baseline, &model);
+    let (drift, baseline_failed) = baseline(&args.baseline, &model, args.dedup_window);
     let page = Page {
         title: &args.title,
         model: &model,
@@ -100,11 +108,11 @@ fn read_topic(
 
 /// `--baseline FILE…`: the changes from those events to `model`, and
 /// whether a baseline file could not be read whole.
-fn baseline(paths: &[PathBuf], model: &Model) -> (Option<Drift>, bool) {
+fn baseline(paths: &[PathBuf], model: &Model, window: Duration) -> (Option<Drift>, bool) {
     if paths.is_empty() {
         return (None, false);
     }
-    let mut builder = ModelBuilder::new();
+    let mut builder = ModelBuilder::new().dedup_window(window);
     let failed = read_inputs(&mut builder, paths);
     let base = builder.finish();
     report_bad_lines(&base);

@@ -105,6 +105,10 @@ fn flow(proto: Transport, client: &str, server: &str, port: u16, secs: i64) -> F
         packets: Some(4),
         bytes: Some(400),
         evidence: None,
+        sensor: None,
+        also_seen_by: Vec::new(),
+        community_id: None,
+        copies: None,
     }
 }
 

@@ -3,7 +3,9 @@
 //! (see `crate::output`) and ignore fields they do not know, because the
 //! contract grows only by adding fields (live mode will add some).
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -23,7 +25,13 @@ pub enum Event {
     Flow(FlowLine),
     /// The run's counters; its fields are read generically so new counters
     /// (drops, queue overflows) show up in the report without a code change.
-    Stats { stats: Map<String, Value> },
+    /// `host` names the sensor (`--sensor-name`): of a sensor's stats events
+    /// the latest counts, by `timestamp`, whatever order they arrive in.
+    Stats {
+        stats: Map<String, Value>,
+        timestamp: Option<String>,
+        host: Option<String>,
+    },
     /// An event type this version does not know: counted, not an error.
     #[serde(other)]
     Other,
@@ -54,7 +62,16 @@ pub struct FlowLine {
     pub evidence: Option<String>,
     /// With `--site`: the listening side's systems (`["unknown"]` outside the inventory).
     pub dest_roles: Option<Vec<String>>,
+    /// The sensor that wrote the event (`--sensor-name`, EVE's `host`).
+    pub host: Option<String>,
+    /// The flow's Community ID: with `host`, how two sensors' copies of one
+    /// flow are recognised.
+    pub community_id: Option<String>,
 }
+
+/// The longest sensor name or Community ID accepted: names are short; a
+/// longer one is a damaged or hostile line.
+pub const MAX_NAME_BYTES: usize = 255;
 
 /// A flow as the report sees it, from a `flow` event or, when none came, its alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +90,17 @@ pub struct FlowRecord {
     pub packets: Option<u64>,
     pub bytes: Option<u64>,
     pub evidence: Option<String>,
+    /// The sensor that saw the flow (`host`), shared by its records; of a
+    /// flow several sensors saw, the smallest name.
+    pub sensor: Option<Arc<str>>,
+    /// The other sensors that saw it (empty, no allocation, for most flows).
+    pub also_seen_by: Vec<Arc<str>>,
+    /// A hash of the Community ID (8 bytes, where the text would be 60 with
+    /// its allocation): only compared, never shown.
+    pub community_id: Option<u64>,
+    /// Which copies of one flow (seen by several sensors) this record is one
+    /// of; merged into one record before the page is drawn.
+    pub(crate) copies: Option<u32>,
 }
 
 impl Event {
@@ -116,6 +144,13 @@ impl FlowLine {
                 .map_err(|e| format!("field `{field}`: {e}"))
         };
         let timestamp = parse("timestamp", &self.timestamp)?;
+        for (field, value) in [("host", &self.host), ("community_id", &self.community_id)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_NAME_BYTES) {
+                return Err(format!(
+                    "field `{field}`: longer than {MAX_NAME_BYTES} bytes"
+                ));
+            }
+        }
         let (first, last, packets, bytes) = if is_flow {
             let missing = |field: &str| format!("a flow event needs `{field}`");
             let start = self.start.as_deref().ok_or_else(|| missing("start"))?;
@@ -147,6 +182,14 @@ impl FlowLine {
             packets,
             bytes,
             evidence: self.evidence.filter(|e| !e.is_empty()),
+            sensor: self.host.filter(|h| !h.is_empty()).map(Arc::from),
+            also_seen_by: Vec::new(),
+            community_id: self.community_id.filter(|c| !c.is_empty()).map(|c| {
+                let mut h = DefaultHasher::new();
+                c.hash(&mut h);
+                h.finish()
+            }),
+            copies: None,
         })
     }
 }

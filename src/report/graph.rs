@@ -125,7 +125,7 @@ pub struct Graph {
     pub folded_services: usize,
     pub hidden_edges: usize,
     /// Clients, servers beyond the busiest, folded by the model
-    /// ([`super::model::fold_hosts`]): their "other" node has no count.
+    /// ([`super::edges::fold_hosts`]): their "other" node has no count.
     pub hosts_beyond: (bool, bool),
     /// The flows of those hosts.
     pub beyond_flows: u64,

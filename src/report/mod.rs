@@ -8,18 +8,24 @@
 //! - [`events`]: the lines as serde types local to the report; unknown fields
 //!   and event types are accepted, so newer writers (live mode) still work.
 //! - [`model`]: flows merged from alerts and flow events; traffic per host
-//!   pair, per rule and per verdict; the stats counters; malformed lines.
+//!   pair ([`edges`]), per rule and per verdict ([`coverage`]); the stats
+//!   counters; malformed lines.
+//! - [`fleet`]: events of several sensors (`host`): a flow two sensors saw
+//!   counted once, whatever order the events come in; what each sensor saw.
 //! - [`graph`]: who talked to whom, folded to what fits in a picture.
 //! - [`drift`]: what changed between two runs' models (`portmatrix diff`),
 //!   and `drift_html` its section of the page (`report --baseline`).
 //! - [`html`], [`diagram`], [`timeline`]: the page. Every string from the
 //!   events passes through [`escape::Esc`]: event files are untrusted input.
 
+mod coverage;
 mod diagram;
 pub mod drift;
 mod drift_html;
+mod edges;
 mod escape;
 mod events;
+mod fleet;
 mod graph;
 mod html;
 mod model;

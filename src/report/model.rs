@@ -6,16 +6,18 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::classify::rule_status;
-use crate::matrix::{PortMatrix, Product, Rule};
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::verdict::Verdict;
 
+use super::edges::{edge_key, edge_mut, fold_hosts};
 use super::events::{Event, FlowRecord};
+use super::fleet::{merge_copies, Fleet, SensorSeen, Sight, DEFAULT_DEDUP_WINDOW};
 use super::servers::Servers;
 use super::stats::StatsTotals;
 use super::{LineError, ReportError};
@@ -52,8 +54,21 @@ pub struct Model {
     pub other_events: u64,
     /// Flags that had an alert but no `flow` event (no `--flows`, or still open).
     pub alerts_without_flow: u64,
-    /// The last stats event of each input, added up; `None` if there was none.
+    /// The last stats event of each input without `host`, and the latest of
+    /// each named sensor, added up; `None` if there was none.
     pub stats: Option<StatsTotals>,
+    /// Per sensor named by the events (`host`), what it saw.
+    pub sensors: BTreeMap<String, SensorSeen>,
+    /// Flows seen by more than one sensor (each counted once).
+    pub multi_sensor_flows: u64,
+    /// Events naming a sensor beyond [`super::fleet::MAX_SENSORS`], read as unnamed.
+    pub sensors_over_limit: u64,
+    /// How far apart two sensors' first packets of one flow may be.
+    pub dedup_window: Duration,
+    /// `report --since/--until`: only flows that overlap it count.
+    pub window: (Option<Timestamp>, Option<Timestamp>),
+    /// Flows left out by `window`.
+    pub outside_window: u64,
     /// Flows per verdict, counted from the events.
     pub verdicts: BTreeMap<Verdict, u64>,
     pub flows: u64,
@@ -111,6 +126,14 @@ pub struct Usage {
 
 impl Usage {
     /// Add `other`'s counts (two edges folded into one).
+    /// Another sensor's copy of a counted flow: only what it has more.
+    fn widen(&mut self, extra_packets: u64, extra_bytes: u64, r: &FlowRecord) {
+        self.packets = self.packets.saturating_add(extra_packets);
+        self.bytes = self.bytes.saturating_add(extra_bytes);
+        self.first = Some(self.first.map_or(r.first, |t| t.min(r.first)));
+        self.last = Some(self.last.map_or(r.last, |t| t.max(r.last)));
+    }
+
     pub(super) fn merge(&mut self, other: &Usage) {
         self.flows += other.flows;
         self.flagged += other.flagged;
@@ -135,12 +158,17 @@ impl Usage {
 /// What [`ModelBuilder::on_flow`] calls with each flow.
 type FlowVisitor = Box<dyn FnMut(&FlowRecord)>;
 
+/// An alert's flow: its sensor, flow id and first packet.
+type PendingKey = (Option<Arc<str>>, u64, Timestamp);
+
 /// Reads events into a [`Model`].
 #[derive(Default)]
 pub struct ModelBuilder {
     model: Model,
-    /// Alerts waiting for their flow's `flow` event, by flow id and first packet.
-    pending: HashMap<(u64, Timestamp), FlowRecord>,
+    /// Alerts waiting for their flow's `flow` event.
+    pending: HashMap<PendingKey, FlowRecord>,
+    /// The sensors named, and the flows two of them may both have seen.
+    fleet: Fleet,
     /// Sees every flow as it is counted (see [`ModelBuilder::on_flow`]).
     visitor: Option<FlowVisitor>,
 }
@@ -156,7 +184,15 @@ impl std::fmt::Debug for ModelBuilder {
 
 impl ModelBuilder {
     pub fn new() -> Self {
-        Self::default()
+        Self::default().dedup_window(DEFAULT_DEDUP_WINDOW)
+    }
+
+    /// Two sensors' flows with the same Community ID whose first packets are
+    /// at most `window` apart are one flow (`report --dedup-window`).
+    pub fn dedup_window(mut self, window: Duration) -> Self {
+        self.fleet = Fleet::new(window);
+        self.model.dedup_window = window;
+        self
     }
 
     /// Also hand every flow to `visit` as it is counted (an alert without its
@@ -285,58 +321,159 @@ impl ModelBuilder {
     ) -> Result<(), String> {
         match Event::parse(text)? {
             Event::Alert(line) => {
-                let record = line.into_record(false)?;
+                let mut record = line.into_record(false)?;
+                self.intern(&mut record);
                 self.model.alert_events += 1;
-                self.pending.insert((record.flow_id, record.first), record);
+                let key = (record.sensor.clone(), record.flow_id, record.first);
+                self.pending.insert(key, record);
             }
             Event::Flow(mut line) => {
                 let roles = line.dest_roles.take();
                 let mut record = line.into_record(true)?;
+                self.intern(&mut record);
                 self.model.flow_events += 1;
-                if record.verdict == Verdict::Documented {
-                    self.model.servers.add(
-                        record.server.0,
-                        (record.transport, record.server.1),
-                        &record.rule_ids,
-                        roles,
-                    );
-                }
-                if let Some(alert) = self.pending.remove(&(record.flow_id, record.first)) {
+                let key = (record.sensor.clone(), record.flow_id, record.first);
+                if let Some(alert) = self.pending.remove(&key) {
                     if record.evidence.is_none() {
                         record.evidence = alert.evidence;
                     }
                 }
-                self.fold(record);
+                self.fold(record, roles);
             }
-            Event::Stats { stats } => {
+            Event::Stats {
+                stats,
+                timestamp,
+                host,
+            } => {
+                let named = match host.filter(|h| !h.is_empty()) {
+                    Some(h) => {
+                        let at = timestamp
+                            .as_deref()
+                            .ok_or("a stats event with `host` needs `timestamp`")?
+                            .parse::<Timestamp>()
+                            .map_err(|e| format!("field `timestamp`: {e}"))?;
+                        self.sensor(&h).map(|(i, _)| (i, h, at))
+                    }
+                    None => None,
+                };
                 self.model.stats_events += 1;
-                // Stats are cumulative: the last one of an input counts.
-                *last_stats = Some(stats);
+                match named {
+                    Some((i, h, at)) => {
+                        if let Some(s) = self.model.sensors.get_mut(&h) {
+                            s.saw(at);
+                        }
+                        self.fleet.stats(i, at, stats);
+                    }
+                    // Stats are cumulative: the last one of an input counts.
+                    None => *last_stats = Some(stats),
+                }
             }
             Event::Other => self.model.other_events += 1,
         }
         Ok(())
     }
 
-    fn fold(&mut self, r: FlowRecord) {
+    /// Sensor `name`'s index and shared name, its row made on first sight;
+    /// `None` (and counted) beyond [`super::fleet::MAX_SENSORS`].
+    fn sensor(&mut self, name: &str) -> Option<(u32, Arc<str>)> {
+        let found = self.fleet.sensor(name);
+        match found {
+            Some(_) if !self.model.sensors.contains_key(name) => {
+                self.model
+                    .sensors
+                    .insert(name.to_string(), SensorSeen::default());
+            }
+            Some(_) => {}
+            None => self.model.sensors_over_limit += 1,
+        }
+        found
+    }
+
+    /// The record's sensor name replaced by the one shared copy (a pending
+    /// alert then costs no allocation for it).
+    fn intern(&mut self, r: &mut FlowRecord) {
+        if let Some(name) = r.sensor.take() {
+            r.sensor = Some(self.sensor(&name).map_or(name, |(_, shared)| shared));
+        }
+    }
+
+    /// Only flows that overlap `[since, until)` count (`report --since/--until`).
+    pub fn time_window(mut self, since: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        self.model.window = (since, until);
+        self
+    }
+
+    /// Count one flow; `false` when it was another sensor's copy of a
+    /// counted flow (only what it adds is counted) or outside the window.
+    fn fold(&mut self, mut r: FlowRecord, roles: Option<Vec<String>>) -> bool {
+        let (since, until) = self.model.window;
+        if since.is_some_and(|t| r.last < t) || until.is_some_and(|t| r.first >= t) {
+            self.model.outside_window += 1;
+            return false;
+        }
+        let flagged = r.verdict != Verdict::Documented;
+        let host = r.sensor.as_deref().and_then(|name| {
+            let s = self.model.sensors.get_mut(name)?;
+            s.flows += 1;
+            s.flagged += u64::from(flagged);
+            *s.verdicts.entry(r.verdict).or_default() += 1;
+            s.saw(r.first);
+            s.saw(r.last);
+            self.fleet.index_of(name)
+        });
+        if let Some(h) = host {
+            let slot = u32::try_from(self.model.flagged_starts.len()).ok();
+            match self.fleet.sight(&r, h, slot.filter(|_| flagged)) {
+                Sight::New(copies) => r.copies = copies,
+                Sight::Copy {
+                    id,
+                    extra_packets,
+                    extra_bytes,
+                    moved_start,
+                    second_sensor,
+                } => {
+                    let m = &mut self.model;
+                    m.multi_sensor_flows += u64::from(second_sensor);
+                    widen_span(&mut m.span, &r);
+                    if let Some(u) = edge_mut(&mut m.edges, edge_key(&r)) {
+                        u.widen(extra_packets, extra_bytes, &r);
+                    }
+                    for rule in &r.rule_ids {
+                        if let Some(u) = m.rules.get_mut(rule.as_str()) {
+                            u.widen(extra_packets, extra_bytes, &r);
+                        }
+                    }
+                    if !flagged {
+                        m.servers.note_roles(r.server.0, roles);
+                    }
+                    if let Some((slot, t)) = moved_start {
+                        if let Some(s) = m.flagged_starts.get_mut(slot as usize) {
+                            s.1 = t;
+                        }
+                    }
+                    if flagged {
+                        r.copies = Some(id);
+                        m.flagged.push(r);
+                        if m.flagged.len() >= 2 * MAX_FLAGGED {
+                            keep_most_severe(&mut m.flagged);
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
         if let Some(visit) = &mut self.visitor {
             visit(&r);
         }
         let m = &mut self.model;
+        if !flagged {
+            m.servers
+                .add(r.server.0, (r.transport, r.server.1), &r.rule_ids, roles);
+        }
         m.flows += 1;
         *m.verdicts.entry(r.verdict).or_default() += 1;
-        m.span = Some(match m.span {
-            None => (r.first, r.last),
-            Some((a, b)) => (a.min(r.first), b.max(r.last)),
-        });
-        let key = EdgeKey {
-            client: Some(r.client.0),
-            server: Some(r.server.0),
-            transport: r.transport,
-            port: r.server.1,
-            verdict: r.verdict,
-        };
-        m.edges.entry(key).or_default().add(&r);
+        widen_span(&mut m.span, &r);
+        m.edges.entry(edge_key(&r)).or_default().add(&r);
         if m.edges.len() > MAX_EDGES {
             fold_hosts(&mut m.edges);
         }
@@ -355,75 +492,70 @@ impl ModelBuilder {
                 keep_most_severe(&mut m.flagged);
             }
         }
+        true
     }
 
-    /// Alerts that never got their `flow` event become flows of their own.
+    /// Alerts that never got their `flow` event become flows of their own;
+    /// each named sensor's latest stats are added up; the copies of flagged
+    /// flows seen by several sensors become one record each.
     pub fn finish(mut self) -> Model {
         let mut left: Vec<FlowRecord> = self.pending.drain().map(|(_, r)| r).collect();
-        left.sort_by_key(|r| (r.first, r.flow_id));
-        self.model.alerts_without_flow = left.len() as u64;
+        // In a total order: which copy of a flow is folded first must not
+        // depend on the order the alerts came in.
+        left.sort_by(|a, b| (a.first, rank(a)).cmp(&(b.first, rank(b))));
         for r in left {
-            self.fold(r);
+            if self.fold(r, None) {
+                self.model.alerts_without_flow += 1;
+            }
         }
-        keep_most_severe(&mut self.model.flagged);
+        let mut named = self.fleet.take_stats();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, stats) in named {
+            let mut own = StatsTotals::default();
+            own.add(&stats);
+            self.model
+                .stats
+                .get_or_insert_with(StatsTotals::default)
+                .add(&stats);
+            self.model.sensors.entry(name).or_default().stats = Some(own);
+        }
+        let m = &mut self.model;
+        keep_most_severe(&mut m.flagged);
+        m.flagged = merge_copies(std::mem::take(&mut m.flagged));
+        keep_most_severe(&mut m.flagged);
         self.model
     }
 }
 
-/// Sort flagged flows most severe first, then by time, and keep [`MAX_FLAGGED`].
-/// A total order, so the kept set does not depend on the order of the input.
-fn keep_most_severe(flagged: &mut Vec<FlowRecord>) {
-    flagged.sort_by(|a, b| {
-        (Reverse(a.severity), a.first, a.flow_id, a.last).cmp(&(
-            Reverse(b.severity),
-            b.first,
-            b.flow_id,
-            b.last,
-        ))
+fn widen_span(span: &mut Option<(Timestamp, Timestamp)>, r: &FlowRecord) {
+    *span = Some(match *span {
+        None => (r.first, r.last),
+        Some((a, b)) => (a.min(r.first), b.max(r.last)),
     });
-    flagged.truncate(MAX_FLAGGED);
 }
 
-/// Bring `edges` down to half of [`MAX_EDGES`] by folding hosts into
-/// `None` ("other hosts"): first the clients beyond the [`KEEP_HOSTS`]
-/// busiest, then such servers, then, if a port scan still spreads too wide,
-/// every client and every server. Totals stay exact; only who is named
-/// changes.
-pub fn fold_hosts(edges: &mut BTreeMap<EdgeKey, Usage>) {
-    let target = MAX_EDGES / 2;
-    type Side = fn(&mut EdgeKey) -> &mut Option<IpAddr>;
-    let client: Side = |k| &mut k.client;
-    let server: Side = |k| &mut k.server;
-    for (side, keep) in [
-        (client, KEEP_HOSTS),
-        (server, KEEP_HOSTS),
-        (client, 0),
-        (server, 0),
-    ] {
-        if edges.len() <= target {
-            break;
-        }
-        let mut flows: HashMap<IpAddr, u64> = HashMap::new();
-        for (k, u) in edges.iter() {
-            let mut k = *k;
-            if let Some(ip) = *side(&mut k) {
-                *flows.entry(ip).or_default() += u.flows;
-            }
-        }
-        let mut ranked: Vec<(IpAddr, u64)> = flows.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let kept: std::collections::HashSet<IpAddr> =
-            ranked.iter().take(keep).map(|&(ip, _)| ip).collect();
-        let mut folded: BTreeMap<EdgeKey, Usage> = BTreeMap::new();
-        for (mut k, u) in std::mem::take(edges) {
-            let host = side(&mut k);
-            if host.is_some_and(|ip| !kept.contains(&ip)) {
-                *host = None;
-            }
-            folded.entry(k).or_default().merge(&u);
-        }
-        *edges = folded;
-    }
+/// Flagged flows most severe first, then by time; every field takes part,
+/// so two records never tie (two sensors' flows share flow ids).
+fn rank(r: &FlowRecord) -> impl Ord + '_ {
+    (
+        (Reverse(r.severity), r.first, r.flow_id, r.last, &r.sensor),
+        (r.client, r.server, r.transport, r.verdict, &r.rule_ids),
+        (
+            r.vlan,
+            r.packets,
+            r.bytes,
+            &r.evidence,
+            &r.community_id,
+            &r.also_seen_by,
+        ),
+    )
+}
+
+/// Sort flagged flows by [`rank`] and keep [`MAX_FLAGGED`]. A total order,
+/// so the kept set does not depend on the order of the input.
+fn keep_most_severe(flagged: &mut Vec<FlowRecord>) {
+    flagged.sort_by(|a, b| rank(a).cmp(&rank(b)));
+    flagged.truncate(MAX_FLAGGED);
 }
 
 /// Consume the rest of an over-long line.
@@ -439,68 +571,5 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
         }
         let n = buf.len();
         reader.consume(n);
-    }
-}
-
-/// One rule of the matrix and the traffic it saw.
-#[derive(Debug)]
-pub struct CoverageRow<'m> {
-    pub rule: &'m Rule,
-    /// What the rule alone makes of a flow between two hosts.
-    pub status: Verdict,
-    pub usage: Usage,
-    /// A documented opening that no flow used: a candidate to close.
-    pub candidate: bool,
-}
-
-/// Every rule of the matrix against the traffic, plus rule ids that the events
-/// name but this matrix does not have (events written with other rules files).
-#[derive(Debug)]
-pub struct Coverage<'m> {
-    pub rows: Vec<CoverageRow<'m>>,
-    pub unknown: Vec<(&'m str, &'m Usage)>,
-}
-
-impl Model {
-    pub fn coverage<'m>(&'m self, matrix: &'m PortMatrix, product: Product) -> Coverage<'m> {
-        let rows = matrix
-            .rules()
-            .iter()
-            .map(|rule| {
-                let usage = self.rules.get(&rule.id).cloned().unwrap_or_default();
-                let status = rule_status(rule, product, false);
-                let candidate =
-                    usage.flows == 0 && status == Verdict::Documented && !rule.needs_roles;
-                CoverageRow {
-                    rule,
-                    status,
-                    usage,
-                    candidate,
-                }
-            })
-            .collect();
-        let unknown = self
-            .rules
-            .iter()
-            .filter(|(id, _)| matrix.find(id).is_none())
-            .map(|(id, u)| (id.as_str(), u))
-            .collect();
-        Coverage { rows, unknown }
-    }
-
-    /// Flows per verdict: the stats event's count when there is one (it counts
-    /// every flow, with or without `--flows`), else what the events show.
-    pub fn flows_per_verdict(&self) -> BTreeMap<Verdict, u64> {
-        let from_stats: BTreeMap<Verdict, u64> = self
-            .stats
-            .iter()
-            .flat_map(|s| s.group("flows_per_verdict"))
-            .filter_map(|(name, n)| Verdict::parse(name).map(|v| (v, n)))
-            .collect();
-        if from_stats.is_empty() {
-            self.verdicts.clone()
-        } else {
-            from_stats
-        }
     }
 }

@@ -31,6 +31,19 @@ pub struct ServerSeen {
     pub site_roles: Option<Vec<String>>,
 }
 
+impl ServerSeen {
+    /// Keep the smallest of the roles given (not the first), so the role
+    /// does not depend on the order the flows came in.
+    fn take_roles(&mut self, roles: Option<Vec<String>>) {
+        let Some(roles) = roles.filter(|r| r.iter().any(|n| n != "unknown")) else {
+            return;
+        };
+        if self.site_roles.as_ref().is_none_or(|kept| roles < *kept) {
+            self.site_roles = Some(roles);
+        }
+    }
+}
+
 /// Every server seen, by address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Servers(pub BTreeMap<IpAddr, ServerSeen>);
@@ -49,13 +62,23 @@ impl Servers {
         }
         let s = self.0.entry(server).or_default();
         s.documented += 1;
-        if let Some(roles) = site_roles.filter(|r| r.iter().any(|n| n != "unknown")) {
-            s.site_roles.get_or_insert(roles);
-        }
+        s.take_roles(site_roles);
         if let Some(p) = s.ports.get_mut(&port) {
             p.0 += 1;
+            // The smallest list, not the first: the same whatever the order.
+            if rule_ids < p.1.as_slice() {
+                p.1 = rule_ids.to_vec();
+            }
         } else if s.ports.len() < MAX_PORTS {
             s.ports.insert(port, (1, rule_ids.to_vec()));
+        }
+    }
+
+    /// The roles another sensor's copy of a counted flow gives `server`
+    /// (two sensors' site files may differ): nothing is counted.
+    pub fn note_roles(&mut self, server: IpAddr, site_roles: Option<Vec<String>>) {
+        if let Some(s) = self.0.get_mut(&server) {
+            s.take_roles(site_roles);
         }
     }
 

@@ -373,3 +373,24 @@ fn top_undocumented_ports_rank_by_distinct_clients_then_servers() {
     );
     assert!(html.contains("32 undocumented ports"));
 }
+
+#[test]
+fn a_time_window_keeps_the_flows_that_overlap_it() {
+    let at = |s: &str| s.parse::<crate::timestamp::Timestamp>().expect("time");
+    let text = [ALERT, DOCUMENTED_FLOW, FLAGGED_FLOW, STATS].join("\n");
+    let window = |since: &str, until: &str| {
+        let mut b = ModelBuilder::new().time_window(Some(at(since)), Some(at(until)));
+        b.read("events.jsonl", Cursor::new(text.as_bytes()))
+            .expect("reading from memory cannot fail");
+        b.finish()
+    };
+    // The flagged flow runs 09:00:18.000 to 18.010: a window ending inside it keeps it.
+    let m = window("2021-08-02T09:00:10Z", "2021-08-02T09:00:18.005Z");
+    assert_eq!((m.flows, m.outside_window), (1, 1));
+    assert_eq!(m.flagged.len(), 1);
+    // The until bound is not in the window; the stats still count.
+    let m = window("2021-08-02T09:00:00Z", "2021-08-02T09:00:08Z");
+    assert_eq!((m.flows, m.outside_window), (0, 2));
+    assert!(m.stats.is_some());
+    assert!(page(&m).contains("2 left out"));
+}

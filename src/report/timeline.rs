@@ -362,6 +362,10 @@ mod tests {
             packets: Some(2),
             bytes: Some(120),
             evidence: None,
+            sensor: None,
+            also_seen_by: Vec::new(),
+            community_id: None,
+            copies: None,
         }
     }
 

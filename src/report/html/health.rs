@@ -217,9 +217,12 @@ pub(super) fn health(out: &mut String, m: &Model) -> fmt::Result {
     inputs(out, m)
 }
 
+/// The events files and their malformed lines, in a `<section id="inputs">`:
+/// the one part of the section that depends on how the events were
+/// delivered (see [`super::render`]); then the capture files the stats name.
 fn inputs(out: &mut String, m: &Model) -> fmt::Result {
     out.push_str(
-        "<h3>Inputs</h3>\n<table><thead><tr><th>Events file</th><th class=\"n\">Lines</th>\
+        "<section id=\"inputs\"><h3>Inputs</h3>\n<table><thead><tr><th>Events file</th><th class=\"n\">Lines</th>\
          <th class=\"n\">Events</th><th class=\"n\">Malformed lines</th><th>Read error</th></tr></thead><tbody>\n",
     );
     for i in &m.inputs {
@@ -235,6 +238,23 @@ fn inputs(out: &mut String, m: &Model) -> fmt::Result {
         )?;
     }
     out.push_str("</tbody></table>\n");
+    if !m.line_errors.is_empty() {
+        write!(
+            out,
+            "<details open><summary>{} malformed line(s) skipped{}</summary><ul class=\"mono\">",
+            Count(m.bad_lines),
+            if m.bad_lines > MAX_LINE_ERRORS as u64 {
+                format!(" (the first {MAX_LINE_ERRORS} are listed)")
+            } else {
+                String::new()
+            }
+        )?;
+        for e in &m.line_errors {
+            write!(out, "<li>{}</li>", Esc(&e.to_string()))?;
+        }
+        out.push_str("</ul></details>\n");
+    }
+    out.push_str("</section>\n");
     if let Some(stats) = m.stats.as_ref().filter(|s| !s.files.is_empty()) {
         // Many captures: folded, the ones read only in part first.
         let partial = stats.files.iter().filter(|f| f.error.is_some()).count();
@@ -263,22 +283,6 @@ fn inputs(out: &mut String, m: &Model) -> fmt::Result {
             )?;
         }
         out.push_str("</tbody></table></details>\n");
-    }
-    if !m.line_errors.is_empty() {
-        write!(
-            out,
-            "<details open><summary>{} malformed line(s) skipped{}</summary><ul class=\"mono\">",
-            Count(m.bad_lines),
-            if m.bad_lines > MAX_LINE_ERRORS as u64 {
-                format!(" (the first {MAX_LINE_ERRORS} are listed)")
-            } else {
-                String::new()
-            }
-        )?;
-        for e in &m.line_errors {
-            write!(out, "<li>{}</li>", Esc(&e.to_string()))?;
-        }
-        out.push_str("</ul></details>\n");
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod health;
 mod pictures;
+mod sensors;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -14,9 +15,10 @@ use std::fmt::{self, Write};
 use crate::matrix::{PortMatrix, Product};
 use crate::verdict::Verdict;
 
+use super::coverage::Coverage;
 use super::escape::Esc;
 use super::graph::Graph;
-use super::model::{Coverage, Model};
+use super::model::Model;
 use super::theme::{self, colour, meaning};
 use super::units::{ByteSize, Count, Span, TimeText};
 
@@ -30,6 +32,13 @@ pub struct Page<'a> {
     pub drift: Option<&'a super::drift::Drift>,
 }
 
+/// The page. It depends only on the events, not on the order they came in
+/// (as long as each flow's own events keep theirs), except in two marked
+/// places that name where they came from (files, stdin, a Kafka topic): the
+/// subtitle's `<code id="input-names">` and the `<section id="inputs">` of
+/// the health section (events files, their lines, malformed lines). A test
+/// that compares the pages of one fleet's events read two ways removes those
+/// two elements first.
 pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     let graph = Graph::build(&p.model.edges, &p.model.servers.kept(p.matrix));
     let coverage = p.model.coverage(p.matrix, p.product);
@@ -55,6 +64,7 @@ pub fn render(p: &Page<'_>) -> Result<String, fmt::Error> {
     toc(&mut out, p)?;
     overview(&mut out, p, &graph, &coverage)?;
     health::health(&mut out, p.model)?;
+    sensors::section(&mut out, p.model)?;
     pictures::diagram_section(&mut out, &graph)?;
     pictures::timeline_section(&mut out, p.model)?;
     tables::flagged_section(&mut out, p)?;
@@ -81,6 +91,7 @@ fn toc(out: &mut String, p: &Page<'_>) -> fmt::Result {
         ("coverage", "Matrix coverage", true),
         ("overview", "Overview", false),
         ("health", "Capture health", false),
+        ("sensors", "Sensors", false),
         ("diagram", "Who talked to whom", false),
         ("timeline", "Timeline", false),
         ("flagged", "Flagged flows", false),
@@ -88,6 +99,9 @@ fn toc(out: &mut String, p: &Page<'_>) -> fmt::Result {
     ];
     if p.drift.is_some() {
         sections.push(("drift", "Changes since the baseline", false));
+    }
+    if p.model.sensors.is_empty() {
+        sections.retain(|s| s.0 != "sensors");
     }
     for (id, name, key) in sections {
         write!(
@@ -104,7 +118,7 @@ fn subtitle(out: &mut String, p: &Page<'_>) -> fmt::Result {
     let names: Vec<&str> = p.model.inputs.iter().map(|i| i.name.as_str()).collect();
     write!(
         out,
-        r#"<p class="sub">Events from <code>{}</code> checked against {} rules (profile <code>{}</code>)"#,
+        r#"<p class="sub">Events from <code id="input-names">{}</code> checked against {} rules (profile <code>{}</code>)"#,
         Esc(&names.join(", ")),
         Count(p.matrix.rules().len() as u64),
         p.product.as_str()
@@ -115,6 +129,20 @@ fn subtitle(out: &mut String, p: &Page<'_>) -> fmt::Result {
             "; traffic from {} to {} UTC",
             Esc(&TimeText::Full.show(a)),
             Esc(&TimeText::Full.show(b))
+        )?;
+    }
+    let (since, until) = p.model.window;
+    if since.is_some() || until.is_some() {
+        let bound = |t: Option<crate::timestamp::Timestamp>, none: &str| {
+            t.map_or(none.to_string(), |t| TimeText::Full.show(t) + " UTC")
+        };
+        write!(
+            out,
+            "; only the flows that overlap {} to {} ({} left out; the stats counters cover \
+             the whole runs)",
+            Esc(&bound(since, "the start")),
+            Esc(&bound(until, "the end")),
+            Count(p.model.outside_window)
         )?;
     }
     out.push_str(".</p>\n");
@@ -143,17 +171,26 @@ fn overview(out: &mut String, p: &Page<'_>, graph: &Graph, cov: &Coverage<'_>) -
         )
     };
     let or_dash = |v: Option<u64>, f: fn(u64) -> String| v.map_or_else(|| "—".to_string(), f);
+    // Sensors that watch the same links see the same packets: their counts add up.
+    let (packets, wire) = if m.sensors.len() > 1 {
+        (
+            "packets (all sensors added up)",
+            "on the wire (all sensors)",
+        )
+    } else {
+        ("packets", "on the wire")
+    };
     card(
         out,
         "",
         &or_dash(stat("packets"), |n| Count(n).to_string()),
-        "packets",
+        packets,
     )?;
     card(
         out,
         "",
         &or_dash(stat("bytes"), |n| ByteSize(n).to_string()),
-        "on the wire",
+        wire,
     )?;
     card(out, "", &Count(flows).to_string(), "TCP/UDP flows")?;
     card(
@@ -190,7 +227,8 @@ fn overview(out: &mut String, p: &Page<'_>, graph: &Graph, cov: &Coverage<'_>) -
              role=\"img\" aria-label=\"flows per verdict\">",
         );
         let mut x = 0.0;
-        for (v, n) in &verdicts {
+        // No zero-width slices: a stats event lists every verdict, events only those seen.
+        for (v, n) in verdicts.iter().filter(|(_, n)| **n > 0) {
             let width = *n as f64 * 100.0 / flows as f64;
             write!(
                 out,

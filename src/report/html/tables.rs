@@ -9,9 +9,10 @@ use crate::transport::Transport;
 use crate::verdict::Verdict;
 
 use super::Page;
+use crate::report::coverage::Coverage;
 use crate::report::escape::{href_for_path, Esc};
 use crate::report::events::FlowRecord;
-use crate::report::model::{Coverage, MAX_FLAGGED};
+use crate::report::model::MAX_FLAGGED;
 use crate::report::script::PAGE_ROWS;
 use crate::report::theme::status_text;
 use crate::report::units::{ByteSize, Count, TimeText};
@@ -68,8 +69,12 @@ pub(super) fn flagged_section(out: &mut String, p: &Page<'_>) -> fmt::Result {
          <th data-type=\"num\">First seen</th><th data-type=\"num\">Last seen</th><th>Verdict</th>\
          <th data-type=\"num\">Severity</th><th>Proto</th><th>Client</th><th>Server</th>\
          <th>Rules</th><th>Rule description</th><th class=\"n\" data-type=\"num\">Packets</th>\
-         <th class=\"n\" data-type=\"num\">Bytes</th><th>Evidence</th></tr></thead><tbody>\n",
+         <th class=\"n\" data-type=\"num\">Bytes</th><th>Evidence</th>",
     );
+    if !m.sensors.is_empty() {
+        out.push_str("<th>Sensors</th>");
+    }
+    out.push_str("</tr></thead><tbody>\n");
     for r in &m.flagged {
         flagged_row(out, p, r)?;
     }
@@ -168,7 +173,16 @@ fn flagged_row(out: &mut String, p: &Page<'_>, r: &FlowRecord) -> fmt::Result {
             None => write!(out, r#"<span class="mono">{}</span>"#, Esc(path))?,
         }
     }
-    out.push_str("</td></tr>\n");
+    out.push_str("</td>");
+    if !p.model.sensors.is_empty() {
+        // The sensors that saw the flow (several: counted once).
+        out.push_str("<td class=\"mono\">");
+        for (i, s) in r.sensor.iter().chain(&r.also_seen_by).enumerate() {
+            write!(out, "{}{}", if i > 0 { " " } else { "" }, Esc(s))?;
+        }
+        out.push_str("</td>");
+    }
+    out.push_str("</tr>\n");
     Ok(())
 }
 
