@@ -124,7 +124,10 @@ mod tests {
         named.stats(&stats).expect("write");
         let plain = String::from_utf8(plain.into_inner()).expect("utf-8");
         let named = String::from_utf8(named.into_inner()).expect("utf-8");
-        assert_eq!(named, format!("{{\"host\":\"dc1 \\\"span\\\"\",{}", &plain[1..]));
+        assert_eq!(
+            named,
+            format!("{{\"host\":\"dc1 \\\"span\\\"\",{}", &plain[1..])
+        );
         let value: serde_json::Value = serde_json::from_str(&named).expect("one JSON object");
         assert_eq!(value["host"], "dc1 \"span\"");
         assert_eq!(value["event_type"], "stats");
