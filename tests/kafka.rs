@@ -220,8 +220,8 @@ fn every_message_is_an_event_keyed_by_its_community_id_as_many_as_json_writes() 
 }
 
 /// `html` without what names the inputs: the subtitle's list of them and the
-/// Inputs table. A topic is one input and the sensors' files are two; the
-/// rest of the page must not care.
+/// Inputs table (a topic is one input and the sensors' files are two; the
+/// rest of the page must not care), nor the Kafka output's counters.
 fn without_inputs(html: &str) -> String {
     // The fleet report (issue 16's other half) marks these parts
     // (`code#input-names`, `section#inputs`); until that is on main they are
@@ -248,7 +248,12 @@ fn without_inputs(html: &str) -> String {
             .unwrap_or_else(|| panic!("the page has no `{close}` after `{open}`"));
         page.replace_range(from..to, "");
     }
-    page
+    // The topic's stats count their own delivery (stats.kafka, a health
+    // row each); the files', written without --kafka, have no such counters.
+    page.lines()
+        .filter(|l| !l.starts_with("<tr><td>kafka."))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// How many event lines `report` says it read ("from N event line(s)").
@@ -262,6 +267,7 @@ fn lines_read(report: &Finished) -> u64 {
         .unwrap_or_else(|| panic!("report did not say what it read: {}", report.stderr))
 }
 
+// Passes with the fleet report (helper/fleet at 38032a9) merged: then remove the ignore.
 #[test]
 #[ignore = "needs the fleet model (order-independent report): main keeps the topic's last stats \
             event, of one sensor, where the files give both sensors' stats"]
