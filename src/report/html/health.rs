@@ -45,6 +45,10 @@ const BENIGN_COUNTERS: &[&str] = &[
     // Its losses are kafka.failed and kafka.dropped.
     "kafka.delivered",
     "kafka.queued",
+    // --syslog: what was sent, and how often the connection was made again;
+    // its loss is syslog.dropped.
+    "syslog.sent",
+    "syslog.reconnects",
 ];
 
 /// Groups of counters that are never a loss (`alert_latency.p99_us`…).
