@@ -5,7 +5,7 @@
 //! | what | test |
 //! |---|---|
 //! | `report --kafka` over two sensors' events is `report` over their files | `a_report_of_the_topic_…` |
-//! | every message is one event with `host`, keyed by its Community ID (stats: the sensor), as many as `--json` writes | `every_message_is_an_event_…` |
+//! | every message is one event with `host`, keyed by its Community ID (stats: the sensor), as many as `--json` writes; a missing topic: exit 4 | `every_message_is_an_event_…` |
 //! | `--format eve` to Kafka: each message valid EVE (Suricata's schema) | `eve_to_kafka_…` |
 //! | `report --group` reads each event once | `a_group_reads_…` |
 //! | no broker: exit 4 quickly; broker killed mid-run: exit 4, the losses counted, no hang | `analyze_…` |
@@ -190,6 +190,22 @@ fn every_message_is_an_event_keyed_by_its_community_id_as_many_as_json_writes() 
     let args = ["--flows", "--sensor-name", "sensor-1", capture];
     let run = analyze_to_kafka(&broker, "events", &args);
     assert!(run.stdout.is_empty(), "events went to stdout too");
+    // A topic the broker does not have: nothing analysed, exit 4, and why.
+    let address = broker.address();
+    let missing = portmatrix(&[
+        "analyze",
+        "--kafka",
+        &address,
+        "--kafka-topic",
+        "nosuch",
+        capture,
+    ]);
+    assert_eq!(missing.code, Some(4), "{}", missing.describe());
+    assert!(
+        missing.stderr.contains("the broker has no topic nosuch"),
+        "{}",
+        missing.describe()
+    );
     let mut json = vec!["--json"];
     json.extend_from_slice(&args);
     let lines = analyze_lines(&json);
