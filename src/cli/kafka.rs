@@ -56,8 +56,9 @@ pub struct KafkaProduceArgs {
     // --kafka's help is in KafkaConnectArgs (`report --kafka` reads with it too).
     #[command(flatten)]
     pub connect: KafkaConnectArgs,
-    /// The most the events waiting for the broker may take, in MiB; beyond it `live`
-    /// drops events (counted in stats.kafka.dropped) and `analyze` waits.
+    /// The most memory the events waiting for the broker may take, in MiB (librdkafka's
+    /// bookkeeping included); beyond it `live` drops events (counted in stats.kafka.dropped)
+    /// and `analyze` waits.
     #[arg(long, value_name = "MIB", default_value_t = 64, requires = "kafka",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub kafka_queue: u32,

@@ -108,17 +108,19 @@ impl Kafka {
             target: target.to_string(),
             last_warning: Mutex::new(None),
         };
-        let mib = settings.queue_mib.max(1);
+        let kib = u64::from(settings.queue_mib.max(1)) * 1024;
         let mut config = target.config();
         config
             // The broker keeps each event once, in order, whatever the retries.
             .set("enable.idempotence", "true")
-            .set("queue.buffering.max.kbytes", (mib * 1024).to_string())
-            // librdkafka also bounds the number of messages; at 512 bytes
-            // each the bytes bound comes first (events are 400-900 bytes).
+            // librdkafka bounds the messages' bytes, not what it keeps
+            // beside each (measured: about 340 bytes a message). Half the
+            // bound for the bytes and one message per KiB of it keep both
+            // together under the bound: at most 1/2 + 400/1024 of it.
+            .set("queue.buffering.max.kbytes", (kib / 2).to_string())
             .set(
                 "queue.buffering.max.messages",
-                (u64::from(mib) * 2048).min(i32::MAX as u64).to_string(),
+                kib.min(i32::MAX as u64).to_string(),
             )
             .set(
                 "message.timeout.ms",
