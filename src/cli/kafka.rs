@@ -56,15 +56,17 @@ pub struct KafkaProduceArgs {
     // --kafka's help is in KafkaConnectArgs (`report --kafka` reads with it too).
     #[command(flatten)]
     pub connect: KafkaConnectArgs,
+    // The two below have defaults and do not require --kafka (as --metrics-interval
+    // does not require --metrics-file): `live --print-config` writes every option at its
+    // default, and the file must read back without --kafka.
     /// The most memory the events waiting for the broker may take, in MiB (librdkafka's
     /// bookkeeping included); beyond it `live` drops events (counted in stats.kafka.dropped)
     /// and `analyze` waits.
-    #[arg(long, value_name = "MIB", default_value_t = 64, requires = "kafka",
+    #[arg(long, value_name = "MIB", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub kafka_queue: u32,
     /// How long an event may wait for the broker before it counts as lost; `analyze` also
     /// waits this long at its end for the broker to take every event.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration,
-          requires = "kafka")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub kafka_timeout: Duration,
 }
