@@ -540,6 +540,10 @@ fn analyze_whose_broker_is_killed_mid_run_ends_with_4_and_counts_the_losses() {
         run.elapsed,
         run.describe()
     );
+    eprintln!(
+        "analyze gave up on the killed broker after {:?}",
+        run.elapsed
+    );
     let (delivered, [lost, dropped, failed, queued]) = delivery_line(&run.stderr);
     assert!(lost > 0, "{}", run.stderr);
     assert_eq!(lost, dropped + failed + queued, "{}", run.stderr);
