@@ -14,7 +14,6 @@
 mod common;
 
 use std::io::{PipeReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,65 +21,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use common::generated::{read_offset, Generated};
 use common::lab::BIN;
 use common::signals::{assert_documented, send, stuck_pipe, whole_lines};
 
 /// Packets of the analyze capture: big enough (about 120 MiB, 110 chunks)
 /// that a stuck output stalls the reading long before its end.
 const BIG_PACKETS: u64 = 300_000;
-
-/// A capture from scripts/gen-traffic in the temporary folder, removed on drop.
-struct Generated(PathBuf);
-
-impl Generated {
-    fn new(tag: &str, packets: u64) -> Generated {
-        let path = std::env::temp_dir().join(format!(
-            "portmatrix-signals-{tag}-{}.pcap",
-            std::process::id()
-        ));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-traffic");
-        let made = Command::new("python3")
-            .arg(script)
-            .arg("-o")
-            .arg(&path)
-            .args(["--packets", &packets.to_string()])
-            .output()
-            .expect("run scripts/gen-traffic (needs python3)");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        Generated(path)
-    }
-
-    fn size(&self) -> u64 {
-        std::fs::metadata(&self.0).expect("capture").len()
-    }
-}
-
-impl Drop for Generated {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Where the process has got to in `file` (its read offset), while it has it open.
-fn read_offset(pid: u32, file: &Path) -> Option<u64> {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    for fd in fds.flatten() {
-        if std::fs::read_link(fd.path()).ok().as_deref() != Some(file) {
-            continue;
-        }
-        let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
-        let info = std::fs::read_to_string(info).ok()?;
-        return info
-            .lines()
-            .find_map(|l| l.strip_prefix("pos:"))
-            .and_then(|v| v.trim().parse().ok());
-    }
-    None
-}
 
 /// A child process, killed if the test fails while it runs.
 struct Running(Child);

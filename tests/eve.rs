@@ -14,8 +14,9 @@
 //! SKIPPED, or fails with `PORTMATRIX_LIVE_TESTS=require` (scripts/test as root, CI).
 
 mod common;
+use common::eve::validate;
 use common::lab::{fixture, Lab};
-use common::{read_tsv, run_bounded};
+use common::{read_tsv, run_bounded, shared};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,12 +32,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const PARALLEL: usize = 4;
 /// Low, so that the fixtures and the corpus fold some alerts.
 const BURST: &str = "2";
-
-fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel)
-}
 
 /// The fixtures' captures and, when the corpus is there, all of its captures.
 fn captures() -> Vec<PathBuf> {
@@ -148,55 +143,6 @@ fn runs() -> &'static [Run] {
                 .collect()
         })
     })
-}
-
-/// The Python with `jsonschema`: scripts/setup's venv, else python3.
-fn python() -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")));
-    let venv = cache.map(|c| c.join("portmatrix/venv/bin/python3"));
-    venv.into_iter()
-        .chain([PathBuf::from("python3")])
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import jsonschema"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-}
-
-/// Validates the JSON Lines `files` against Suricata's schema: the
-/// validator's report, or `None` (SKIPPED said) when it cannot run here.
-fn validate(files: &[&Path]) -> Option<String> {
-    let schema = shared("schemas/suricata-eve.schema.json");
-    if !schema.is_file() {
-        eprintln!("SKIPPED: {} is absent", schema.display());
-        return None;
-    }
-    let Some(python) = python() else {
-        assert!(
-            std::env::var("PORTMATRIX_LIVE_TESTS").as_deref() != Ok("require"),
-            "python3 with jsonschema is needed (scripts/setup --test installs it)"
-        );
-        eprintln!("SKIPPED: python3 with jsonschema is needed (scripts/setup --test)");
-        return None;
-    };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/validate_eve.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&schema)
-        .args(files)
-        .output()
-        .expect("the validator runs");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "events not valid EVE:\n{report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(report)
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct KafkaProduceArgs {
     // --kafka's help is in KafkaConnectArgs (`report --kafka` reads with it too).
     #[command(flatten)]
     pub connect: KafkaConnectArgs,
+    // The two below have defaults and do not require --kafka (as --metrics-interval
+    // does not require --metrics-file): `live --print-config` writes every option at its
+    // default, and the file must read back without --kafka.
     /// The most memory the events waiting for the broker may take, in MiB (librdkafka's
     /// bookkeeping included); beyond it `live` drops events (counted in stats.kafka.dropped)
     /// and `analyze` waits.

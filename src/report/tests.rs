@@ -100,6 +100,29 @@ fn folded_alerts_and_one_sided_flows_are_notes_not_losses() {
 }
 
 #[test]
+fn what_an_output_delivered_is_not_a_loss_what_it_lost_is() {
+    let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{},"encapsulated":{},"evictions":0,"timeouts":0,"kafka":{"delivered":40,"failed":0,"dropped":0,"queued":17},"syslog":{"sent":57,"dropped":0,"reconnects":1},"files":[]}}"#;
+    assert!(
+        page(&model(stats)).contains("The data is complete"),
+        "delivered, queued when the stats were written, sent, reconnected"
+    );
+    for lost in [
+        stats.replace("\"failed\":0", "\"failed\":2"),
+        stats.replace("\"dropped\":0,\"queued\"", "\"dropped\":2,\"queued\""),
+        stats.replace(
+            "\"dropped\":0,\"reconnects\"",
+            "\"dropped\":2,\"reconnects\"",
+        ),
+    ] {
+        assert_ne!(lost, stats);
+        assert!(
+            page(&model(&lost)).contains("The data is incomplete"),
+            "{lost}"
+        );
+    }
+}
+
+#[test]
 fn the_alarm_names_each_loss() {
     let stats = r#"{"timestamp":"2021-08-02T09:00:55.800000Z","event_type":"stats","stats":{"packets":780,"bytes":1,"tcp_udp_packets":1,"flows":1,"flows_per_verdict":{"documented":1},"other_protocols":{},"decode_failures":{"truncated":2},"encapsulated":{},"evictions":3,"timeouts":0,"queue_drops":{"worker_queue_full":7},"alert_storms":{"alerts_folded":10,"summaries":1},"interfaces":[{"name":"eth0","packets":5,"kernel_received":9,"kernel_dropped":4,"interface_dropped":1,"error":"the interface went down"}],"files":[]}}"#;
     let html = page(&model(stats));

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests (each test crate uses a part).
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod eve;
+pub mod generated;
 pub mod lab;
 pub mod signals;
 pub mod temp;
@@ -9,7 +12,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,14 @@ pub fn read_tsv(path: &Path) -> Vec<HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// `rel` in the shared folder beside the repository (`../shared`: the
+/// capture corpus, the schemas), read-only.
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
 }
 
 /// How a command run by [`run_bounded`] ended.
@@ -72,10 +83,16 @@ fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
 /// command set them), killing it after `timeout`.
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Finished {
     let started = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+    finish_bounded(child, started, timeout)
+}
+
+/// Waits for `child`, started at `started`, as [`run_bounded`] does: killed
+/// once `timeout` has passed since it started, its piped output collected.
+pub fn finish_bounded(mut child: Child, started: Instant, timeout: Duration) -> Finished {
     let out = child.stdout.take().map(drain);
     let err = child.stderr.take().map(drain);
     let deadline = started + timeout;

@@ -39,6 +39,16 @@ const BENIGN_COUNTERS: &[&str] = &[
     "extract.capped_packets",
     "extract.capped_flows",
     "alert_storms.summaries",
+    // --kafka: what the broker took, and what waited for it when the
+    // stats were written (the final stats event is written before the
+    // queue drains; the producer says at its end what it could not deliver).
+    // Its losses are kafka.failed and kafka.dropped.
+    "kafka.delivered",
+    "kafka.queued",
+    // --syslog: what was sent, and how often the connection was made again;
+    // its loss is syslog.dropped.
+    "syslog.sent",
+    "syslog.reconnects",
 ];
 
 /// Groups of counters that are never a loss (`alert_latency.p99_us`…).
