@@ -21,14 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use common::broker::{free_port, Broker};
+use common::broker::{consume, free_port, Broker, Message};
 use common::generated::{read_offset, Generated};
 use common::lab::{fixture, wait_for, Lab, BIN};
 use common::signals::send;
@@ -66,80 +61,6 @@ fn analyze_lines(args: &[&str]) -> Vec<String> {
     let run = portmatrix(&all);
     assert_eq!(run.code, Some(0), "{all:?}: {}", run.describe());
     run.stdout.lines().map(str::to_owned).collect()
-}
-
-/// One message of a topic.
-#[derive(Debug)]
-struct Message {
-    partition: i32,
-    key: Option<String>,
-    payload: String,
-}
-
-impl Message {
-    fn event(&self) -> Value {
-        serde_json::from_str(&self.payload)
-            .unwrap_or_else(|e| panic!("a message is not one JSON event ({e}): {}", self.payload))
-    }
-}
-
-/// Every message of `topic`, read by a consumer of our own (not the
-/// product's): each partition from its start until it has said it is at its
-/// end and nothing more came for a second (Tansu's watermark lags by a batch:
-/// the end is not trusted alone).
-fn consume(address: &str, topic: &str) -> Vec<Message> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", address)
-        .set("group.id", "portmatrix-kafka-test")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("a consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("the broker's metadata");
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
-    let mut assignment = TopicPartitionList::new();
-    for &p in &partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .expect("assign");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut messages = Vec::new();
-    let mut at_end = BTreeSet::new();
-    let mut last = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while at_end.len() < partitions.len() || last.elapsed() < Duration::from_secs(1) {
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: not read to its end within 30 s ({} messages, ends {at_end:?})",
-            messages.len()
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-                last = Instant::now();
-            }
-            Some(Err(e)) => panic!("consuming {topic}: {e}"),
-            Some(Ok(m)) => {
-                last = Instant::now();
-                messages.push(Message {
-                    partition: m.partition(),
-                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    payload: String::from_utf8(m.payload().unwrap_or_default().to_vec())
-                        .expect("a message is UTF-8"),
-                });
-            }
-        }
-    }
-    messages
 }
 
 /// Checks what every message of a sensor's run must be: one JSON event
@@ -287,8 +208,6 @@ fn lines_read(report: &Finished) -> u64 {
 
 // Passes with the fleet report (helper/fleet at 38032a9) merged: then remove the ignore.
 #[test]
-#[ignore = "needs the fleet model (order-independent report): main keeps the topic's last stats \
-            event, of one sensor, where the files give both sensors' stats"]
 fn a_report_of_the_topic_is_the_report_of_the_sensors_files() {
     let test = "kafka_report_of_the_topic";
     let dir = work_dir("kafka", "fleet");

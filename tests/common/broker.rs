@@ -13,11 +13,19 @@
 //! Without tansu the tests say SKIPPED; with `PORTMATRIX_LIVE_TESTS=require`
 //! (scripts/test sets it when run as root, as in CI) that is a failure.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
 
 use super::lab::Lab;
 
@@ -262,4 +270,78 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One message of a topic.
+#[derive(Debug)]
+pub struct Message {
+    pub partition: i32,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+impl Message {
+    pub fn event(&self) -> Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("a message is not one JSON event ({e}): {}", self.payload))
+    }
+}
+
+/// Every message of `topic`, read by a consumer of our own (not the
+/// product's): each partition from its start until it has said it is at its
+/// end and nothing more came for a second (Tansu's watermark lags by a batch:
+/// the end is not trusted alone).
+pub fn consume(address: &str, topic: &str) -> Vec<Message> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", "portmatrix-kafka-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("a consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("the broker's metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+    let mut assignment = TopicPartitionList::new();
+    for &p in &partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut messages = Vec::new();
+    let mut at_end = BTreeSet::new();
+    let mut last = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end.len() < partitions.len() || last.elapsed() < Duration::from_secs(1) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: not read to its end within 30 s ({} messages, ends {at_end:?})",
+            messages.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("consuming {topic}: {e}"),
+            Some(Ok(m)) => {
+                last = Instant::now();
+                messages.push(Message {
+                    partition: m.partition(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: String::from_utf8(m.payload().unwrap_or_default().to_vec())
+                        .expect("a message is UTF-8"),
+                });
+            }
+        }
+    }
+    messages
 }
