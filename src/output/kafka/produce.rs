@@ -1,6 +1,6 @@
 //! Producing events: one message per line, keyed by the flow's Community ID.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,22 +53,33 @@ pub enum OnFull {
 struct Context {
     counters: Arc<KafkaCounters>,
     target: String,
-    last_warning: Mutex<Option<Instant>>,
+    /// Errors are said once the start's check of the topic is over: until
+    /// then they are the check's, which says them itself.
+    armed: AtomicBool,
+    /// The last warning: when, and the kind of error it was.
+    last_warning: Mutex<Option<(Instant, String)>>,
 }
 
 impl ClientContext for Context {
     /// librdkafka's own log lines are not printed: what matters reaches
-    /// [`ClientContext::error`], said once a minute at most.
+    /// [`ClientContext::error`]: a new kind of error at once, the same one
+    /// once a minute at most.
     fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !self.armed.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(mut last) = self.last_warning.lock() else {
             return;
         };
-        if last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
-            return;
+        let kind = format!("{:?}", error.rdkafka_error_code());
+        if let Some((at, said)) = &*last {
+            if *said == kind && at.elapsed() < WARN_EVERY {
+                return;
+            }
         }
-        *last = Some(Instant::now());
+        *last = Some((Instant::now(), kind));
         crate::diag!(
             "portmatrix: warning: kafka ({}): {error}: {reason}; events wait in the queue \
 (--kafka-queue, --kafka-timeout) and are counted as lost beyond it",
@@ -97,7 +108,8 @@ pub struct Kafka {
 
 impl Kafka {
     /// Make the client and the printer's destination. The broker is not
-    /// waited for: see [`Kafka::check_topic`].
+    /// waited for: see [`Kafka::check_topic`], after which the client's
+    /// errors are warned about on stderr.
     pub fn start(
         target: &KafkaTarget,
         settings: &ProducerSettings,
@@ -106,6 +118,7 @@ impl Kafka {
         let context = Context {
             counters: Arc::clone(&counters),
             target: target.to_string(),
+            armed: AtomicBool::new(false),
             last_warning: Mutex::new(None),
         };
         let kib = u64::from(settings.queue_mib.max(1)) * 1024;
@@ -151,11 +164,10 @@ impl Kafka {
     /// Ask the broker for the topic, for at most `within`: `Err` says why
     /// it cannot be used (the broker did not answer, or it has no such topic).
     pub fn check_topic(&self, topic: &str, within: Duration) -> Result<(), String> {
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(Some(topic), within)
-            .map_err(|e| format!("the broker did not answer: {e}"))?;
+        let client = self.producer.client();
+        let metadata = client.fetch_metadata(Some(topic), within);
+        client.context().armed.store(true, Ordering::Relaxed);
+        let metadata = metadata.map_err(|e| format!("the broker did not answer: {e}"))?;
         match metadata.topics().iter().find(|t| t.name() == topic) {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
             _ => Err(format!(
