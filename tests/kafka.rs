@@ -27,7 +27,7 @@ use common::broker::{consume, free_port, Broker, Message};
 use common::generated::{read_offset, Generated};
 use common::lab::{fixture, wait_for, Lab, BIN};
 use common::signals::send;
-use common::{run_bounded, work_dir, Finished};
+use common::{portmatrix_within, work_dir, Finished};
 
 /// The most a portmatrix run of these tests may take.
 const RUN: Duration = Duration::from_secs(60);
@@ -35,13 +35,7 @@ const PARTITIONS: u32 = 3;
 
 /// `portmatrix ARGS`, stdout and stderr captured, bounded by [`RUN`].
 fn portmatrix(args: &[&str]) -> Finished {
-    run_bounded(
-        Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        RUN,
-    )
+    portmatrix_within(args, RUN)
 }
 
 /// `analyze --kafka BROKER --kafka-topic TOPIC ARGS`, which must succeed.

@@ -23,19 +23,13 @@ use serde_json::Value;
 
 use common::broker::{consume, Broker};
 use common::lab::BIN;
-use common::{finish_bounded, run_bounded, shared, work_dir, Finished};
+use common::{finish_bounded, portmatrix_within, shared, work_dir, Finished};
 
 const RUN: Duration = Duration::from_secs(120);
 const PROCESSES: usize = 3;
 
 fn portmatrix(args: &[String]) -> Finished {
-    run_bounded(
-        Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        RUN,
-    )
+    portmatrix_within(args, RUN)
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

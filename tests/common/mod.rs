@@ -79,6 +79,14 @@ fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// `portmatrix ARGS` (the binary under test), as [`run_bounded`] runs it.
+pub fn portmatrix_within<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> Finished {
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_portmatrix")).args(args),
+        timeout,
+    )
+}
+
 /// Runs `cmd` with stdin closed and stdout/stderr captured (unless the
 /// command set them), killing it after `timeout`.
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Finished {
