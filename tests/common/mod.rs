@@ -79,16 +79,20 @@ fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
-/// `portmatrix ARGS` (the binary under test), as [`run_bounded`] runs it.
+/// `portmatrix ARGS` (the binary under test), stdout and stderr captured,
+/// as [`run_bounded`] runs it.
 pub fn portmatrix_within<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> Finished {
     run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_portmatrix")).args(args),
+        Command::new(env!("CARGO_BIN_EXE_portmatrix"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
         timeout,
     )
 }
 
-/// Runs `cmd` with stdin closed and stdout/stderr captured (unless the
-/// command set them), killing it after `timeout`.
+/// Runs `cmd` with stdin closed, killing it after `timeout`; what it
+/// writes to a piped stdout or stderr is collected.
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Finished {
     let started = Instant::now();
     let child = cmd

@@ -1,5 +1,6 @@
 //! Producing events: one message per line, keyed by the flow's Community ID.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,30 +57,31 @@ struct Context {
     /// Errors are said once the start's check of the topic is over: until
     /// then they are the check's, which says them itself.
     armed: AtomicBool,
-    /// The last warning: when, and the kind of error it was.
-    last_warning: Mutex<Option<(Instant, String)>>,
+    /// When each kind of error was last warned about (a broker away
+    /// alternates a few kinds).
+    warned: Mutex<HashMap<String, Instant>>,
 }
 
 impl ClientContext for Context {
     /// librdkafka's own log lines are not printed: what matters reaches
-    /// [`ClientContext::error`]: a new kind of error at once, the same one
-    /// once a minute at most.
+    /// [`ClientContext::error`], each kind of error said once a minute at most.
     fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         if !self.armed.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(mut last) = self.last_warning.lock() else {
+        let Ok(mut warned) = self.warned.lock() else {
             return;
         };
         let kind = format!("{:?}", error.rdkafka_error_code());
-        if let Some((at, said)) = &*last {
-            if *said == kind && at.elapsed() < WARN_EVERY {
-                return;
-            }
+        if warned
+            .get(&kind)
+            .is_some_and(|at| at.elapsed() < WARN_EVERY)
+        {
+            return;
         }
-        *last = Some((Instant::now(), kind));
+        warned.insert(kind, Instant::now());
         crate::diag!(
             "portmatrix: warning: kafka ({}): {error}: {reason}; events wait in the queue \
 (--kafka-queue, --kafka-timeout) and are counted as lost beyond it",
@@ -119,7 +121,7 @@ impl Kafka {
             counters: Arc::clone(&counters),
             target: target.to_string(),
             armed: AtomicBool::new(false),
-            last_warning: Mutex::new(None),
+            warned: Mutex::new(HashMap::new()),
         };
         let kib = u64::from(settings.queue_mib.max(1)) * 1024;
         let mut config = target.config();
