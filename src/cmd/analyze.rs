@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use portmatrix::evidence::Extraction;
 use portmatrix::filter::Focus;
-use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
+use portmatrix::output::{write_summary, EventFile, EventWriter, Sensor};
 use portmatrix::pipeline::{run_offline, AnalyzeConfig, ProgressLink, Stop, ThroughProgress};
 use portmatrix::timestamp::Timestamp;
 
@@ -57,10 +57,6 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
     } else {
         ProgressLink::default()
     };
-    if let Some(problem) = args.run.events.problem() {
-        portmatrix::diag!("portmatrix: error: {problem}");
-        return Ok(Exit::Usage);
-    }
     let format = args.run.events.format();
     let host = super::sensor_name(args.run.events.sensor_name.as_deref());
     let kafka =
@@ -72,12 +68,8 @@ to pipe a report, run `portmatrix analyze --json --flows … | portmatrix report
         (Some((kafka, lines)), _) => (Some(kafka), Box::new(lines)),
         (None, Some(path)) => {
             // As live's: appended to, links refused (output::create); no SIGHUP here.
-            let opened = EventFile::create(path, Arc::new(AtomicBool::new(false)));
-            let file = match format {
-                Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
-                _ => opened,
-            };
-            let file = file.map_err(|e| OutputError::new("the events", path, e))?;
+            let file = EventFile::for_format(path, Arc::new(AtomicBool::new(false)), format)
+                .map_err(|e| OutputError::new("the events", path, e))?;
             (None, Box::new(file))
         }
         (None, None) => (

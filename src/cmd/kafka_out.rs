@@ -35,7 +35,8 @@ pub enum Producing {
 
 impl KafkaOutput {
     /// The producer and the printer's destination, or `None` without
-    /// `--kafka`; `Err` with the exit code after saying why.
+    /// `--kafka`; `Err` with the exit code after saying why (text or CSV
+    /// with --kafka is wrong usage).
     /// `output`: whether `-o FILE` was given too, which is refused (the
     /// events have one destination).
     pub fn start(
@@ -44,6 +45,10 @@ impl KafkaOutput {
         sensor: &str,
         producing: Producing,
     ) -> Result<Option<(KafkaOutput, KafkaLines)>, Exit> {
+        if let Some(problem) = run.events.problem() {
+            portmatrix::diag!("portmatrix: error: {problem}");
+            return Err(Exit::Usage);
+        }
         let args = &run.events.kafka;
         let target = match args.connect.target() {
             Ok(Some(_)) if output => {

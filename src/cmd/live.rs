@@ -9,7 +9,7 @@ use clap::ArgMatches;
 use portmatrix::capture::{LiveCapture, LiveError, LiveOptions};
 use portmatrix::evidence::Extraction;
 use portmatrix::output::kafka::LIVE_DRAIN;
-use portmatrix::output::{write_summary, EventFile, EventWriter, Format, Sensor, CSV_HEADER};
+use portmatrix::output::{write_summary, EventFile, EventWriter, Sensor};
 use portmatrix::pipeline::{run_live, LiveConfig, LiveControl, RING_TIMEOUT_MS};
 
 use super::kafka_out::{KafkaOutput, Producing};
@@ -48,10 +48,6 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
             }
         }
     }
-    if let Some(problem) = args.run.events.problem() {
-        portmatrix::diag!("portmatrix: error: {problem}");
-        return Ok(Exit::Usage);
-    }
     let format = args.run.events.format();
     let host = super::sensor_name(args.run.events.sensor_name.as_deref());
     // Before the privileges go, as the files are.
@@ -63,14 +59,10 @@ pub fn run(args: LiveArgs, typed: &ArgMatches) -> Result<Exit> {
     let (kafka, out): (_, Box<dyn Write + Send>) = match (kafka, &args.output) {
         (Some((kafka, lines)), _) => (Some(kafka), Box::new(lines)),
         (None, Some(path)) => {
-            let opened = EventFile::create(path, Arc::clone(&control.reopen));
-            let file = match format {
-                // Every file the rotation starts gets its own header.
-                Format::Csv => opened.and_then(|f| f.with_header(CSV_HEADER)),
-                _ => opened,
-            };
-            // As any output that cannot be written: exit 4.
-            let file = file.map_err(|e| OutputError::new("the events", path, e))?;
+            // Every file the rotation starts gets its own header. As any
+            // output that cannot be written: exit 4.
+            let file = EventFile::for_format(path, Arc::clone(&control.reopen), format)
+                .map_err(|e| OutputError::new("the events", path, e))?;
             (None, Box::new(file))
         }
         (None, None) => (

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::print::{Format, CSV_HEADER};
+
 /// A buffered, appending file. When `reopen` is set, the next flush finishes
 /// the old file and opens `path` afresh.
 pub struct EventFile {
@@ -27,6 +29,21 @@ impl EventFile {
             reopen,
             header: None,
         })
+    }
+
+    /// The events file of a run writing `format`: as [`EventFile::create`],
+    /// and every new, empty file starts with the format's header (CSV's),
+    /// so that each file a rotation starts can be read alone.
+    pub fn for_format(
+        path: &Path,
+        reopen: Arc<AtomicBool>,
+        format: Format,
+    ) -> io::Result<EventFile> {
+        let file = EventFile::create(path, reopen)?;
+        match format {
+            Format::Csv => file.with_header(CSV_HEADER),
+            _ => Ok(file),
+        }
     }
 
     /// Start every new, empty file with `header`, this one included.
